@@ -1,0 +1,131 @@
+// Our own HTTP answers (400, 404, 405, 431, 502, …): the only place that writes raw HTTP. Each is
+// a complete HTTP/1.1 response with `Connection: close`, an HTML page for browsers and plain text
+// for everything else (by `Accept`), written in one piece; then the socket is closed gently so the
+// client reads the answer before the connection goes.
+
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ServiceConfig } from './config.js';
+import { HeadError, LaunchError, NorikaeError, ReadinessTimeoutError, UpstreamConnectError } from './errors.js';
+
+export interface AnswerPage {
+  status: number;
+  /** One line: what happened. */
+  title: string;
+  /** A few sentences: why, and what to do about it. */
+  message: string;
+  /** Things to list (configured services on the 404 page); `href` makes a link. */
+  items?: { label: string; href?: string | undefined; note?: string | undefined }[];
+  /** Recent output of a service, for launch failures. */
+  log?: string[];
+}
+
+/** How long a refused client may keep sending before we close anyway. */
+const LINGER_MS = 2000;
+
+/** Writes `page` as a complete response and closes the socket once the client has it. */
+export function writeAnswer(socket: Socket, page: AnswerPage, accept: string): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  const html = accept.includes('text/html');
+  const body = Buffer.from(html ? renderHtml(page) : renderText(page), 'utf8');
+  const head = `HTTP/1.1 ${page.status} ${STATUS_CODES[page.status] ?? 'Error'}\r\n`
+    + `Content-Type: ${html ? 'text/html' : 'text/plain'}; charset=utf-8\r\n`
+    + `Content-Length: ${body.length}\r\n`
+    + 'Cache-Control: no-store\r\n'
+    + 'Connection: close\r\n'
+    + 'Server: norikae-splice\r\n\r\n';
+  socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+  lingerThenDestroy(socket);
+}
+
+/**
+ * Closing a socket that still has unread input makes the kernel send a reset, which can destroy
+ * the answer before the client reads it. So we read and drop what the client still sends until
+ * it closes its side, or for LINGER_MS at most.
+ */
+function lingerThenDestroy(socket: Socket): void {
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => socket.destroy());
+  socket.removeAllListeners('data');
+  socket.resume();
+}
+
+/** 400, 405, 431, 505: a request head we refuse, with the sniffer's reason. */
+export function headErrorPage(error: HeadError): AnswerPage {
+  return { status: error.status, title: STATUS_CODES[error.status] ?? 'Bad request', message: error.message };
+}
+
+/** 404: an unknown host, with every configured service as a link on the port the client used. */
+export function notFoundPage(host: string, services: readonly ServiceConfig[], listenPort: number | undefined): AnswerPage {
+  const port = listenPort === undefined || listenPort === 80 ? '' : `:${listenPort}`;
+  const items = services.flatMap((service) => service.hosts.map((name) => ({
+    label: name,
+    href: name.startsWith('*.') ? undefined : `http://${name}${port}/`,
+    note: service.name === name ? undefined : `service ${service.name}`,
+  })));
+  return {
+    status: 404,
+    title: `No service is configured for ${host}`,
+    message: items.length === 0
+      ? 'No services are configured. Add a [service.NAME] table with a host and a port to the config file.'
+      : 'norikae-splice only forwards to the hosts in its config file. These are configured:',
+    items,
+  };
+}
+
+/** The answer for an error reaching a service's upstream: 502, or 504 when a launch timed out. */
+export function upstreamErrorPage(service: ServiceConfig, error: unknown): AnswerPage {
+  if (error instanceof UpstreamConnectError) {
+    const refused = error.reason === 'ECONNREFUSED';
+    return {
+      status: 502,
+      title: `${service.name} is not running`,
+      message: refused
+        ? `Nothing accepted a connection on ${error.host}:${error.port} (connection refused). Start the dev server of ${service.name}, `
+          + `or give [service.${service.name}] a \`command\` (for example command = "npm run dev -- --port {port}") so norikae-splice launches it on demand.`
+        : `Connecting to ${error.host}:${error.port} failed (${error.reason}).`,
+    };
+  }
+  if (error instanceof LaunchError) {
+    return { status: 502, title: `${service.name} failed to start`, message: error.message, log: error.logTail };
+  }
+  if (error instanceof ReadinessTimeoutError) {
+    return { status: 504, title: `${service.name} did not become ready`, message: error.message, log: error.logTail };
+  }
+  const message = error instanceof NorikaeError ? error.message : `Internal error: ${String(error)}`;
+  return { status: 502, title: `${service.name} could not be reached`, message };
+}
+
+function renderText(page: AnswerPage): string {
+  const lines = [`${page.status} ${STATUS_CODES[page.status] ?? 'Error'}: ${page.title}`, '', page.message];
+  if (page.items?.length) {
+    lines.push('');
+    for (const item of page.items) {
+      lines.push(`  ${item.href ?? item.label}${item.note ? `  (${item.note})` : ''}`);
+    }
+  }
+  if (page.log?.length) lines.push('', 'Last output:', ...page.log.map((line) => `  | ${line}`));
+  return `${lines.join('\n')}\n`;
+}
+
+function renderHtml(page: AnswerPage): string {
+  const items = page.items?.length
+    ? `<ul>${page.items.map((item) => `<li>${item.href ? `<a href="${escapeHtml(item.href)}">${escapeHtml(item.label)}</a>` : `<code>${escapeHtml(item.label)}</code>`}${item.note ? ` <small>${escapeHtml(item.note)}</small>` : ''}</li>`).join('')}</ul>`
+    : '';
+  const log = page.log?.length ? `<h2>Last output</h2><pre>${escapeHtml(page.log.join('\n'))}</pre>` : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>${page.status} · ${escapeHtml(page.title)}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}small,.status{color:#777}pre{background:#f4f4f4;padding:1rem;overflow:auto;font-size:13px}
+a{color:#0645ad}</style></head>
+<body><p class="status">${page.status} ${escapeHtml(STATUS_CODES[page.status] ?? 'Error')} · norikae-splice</p>
+<h1>${escapeHtml(page.title)}</h1><p>${escapeHtml(page.message)}</p>${items}${log}</body></html>
+`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}

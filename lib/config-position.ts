@@ -1,0 +1,89 @@
+// smol-toml gives positions only for syntax errors. A config that parses but is wrong (an unknown
+// key, a port out of range) still deserves a file:line:column, so we find the key in the source
+// text. This is a locator for error messages, not a TOML parser: it understands table headers,
+// dotted keys and the first line of a key; when it cannot find a key it falls back to its table.
+
+export interface SourcePosition {
+  line: number;
+  column: number;
+  codeFrame: string;
+}
+
+/**
+ * Where `path` (e.g. ['service', 'django', 'port']) is written in `source`, or undefined.
+ * Handles `[service.django]` + `port = …`, `[service]` + `django.port = …`, and
+ * `service.django.port = …` at the top level.
+ */
+export function locateKey(source: string, path: readonly string[]): SourcePosition | undefined {
+  const lines = source.split(/\r?\n/);
+  let table: string[] = [];
+  let tableHeader: SourcePosition | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const text = lines[i]!;
+    const header = /^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$/.exec(text);
+    if (header) {
+      table = splitDottedKey(header[1]!);
+      const nameColumn = text.indexOf(header[1]!) + 1;
+      // `[services.web]` when `services` itself is wrong: point at that part of the header.
+      if (isPrefix(path, table)) return at(lines, i, nameColumn + offsetOfPart(header[1]!, path.length - 1));
+      if (isPrefix(table, path)) tableHeader = at(lines, i, nameColumn);
+      continue;
+    }
+    const assignment = /^(\s*)([^=#]+?)\s*=/.exec(text);
+    if (!assignment || !isPrefix(table, path)) continue;
+    const key = [...table, ...splitDottedKey(assignment[2]!)];
+    if (isPrefix(path, key) || isPrefix(key, path)) {
+      // The key itself, or an inline table holding it: either way, this line is the place.
+      const column = assignment[1]!.length + 1 + offsetOfPart(assignment[2]!, path.length - table.length - 1);
+      return at(lines, i, column);
+    }
+  }
+  // A whole table that is wrong (an unknown service key on a table header) points at the header.
+  return tableHeader;
+}
+
+function at(lines: string[], index: number, column: number): SourcePosition {
+  const gutter = String(index + 1).length;
+  const frame = [
+    `${index + 1} | ${lines[index]}`,
+    `${' '.repeat(gutter)} | ${' '.repeat(Math.max(0, column - 1))}^`,
+  ].join('\n');
+  return { line: index + 1, column, codeFrame: frame };
+}
+
+/** `a."b.c".d` → ['a', 'b.c', 'd'] (bare and quoted keys, as TOML writes them). */
+function splitDottedKey(text: string): string[] {
+  const parts: string[] = [];
+  const re = /\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*(?:\.|$)/y;
+  let match: RegExpExecArray | null;
+  while (re.lastIndex < text.length && (match = re.exec(text))) {
+    parts.push(match[1] ?? match[2] ?? match[3]!);
+  }
+  return parts;
+}
+
+/** 0-based character offset of the `n`th dotted part within a key as written. */
+function offsetOfPart(keyText: string, n: number): number {
+  if (n <= 0) return 0;
+  let seen = 0;
+  let quote = '';
+  for (let i = 0; i < keyText.length; i++) {
+    const ch = keyText[i]!;
+    if (quote) {
+      if (ch === quote) quote = '';
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+    } else if (ch === '.' && ++seen === n) {
+      let j = i + 1;
+      while (keyText[j] === ' ') j++;
+      return j;
+    }
+  }
+  return 0;
+}
+
+function isPrefix(prefix: readonly string[], whole: readonly string[]): boolean {
+  if (prefix.length > whole.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (prefix[i] !== whole[i]) return false;
+  return true;
+}

@@ -1,0 +1,348 @@
+// The config file: TOML → validated, normalised services. Every mistake is a ConfigError that
+// names the file, line and column, so a user can go straight to it. The original Norikae format
+// (`[service.NAME]` with host, port, cwd, command, delay) is accepted unchanged.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+import { locateKey } from './config-position.js';
+import { ConfigError } from './errors.js';
+
+export interface ListenAddress {
+  /** An IP address or a name that resolves to one; IPv6 without brackets. */
+  host: string;
+  /** 0 lets the OS choose (useful in tests); the bound port is reported at start. */
+  port: number;
+}
+
+export interface ServiceConfig {
+  name: string;
+  /** Lower-case names without a trailing dot; `*.app.localhost` matches any subdomain of app.localhost. */
+  hosts: string[];
+  /** The upstream port; undefined means "choose a free one at launch". */
+  port: number | undefined;
+  /** The upstream address as written; undefined means the default, 127.0.0.1. */
+  upstream: string | undefined;
+  /** Absolute; `~` expanded, relative paths taken from the config file's folder. */
+  cwd: string | undefined;
+  command: string | undefined;
+  /** Seconds to wait after a launch before the first readiness check (Norikae's `delay`). */
+  delay: number;
+  env: Record<string, string>;
+  /** Seconds a launch may take to accept connections. */
+  readyTimeout: number;
+  /** Seconds without a connection before a launched service is stopped; undefined = never. */
+  idleTimeout: number | undefined;
+  /** Seconds between SIGTERM and SIGKILL when stopping it. */
+  stopTimeout: number;
+  /** Raw TCP listeners of the service's own: spliced with no parsing at all. */
+  listen: ListenAddress[];
+}
+
+export interface Config {
+  /** Absolute path of the file this came from. */
+  file: string;
+  listen: ListenAddress[];
+  /** The largest request head we read before answering 431. */
+  maxHeadSize: number;
+  /** Folder of the services' log files (NAME.log). */
+  logDir: string;
+  services: ServiceConfig[];
+}
+
+export const DEFAULT_LISTEN: ListenAddress = { host: '127.0.0.1', port: 80 };
+export const DEFAULT_MAX_HEAD_SIZE = 16 * 1024;
+export const DEFAULT_READY_TIMEOUT = 30;
+export const DEFAULT_STOP_TIMEOUT = 5;
+
+const TOP_LEVEL_KEYS = ['listen', 'service', 'max_head_size', 'log_dir', 'idle_timeout', 'stop_timeout'];
+const SERVICE_KEYS = [
+  'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
+];
+
+/** $XDG_STATE_HOME/norikae (~/.local/state/norikae): logs and the record of launched processes. */
+export function stateDir(env = process.env): string {
+  const base = env.XDG_STATE_HOME ? expandHome(env.XDG_STATE_HOME) : join(homedir(), '.local', 'state');
+  return join(base, 'norikae');
+}
+
+/**
+ * Which file to read: `--config`, else ./norikae.toml, else $XDG_CONFIG_HOME/norikae/config.toml.
+ * Throws a ConfigError listing what was tried when there is none.
+ */
+export function findConfigFile(explicit: string | undefined, cwd = process.cwd(), env = process.env): string {
+  if (explicit !== undefined) return resolve(cwd, expandHome(explicit));
+  const xdg = env.XDG_CONFIG_HOME ? expandHome(env.XDG_CONFIG_HOME) : join(homedir(), '.config');
+  const candidates = [join(cwd, 'norikae.toml'), join(xdg, 'norikae', 'config.toml')];
+  const found = candidates.find((file) => existsSync(file));
+  if (found) return found;
+  throw new ConfigError(
+    candidates[0]!,
+    `no config file found (looked for ${candidates.join(' and ')}); pass one with --config FILE`,
+  );
+}
+
+/** Reads and validates a config file. */
+export function loadConfig(file: string): Config {
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, `cannot read the config file: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  return parseConfig(source, file);
+}
+
+/** Validates TOML text; `file` is used for error messages and to resolve relative paths. */
+export function parseConfig(source: string, file: string): Config {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(source) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof TomlError) {
+      const reason = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+      throw new ConfigError(file, reason, { line: err.line, column: err.column, codeFrame: err.codeblock });
+    }
+    throw err;
+  }
+  return new ConfigReader(source, file).read(doc);
+}
+
+/** Parses `"host:port"`, `"[::1]:port"`, `"8080"` or `8080` (which means 127.0.0.1:8080). */
+export function parseListenAddress(value: unknown): ListenAddress | string {
+  if (typeof value === 'number') {
+    return isPort(value, true) ? { host: '127.0.0.1', port: value } : `${value} is not a port number (0–65535)`;
+  }
+  if (typeof value !== 'string') return 'expected "host:port" or a port number';
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return parseListenAddress(Number(text));
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  if (!match) return `"${value}" is not "host:port", "[::1]:port" or a port number`;
+  const host = match[1] ?? match[2]!;
+  if (match[1] !== undefined && isIP(host) !== 6) return `"${host}" in brackets is not an IPv6 address`;
+  const port = Number(match[3]);
+  if (!isPort(port, true)) return `${port} is not a port number (0–65535)`;
+  return { host, port };
+}
+
+/** The name a listen address is shown by: `127.0.0.1:8080`, `[::1]:8080`. */
+export function formatAddress(address: ListenAddress): string {
+  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** `~` and `~/x` → the home folder. */
+export function expandHome(path: string): string {
+  if (path === '~') return homedir();
+  if (path.startsWith('~/')) return join(homedir(), path.slice(2));
+  return path;
+}
+
+/** Walks a parsed document, checking each key and turning mistakes into positioned errors. */
+class ConfigReader {
+  constructor(
+    private readonly source: string,
+    private readonly file: string,
+  ) {}
+
+  read(doc: Record<string, unknown>): Config {
+    this.checkKeys(doc, [], TOP_LEVEL_KEYS);
+    const services = this.table(doc.service ?? {}, ['service']);
+    // Top-level idle_timeout and stop_timeout are defaults that a service may override.
+    const defaults = {
+      idleTimeout: this.seconds(doc.idle_timeout, ['idle_timeout'], false),
+      stopTimeout: this.seconds(doc.stop_timeout, ['stop_timeout'], true) ?? DEFAULT_STOP_TIMEOUT,
+    };
+    const logDir = this.string(doc.log_dir, ['log_dir']);
+    const config: Config = {
+      file: this.file,
+      listen: doc.listen === undefined ? [DEFAULT_LISTEN] : this.addresses(doc.listen, ['listen']),
+      maxHeadSize: this.integer(doc.max_head_size, ['max_head_size'], 1024, 1024 * 1024) ?? DEFAULT_MAX_HEAD_SIZE,
+      logDir: logDir === undefined ? join(stateDir(), 'logs') : resolve(dirname(this.file), expandHome(logDir)),
+      services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
+    };
+    this.checkHostsAreUnique(config.services);
+    return config;
+  }
+
+  private service(
+    name: string,
+    value: unknown,
+    path: string[],
+    defaults: { idleTimeout: number | undefined; stopTimeout: number },
+  ): ServiceConfig {
+    const raw = this.table(value, path);
+    this.checkKeys(raw, path, SERVICE_KEYS);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
+      this.fail(path, `service name "${name}" must be letters, digits, "-", "_" or "." (it names log files and URLs)`);
+    }
+    const listen = raw.listen === undefined ? [] : this.addresses(raw.listen, [...path, 'listen']);
+    // A service with neither `host` nor `listen` would be unreachable: give it NAME.localhost.
+    const hosts = raw.host === undefined
+      ? (listen.length === 0 ? [`${name.toLowerCase()}.localhost`] : [])
+      : this.hosts(raw.host, [...path, 'host']);
+    const command = this.string(raw.command, [...path, 'command']);
+    const port = this.integer(raw.port, [...path, 'port'], 1, 65535);
+    if (port === undefined && command === undefined) {
+      this.fail(path, `service "${name}" needs a \`port\` (where its dev server listens) or a \`command\` to launch it`);
+    }
+    const upstream = this.string(raw.upstream, [...path, 'upstream']);
+    if (upstream !== undefined && !isIP(upstream) && !isHostName(upstream)) {
+      this.fail([...path, 'upstream'], `"${upstream}" is not an IP address or host name`);
+    }
+    const cwd = this.string(raw.cwd, [...path, 'cwd']);
+    for (const address of listen) {
+      if (address.port === 0) this.fail([...path, 'listen'], 'a service listener needs a fixed port, not 0');
+    }
+    return {
+      name,
+      hosts,
+      port,
+      upstream,
+      cwd: cwd === undefined ? undefined : resolve(dirname(this.file), expandHome(cwd)),
+      command,
+      delay: this.seconds(raw.delay, [...path, 'delay'], true) ?? 0,
+      env: this.env(raw.env, [...path, 'env']),
+      readyTimeout: this.seconds(raw.ready_timeout, [...path, 'ready_timeout'], false) ?? DEFAULT_READY_TIMEOUT,
+      idleTimeout: this.seconds(raw.idle_timeout, [...path, 'idle_timeout'], false) ?? defaults.idleTimeout,
+      stopTimeout: this.seconds(raw.stop_timeout, [...path, 'stop_timeout'], true) ?? defaults.stopTimeout,
+      listen,
+    };
+  }
+
+  private hosts(value: unknown, path: string[]): string[] {
+    const list = Array.isArray(value) ? value : [value];
+    if (list.length === 0) this.fail(path, 'expected at least one host name');
+    const hosts = new Set<string>();
+    for (const item of list) {
+      if (typeof item !== 'string') this.fail(path, `expected a host name or a list of them, got ${describe(item)}`);
+      const host = item.trim().toLowerCase().replace(/\.$/, '');
+      const bare = host.startsWith('*.') ? host.slice(2) : host;
+      if (!isHostName(bare)) {
+        this.fail(path, `"${item}" is not a host name (letters, digits, "-" and dots; "*." only at the start; no port)`);
+      }
+      hosts.add(host);
+    }
+    return [...hosts];
+  }
+
+  private checkHostsAreUnique(services: ServiceConfig[]): void {
+    const owner = new Map<string, string>();
+    for (const service of services) {
+      for (const host of service.hosts) {
+        const other = owner.get(host);
+        if (other !== undefined) {
+          this.fail(['service', service.name, 'host'], `host "${host}" is claimed by both "${other}" and "${service.name}"`);
+        }
+        owner.set(host, service.name);
+      }
+    }
+  }
+
+  private addresses(value: unknown, path: string[]): ListenAddress[] {
+    const list = Array.isArray(value) ? value : [value];
+    if (list.length === 0) this.fail(path, 'expected at least one address');
+    return list.map((item) => {
+      const address = parseListenAddress(item);
+      if (typeof address === 'string') this.fail(path, address);
+      return address;
+    });
+  }
+
+  private env(value: unknown, path: string[]): Record<string, string> {
+    if (value === undefined) return {};
+    const table = this.table(value, path);
+    const env: Record<string, string> = {};
+    for (const [key, item] of Object.entries(table)) {
+      if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') env[key] = String(item);
+      else this.fail([...path, key], `environment values are strings, got ${describe(item)}`);
+    }
+    return env;
+  }
+
+  private table(value: unknown, path: string[]): Record<string, unknown> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) {
+      this.fail(path, `expected a table, got ${describe(value)}`);
+    }
+    return value as Record<string, unknown>;
+  }
+
+  private string(value: unknown, path: string[]): string | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.trim() === '') this.fail(path, `expected a non-empty string, got ${describe(value)}`);
+    return value;
+  }
+
+  private integer(value: unknown, path: string[], min: number, max: number): number | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.fail(path, `expected a whole number from ${min} to ${max}, got ${describe(value)}`);
+    }
+    return value;
+  }
+
+  private seconds(value: unknown, path: string[], zeroAllowed: boolean): number | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0)) {
+      this.fail(path, `expected a number of seconds${zeroAllowed ? '' : ' above 0'}, got ${describe(value)}`);
+    }
+    return value;
+  }
+
+  private checkKeys(table: Record<string, unknown>, path: string[], known: string[]): void {
+    for (const key of Object.keys(table)) {
+      if (known.includes(key)) continue;
+      const nearest = nearestWord(key, known);
+      const where = path.length === 0 ? 'at the top level' : `in [${path.join('.')}]`;
+      this.fail([...path, key], `unknown key "${key}" ${where}${nearest ? `; did you mean "${nearest}"?` : ''} (known: ${known.join(', ')})`);
+    }
+  }
+
+  private fail(path: string[], message: string): never {
+    throw new ConfigError(this.file, message, locateKey(this.source, path));
+  }
+}
+
+function isPort(value: number, zeroAllowed: boolean): boolean {
+  return Number.isInteger(value) && value <= 65535 && value >= (zeroAllowed ? 0 : 1);
+}
+
+/** A DNS name as dev proxies see them: labels of letters, digits, "-" and "_". */
+function isHostName(name: string): boolean {
+  return name.length > 0 && name.length <= 253 && /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/i.test(name);
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a date';
+  if (value === null || value === undefined) return 'nothing';
+  if (typeof value === 'object') return 'a table';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+/** The known word closest to `word` by edit distance, if it is close enough to be a typo. */
+function nearestWord(word: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const candidate of known) {
+    const distance = editDistance(word.toLowerCase(), candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}

@@ -1,0 +1,43 @@
+// Reaching a service's upstream port: one TCP connect, resolved with a socket ready to splice or
+// rejected with an UpstreamConnectError that says why (ECONNREFUSED means nothing listens).
+
+import { connect, type Socket } from 'node:net';
+import createDebug from 'debug';
+import { UpstreamConnectError } from './errors.js';
+
+const debug = createDebug('norikae:dial');
+
+export const DEFAULT_UPSTREAM_HOST = '127.0.0.1';
+
+/** Connects to `host:port`; the socket is half-open capable with Nagle off, like the client side. */
+export function dial(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const onError = (err: NodeJS.ErrnoException): void => {
+      socket.destroy();
+      reject(new UpstreamConnectError(host, port, err.code ?? err.message, { cause: err }));
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      if (isSelfConnection(socket)) {
+        // TCP simultaneous open: a connect to a free port in the ephemeral range can land on itself.
+        onError(Object.assign(new Error('connected to itself'), { code: 'ECONNREFUSED' }));
+        return;
+      }
+      socket.off('error', onError);
+      // From here on errors end the splice through 'close'; this only keeps them from throwing.
+      socket.on('error', logSocketError);
+      resolve(socket);
+    });
+  });
+}
+
+/** The one error handler of a spliced socket: the 'close' that follows does the cleanup. */
+export function logSocketError(this: Socket, err: NodeJS.ErrnoException): void {
+  debug('socket %s:%s error %s', this.remoteAddress, this.remotePort, err.code ?? err.message);
+}
+
+/** True for a loopback socket connected to itself (same address and port on both ends). */
+export function isSelfConnection(socket: Socket): boolean {
+  return socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress;
+}

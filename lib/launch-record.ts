@@ -1,0 +1,95 @@
+// The state file of launched process groups. norikae may be killed with SIGKILL and get no
+// chance to stop what it launched; the next start reads this file and stops those groups. A
+// process is only touched if it still carries its launch's NORIKAE_LAUNCH_ID in its
+// environment, so a PID that the system gave to something else since is left alone.
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import createDebug from 'debug';
+import { LAUNCH_ID_VARIABLE } from './launch.js';
+import { environValue, groupMembers, isLiveProcess, signalGroup } from './process-group.js';
+
+const debug = createDebug('norikae:launch-record');
+
+export interface LaunchEntry {
+  launchId: string;
+  /** Process group id (the shell's pid). */
+  pgid: number;
+  service: string;
+}
+
+export class LaunchRecord {
+  private entries: LaunchEntry[] = [];
+
+  constructor(readonly file: string) {}
+
+  /** Stops the groups a previous run left behind and starts a fresh record; returns what it stopped. */
+  async cleanOrphans(stopTimeoutMs: number): Promise<{ service: string; pids: number[] }[]> {
+    const stopped: { service: string; pids: number[] }[] = [];
+    for (const entry of readEntries(this.file)) {
+      const pids = groupMembers(entry.pgid).filter((pid) => environValue(pid, LAUNCH_ID_VARIABLE) === entry.launchId);
+      if (pids.length === 0) continue;
+      debug('orphaned group %d of %s: %o', entry.pgid, entry.service, pids);
+      stopped.push({ service: entry.service, pids });
+      signalGroup(entry.pgid, 'SIGTERM');
+      if (!(await waitUntilGone(pids, stopTimeoutMs))) {
+        for (const pid of pids) signalPid(pid, 'SIGKILL');
+        await waitUntilGone(pids, 2000);
+      }
+    }
+    this.entries = [];
+    this.save();
+    return stopped;
+  }
+
+  add(entry: LaunchEntry): void {
+    this.entries.push(entry);
+    this.save();
+  }
+
+  remove(launchId: string): void {
+    this.entries = this.entries.filter((entry) => entry.launchId !== launchId);
+    this.save();
+  }
+
+  /** Written whole to a temporary file and renamed, so a crash never leaves half a file. */
+  private save(): void {
+    try {
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+      const temporary = `${this.file}.${process.pid}.tmp`;
+      writeFileSync(temporary, `${JSON.stringify({ pid: process.pid, launched: this.entries }, null, 2)}\n`, { mode: 0o600 });
+      renameSync(temporary, this.file);
+    } catch (err) {
+      debug('cannot write %s: %s', this.file, (err as Error).message);
+    }
+  }
+}
+
+function readEntries(file: string): LaunchEntry[] {
+  try {
+    const data = JSON.parse(readFileSync(file, 'utf8')) as { launched?: unknown };
+    if (!Array.isArray(data.launched)) return [];
+    return data.launched.filter((entry): entry is LaunchEntry =>
+      typeof entry?.launchId === 'string' && Number.isInteger(entry?.pgid) && entry.pgid > 1 && typeof entry?.service === 'string');
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until every one of `pids` has exited; false if `timeoutMs` passed first. */
+async function waitUntilGone(pids: number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!pids.some(isLiveProcess)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}

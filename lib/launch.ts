@@ -1,0 +1,112 @@
+// Starting a service's command and stopping it again. The command runs through `sh -c` in a
+// process group of its own, so a stop reaches the shell, the package runner, the dev server and
+// its workers alike: SIGTERM to the group, SIGKILL once `stop_timeout` has passed.
+
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import createDebug from 'debug';
+import { LaunchError } from './errors.js';
+import { groupAlive, signalGroup } from './process-group.js';
+import type { ServiceLog } from './service-log.js';
+
+const debug = createDebug('norikae:launch');
+
+/** The environment variable that marks every process of one launch, for orphan clean-up. */
+export const LAUNCH_ID_VARIABLE = 'NORIKAE_LAUNCH_ID';
+
+export interface LaunchSpec {
+  name: string;
+  /** The command as configured; `{port}` is replaced by `port`. */
+  command: string;
+  cwd: string | undefined;
+  env: Record<string, string>;
+  port: number;
+  launchId: string;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the process could not be started at all. */
+  error?: string;
+}
+
+export class LaunchedProcess {
+  /** Also the process group id: the shell leads its group. */
+  readonly pid: number;
+  readonly startedAt = Date.now();
+  /** Settles once when the shell has exited (its group may live on; `stop` sees to that). */
+  readonly exited: Promise<ExitStatus>;
+  exitStatus: ExitStatus | undefined;
+  /** True once we asked it to stop, so its exit is not taken for a crash. */
+  stopRequested = false;
+
+  constructor(pid: number, exited: Promise<ExitStatus>) {
+    this.pid = pid;
+    this.exited = exited.then((status) => (this.exitStatus = status));
+  }
+
+  /** SIGTERM to the whole group, SIGKILL after `timeoutMs`; resolves when no live member is left. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopRequested = true;
+    if (!groupAlive(this.pid)) return;
+    debug('SIGTERM group %d', this.pid);
+    signalGroup(this.pid, 'SIGTERM');
+    if (await waitForGroupExit(this.pid, timeoutMs)) return;
+    debug('SIGKILL group %d', this.pid);
+    signalGroup(this.pid, 'SIGKILL');
+    await waitForGroupExit(this.pid, 2000);
+  }
+}
+
+/** Spawns the service's command; output goes to `log`. Throws LaunchError if it cannot start. */
+export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProcess {
+  if (spec.cwd !== undefined && !isDirectory(spec.cwd)) {
+    throw new LaunchError(spec.name, `cannot launch ${spec.name}: its cwd ${spec.cwd} is not a folder`);
+  }
+  const command = spec.command.replaceAll('{port}', String(spec.port));
+  const child = spawn('/bin/sh', ['-c', command], {
+    cwd: spec.cwd,
+    env: { ...process.env, PORT: String(spec.port), ...spec.env, [LAUNCH_ID_VARIABLE]: spec.launchId },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid === undefined) {
+    // spawn reports this failure asynchronously too; the listener keeps it from being thrown.
+    child.once('error', () => {});
+    throw new LaunchError(spec.name, `cannot launch ${spec.name}: /bin/sh could not be started`);
+  }
+  child.stdout.on('data', (chunk: Buffer) => log.write(chunk));
+  child.stderr.on('data', (chunk: Buffer) => log.write(chunk));
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('error', (err) => resolve({ code: null, signal: null, error: err.message }));
+    child.once('exit', (code, signal) => {
+      // The last words of a failing server may still be in the pipes: give them a moment.
+      const timer = setTimeout(() => resolve({ code, signal }), 100);
+      child.once('close', () => {
+        clearTimeout(timer);
+        resolve({ code, signal });
+      });
+    });
+  });
+  debug('launched %s as pid %d: %s', spec.name, child.pid, command);
+  return new LaunchedProcess(child.pid, exited);
+}
+
+/** Polls until group `pgid` has no live member; false if `timeoutMs` passed first. */
+async function waitForGroupExit(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    if (!groupAlive(pgid)) return true;
+  }
+  return !groupAlive(pgid);
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

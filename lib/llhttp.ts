@@ -1,0 +1,270 @@
+// Our typed binding over llhttp's wasm ABI, for one job: read a request head and stop exactly at its
+// end. Only what the data path needs is decoded (method, target, version, Host, Accept); policy
+// (HTTP version, Host count, size cap) is sniff.ts's. The wasm is the build undici publishes; only
+// its C ABI is used here.
+
+import createDebug from 'debug';
+import { createRequire } from 'node:module';
+
+const debug = createDebug('norikae:llhttp');
+
+/** `execute()`: the head needs more bytes. */
+export const HEAD_INCOMPLETE = -1;
+/** `execute()`: the bytes are not a request head; see `errorName` and `errorReason`. */
+export const HEAD_INVALID = -2;
+
+// From llhttp.h.
+const TYPE_REQUEST = 1;
+const HPE_OK = 0;
+const HPE_PAUSED = 21;
+
+// Which header a value belongs to: the only two we decode.
+const OTHER = 0;
+const HOST = 1;
+const ACCEPT = 2;
+
+/** One connection's request head, fed chunk by chunk, over a pooled wasm llhttp parser. */
+export class RequestHeadParser {
+  private ptr: number;
+  private readonly state: HeadState = {
+    method: '', url: '', httpMajor: 0, httpMinor: 0, hosts: [], accepts: [], upgrade: false,
+    errorName: '', errorReason: '', targetSeen: false, complete: false, done: false,
+    field: '', inValue: false, valueKind: OTHER, value: '',
+  };
+
+  constructor() {
+    const w = load();
+    const reused = idleParsers.pop();
+    if (reused !== undefined) w.llhttp_reset(reused);
+    this.ptr = reused ?? w.llhttp_alloc(TYPE_REQUEST);
+    if (this.ptr === 0) throw new RangeError('llhttp: out of wasm memory');
+    abandoned.register(this, this.ptr, this);
+  }
+
+  get method(): string { return this.state.method; }
+  get url(): string { return this.state.url; }
+  get httpMajor(): number { return this.state.httpMajor; }
+  get httpMinor(): number { return this.state.httpMinor; }
+  get hosts(): string[] { return this.state.hosts; }
+  get accept(): string { return this.state.accepts.join(', '); }
+  get upgrade(): boolean { return this.state.upgrade; }
+  get errorName(): string { return this.state.errorName; }
+  get errorReason(): string { return this.state.errorReason; }
+
+  /**
+   * Feeds the next bytes of the connection. Returns HEAD_INCOMPLETE (all of `data` consumed),
+   * HEAD_INVALID, or how many bytes of `data` end the head (its final CRLF included).
+   */
+  execute(data: Uint8Array): number {
+    const s = this.state;
+    if (this.ptr === 0) throw new Error('RequestHeadParser.execute() after destroy()');
+    if (s.done) throw new Error('RequestHeadParser.execute() after the head was complete or invalid');
+    if (data.length === 0) return HEAD_INCOMPLETE;
+    const w = wasm!;
+    const at = inputArea(w, data.length);
+    heap().set(data, at);
+    // Cleared only when more bytes are wanted, so a wasm trap cannot leave a half-parsed parser usable.
+    s.done = true;
+    current = s;
+    try {
+      const errno = w.llhttp_execute(this.ptr, at, data.length);
+      // llhttp reads the method before the target, and its method field is 0 (DELETE) until then.
+      if (s.targetSeen && s.method === '') s.method = cString(w.llhttp_method_name(w.llhttp_get_method(this.ptr)));
+      if (errno === HPE_OK) {
+        s.done = false;
+        return HEAD_INCOMPLETE;
+      }
+      if (errno === HPE_PAUSED && s.complete) {
+        s.httpMajor = w.llhttp_get_http_major(this.ptr);
+        s.httpMinor = w.llhttp_get_http_minor(this.ptr);
+        return w.llhttp_get_error_pos(this.ptr) - at;
+      }
+      s.errorName = cString(w.llhttp_errno_name(errno));
+      s.errorReason = cString(w.llhttp_get_error_reason(this.ptr));
+      return HEAD_INVALID;
+    } finally {
+      current = undefined;
+    }
+  }
+
+  /** Returns the wasm parser to the pool. Idempotent; what was parsed stays readable. */
+  destroy(): void {
+    if (this.ptr === 0) return;
+    abandoned.unregister(this);
+    release(this.ptr);
+    this.ptr = 0;
+  }
+}
+
+/** What the callbacks record for one parser; written only while it is `current`. */
+interface HeadState {
+  method: string; url: string; httpMajor: number; httpMinor: number;
+  hosts: string[]; accepts: string[]; upgrade: boolean; errorName: string; errorReason: string;
+  /** The request target has started, so the method is known. */
+  targetSeen: boolean;
+  /** on_headers_complete ran: llhttp paused right after the head. */
+  complete: boolean;
+  /** No more execute(): the head was complete or invalid. */
+  done: boolean;
+  /** The current header name so far, or null once it is too long to be Host or Accept. */
+  field: string | null;
+  /** llhttp alternates name and value spans; a name span after a value span starts a new header. */
+  inValue: boolean;
+  valueKind: number;
+  value: string;
+}
+
+/** The slice of llhttp's exports we call (pointers and enums are plain numbers). */
+interface LlhttpExports {
+  memory: { readonly buffer: ArrayBuffer };
+  _initialize(): void;
+  malloc(size: number): number;
+  free(ptr: number): void;
+  llhttp_alloc(type: number): number;
+  llhttp_free(parser: number): void;
+  llhttp_reset(parser: number): void;
+  llhttp_execute(parser: number, data: number, len: number): number;
+  llhttp_get_error_pos(parser: number): number;
+  llhttp_get_error_reason(parser: number): number;
+  llhttp_get_method(parser: number): number;
+  llhttp_get_http_major(parser: number): number;
+  llhttp_get_http_minor(parser: number): number;
+  llhttp_errno_name(errno: number): number;
+  llhttp_method_name(method: number): number;
+}
+
+/** The few WebAssembly JS APIs we use: lib es2023 does not declare them (lib.dom does). */
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: { env: Record<string, (...args: number[]) => number> }) => { exports: unknown };
+};
+
+let wasm: LlhttpExports | undefined;
+/** The parser whose execute() is running: the only state the imported callbacks touch. */
+let current: HeadState | undefined;
+/** One grow-only input area shared by all parsers: execute() is synchronous, so never shared at once. */
+let inputPtr = 0;
+let inputSize = 0;
+let heapView: Buffer | undefined;
+/** Destroyed parsers, reset and handed to the next constructor; beyond this many, given back to malloc. */
+const idleParsers: number[] = [];
+const IDLE_MAX = 64;
+/** A parser dropped without destroy() still returns its wasm parser, late. */
+const abandoned = new FinalizationRegistry<number>(release);
+
+/** Compiles and instantiates llhttp once per process; SIMD build first, plain one if that fails. */
+function load(): LlhttpExports {
+  if (wasm !== undefined) return wasm;
+  const require = createRequire(import.meta.url);
+  let module: object;
+  try {
+    module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Buffer);
+  } catch (err) {
+    debug('SIMD llhttp did not compile (%s); using the plain build', (err as Error).message);
+    module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Buffer);
+  }
+  const env = {
+    wasm_on_message_begin: ignore, wasm_on_status: ignore, wasm_on_body: ignore, wasm_on_message_complete: ignore,
+    wasm_on_url: onUrl, wasm_on_header_field: onHeaderField, wasm_on_header_value: onHeaderValue,
+    wasm_on_headers_complete: onHeadersComplete,
+  };
+  const exports = new WebAssembly.Instance(module, { env }).exports as LlhttpExports;
+  exports._initialize();
+  return (wasm = exports);
+}
+
+/** A view of wasm memory, renewed when the memory has grown (growing detaches the old buffer). */
+function heap(): Buffer {
+  const buffer = wasm!.memory.buffer;
+  if (heapView?.buffer !== buffer) heapView = Buffer.from(buffer);
+  return heapView;
+}
+
+/** Bytes as latin1 (one char per byte): `TextDecoder('latin1')` is windows-1252 and turns 0x80 into €. */
+function latin1(at: number, len: number): string {
+  return len === 0 ? '' : heap().toString('latin1', at, at + len);
+}
+
+/** A NUL-terminated C string (llhttp's names and reasons are ASCII). */
+function cString(ptr: number): string {
+  if (ptr === 0) return '';
+  const bytes = heap();
+  return bytes.toString('latin1', ptr, bytes.indexOf(0, ptr));
+}
+
+/** The input area, at least `size` bytes; re-malloc'd only when a larger input arrives. */
+function inputArea(w: LlhttpExports, size: number): number {
+  if (size <= inputSize) return inputPtr;
+  if (inputPtr !== 0) w.free(inputPtr);
+  inputSize = Math.max(4096, 2 ** Math.ceil(Math.log2(size)));
+  inputPtr = w.malloc(inputSize);
+  if (inputPtr === 0) {
+    inputSize = 0;
+    throw new RangeError('llhttp: out of wasm memory');
+  }
+  return inputPtr;
+}
+
+/** Pools a destroyed (or abandoned) wasm parser, or frees it when the pool is full. */
+function release(ptr: number): void {
+  if (idleParsers.length < IDLE_MAX) idleParsers.push(ptr);
+  else wasm!.llhttp_free(ptr);
+}
+
+// The imported callbacks only record state and never throw; 0 means "go on".
+
+function ignore(): number {
+  return 0;
+}
+
+function onUrl(_p: number, at: number, len: number): number {
+  if (current === undefined) return 0;
+  current.targetSeen = true;
+  current.url += latin1(at, len);
+  return 0;
+}
+
+function onHeaderField(_p: number, at: number, len: number): number {
+  const s = current;
+  if (s === undefined) return 0;
+  if (s.inValue) {
+    endValue(s);
+    s.inValue = false;
+    s.field = '';
+  }
+  // Only Host and Accept matter: a name longer than 6 bytes is neither, so it is not decoded further.
+  if (s.field !== null) s.field = s.field.length + len <= 6 ? s.field + latin1(at, len) : null;
+  return 0;
+}
+
+function onHeaderValue(_p: number, at: number, len: number): number {
+  const s = current;
+  if (s === undefined) return 0;
+  if (!s.inValue) {
+    s.inValue = true;
+    const name = s.field?.toLowerCase();
+    s.valueKind = name === 'host' ? HOST : name === 'accept' ? ACCEPT : OTHER;
+    s.value = '';
+  }
+  if (s.valueKind !== OTHER) s.value += latin1(at, len);
+  return 0;
+}
+
+/** Pauses llhttp at the end of the head: nothing after it (a body, an upgraded stream) is parsed. */
+function onHeadersComplete(_p: number, _status: number, upgrade: number): number {
+  const s = current;
+  if (s === undefined) return HPE_PAUSED;
+  if (s.inValue) endValue(s);
+  s.inValue = false;
+  s.upgrade = upgrade !== 0;
+  s.complete = true;
+  return HPE_PAUSED;
+}
+
+/** Files a finished Host or Accept value, without the trailing whitespace llhttp keeps. */
+function endValue(s: HeadState): void {
+  if (s.valueKind === OTHER) return;
+  const value = s.value.replace(/[ \t]+$/, '').replace(/^[ \t]+/, '');
+  if (s.valueKind === HOST) s.hosts.push(value);
+  else s.accepts.push(value);
+}

@@ -1,0 +1,71 @@
+// Process groups, as Linux shows them in /proc: who is in a group, and what environment a process
+// was started with. A launched service runs in a group of its own, so "stop the service" means
+// "signal the group until no live member is left". Zombies do not count: they are already dead,
+// and whether anyone reaps them is up to the init process, not us.
+
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Sends `signal` to every process of group `pgid`; false if the group has no process left. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+}
+
+/** The live (non-zombie) processes of group `pgid`. Without /proc, asks the kernel whether any exists. */
+export function groupMembers(pgid: number): number[] {
+  if (!signalGroup(pgid, 0)) return [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [pgid];
+  }
+  const members: number[] = [];
+  for (const entry of entries) {
+    if (entry.charCodeAt(0) < 0x30 || entry.charCodeAt(0) > 0x39) continue;
+    const stat = readStat(Number(entry));
+    if (stat !== undefined && stat.pgrp === pgid && stat.state !== 'Z') members.push(Number(entry));
+  }
+  return members;
+}
+
+/** True while any live process of the group is left. */
+export function groupAlive(pgid: number): boolean {
+  return groupMembers(pgid).length > 0;
+}
+
+/** True while `pid` is a process that has not exited (a zombie has). */
+export function isLiveProcess(pid: number): boolean {
+  const stat = readStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
+}
+
+/** The value of `name` in a process's initial environment, if it can be read. */
+export function environValue(pid: number, name: string): string | undefined {
+  try {
+    const prefix = `${name}=`;
+    for (const entry of readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')) {
+      if (entry.startsWith(prefix)) return entry.slice(prefix.length);
+    }
+  } catch {
+    // Gone, or not ours to read.
+  }
+  return undefined;
+}
+
+/** State and process group of a process from /proc/PID/stat, if it still exists. */
+function readStat(pid: number): { state: string; pgrp: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, pgrp: Number(fields[2]) };
+  } catch {
+    return undefined;
+  }
+}

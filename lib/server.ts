@@ -1,0 +1,262 @@
+// The listeners: accept → sniff → route → upstream → splice. One net.Server per listen address.
+// A connection is ours only until its first request head is read and its upstream connected;
+// after that, spliceSockets owns both sockets and nothing here looks at a byte.
+
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import createDebug from 'debug';
+import { headErrorPage, notFoundPage, upstreamErrorPage, writeAnswer } from './answers.js';
+import { formatAddress, type Config, type ListenAddress, type ServiceConfig } from './config.js';
+import { logSocketError } from './dial.js';
+import { HeadError, ListenError } from './errors.js';
+import { type Log, streamLog } from './log.js';
+import { Router } from './router.js';
+import { HeadSniffer, type SniffResult } from './sniff.js';
+import { spliceSockets } from './splice.js';
+import { ServiceSupervisor } from './supervisor.js';
+
+const debug = createDebug('norikae:server');
+
+/** How a routed connection reaches its service; the launcher replaces the plain dial. */
+export interface UpstreamConnector {
+  /** A connected upstream socket, or a rejection that becomes the client's answer. */
+  connect(service: ServiceConfig): Promise<Socket>;
+}
+
+export interface SpliceServerOptions {
+  log?: Log;
+  /** Default: a ServiceSupervisor of the same config (connect, launch when refused). */
+  connector?: UpstreamConnector;
+}
+
+export class SpliceServer {
+  /** HTTP listeners, then the raw TCP listeners of services (`service` set). */
+  private readonly listeners: { server: Server; service?: ServiceConfig }[] = [];
+  /** Open client connections, so close() can end them. */
+  private readonly clients = new Set<Socket>();
+  private readonly router: Router;
+  private readonly log: Log;
+  readonly connector: UpstreamConnector;
+
+  constructor(
+    private readonly config: Config,
+    options: SpliceServerOptions = {},
+  ) {
+    this.router = new Router(config.services);
+    this.log = options.log ?? streamLog();
+    this.connector = options.connector ?? new ServiceSupervisor(config, { log: this.log });
+  }
+
+  /**
+   * Binds every HTTP listener and every service's raw TCP listener; on any failure closes what
+   * was bound and throws a ListenError. Returns the HTTP addresses (port 0 resolved).
+   */
+  async listen(): Promise<ListenAddress[]> {
+    const serverOptions = { allowHalfOpen: true, noDelay: true };
+    try {
+      for (const address of this.config.listen) {
+        const server = createServer(serverOptions, (socket) => this.onHttpConnection(socket));
+        this.listeners.push({ server });
+        await bind(server, address);
+      }
+      for (const service of this.config.services) {
+        for (const address of service.listen) {
+          const server = createServer(serverOptions, (socket) => this.onTcpConnection(service, socket));
+          this.listeners.push({ server, service });
+          await bind(server, address);
+        }
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    return this.addresses();
+  }
+
+  /** The HTTP addresses actually bound (port 0 resolved). */
+  addresses(): ListenAddress[] {
+    return this.listeners.flatMap(({ server, service }) => (service === undefined ? boundAddress(server) : []));
+  }
+
+  /** The raw TCP addresses bound for `name`'s own `listen`. */
+  serviceAddresses(name: string): ListenAddress[] {
+    return this.listeners.flatMap(({ server, service }) => (service?.name === name ? boundAddress(server) : []));
+  }
+
+  /** Stops accepting and ends every open connection. */
+  async close(): Promise<void> {
+    const closing = this.listeners.map(({ server }) => new Promise<void>((resolve) => {
+      if (server.listening) server.close(() => resolve());
+      else resolve();
+    }));
+    for (const client of this.clients) client.destroy();
+    await Promise.all(closing);
+    this.listeners.length = 0;
+  }
+
+  private accept(client: Socket): void {
+    client.on('error', logSocketError);
+    this.clients.add(client);
+    client.once('close', () => this.clients.delete(client));
+  }
+
+  /**
+   * A service's own listener: no parsing at all. The upstream is connected before the client
+   * sends anything, because many protocols have the server speak first.
+   */
+  private onTcpConnection(service: ServiceConfig, client: Socket): void {
+    this.accept(client);
+    this.connector.connect(service).then((upstream) => {
+      this.splice(client, upstream, service, []);
+    }, (err: Error) => {
+      // No HTTP to answer with: say why in the log and reset the connection.
+      this.log.warn(`${service.name}: a TCP connection was dropped: ${err.message}`);
+      client.resetAndDestroy();
+    });
+  }
+
+  private onHttpConnection(client: Socket): void {
+    this.accept(client);
+
+    const sniffer = new HeadSniffer(this.config.maxHeadSize);
+    const chunks: Buffer[] = [];
+    const stopSniffing = (): void => {
+      client.off('data', onData);
+      client.off('end', onEnd);
+      client.off('close', onClose);
+      sniffer.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      let result: SniffResult | undefined;
+      try {
+        result = sniffer.push(chunk);
+      } catch (err) {
+        // A bug of ours, not the client's fault; it must not take the process down.
+        this.log.error(`internal error while reading a request head: ${(err as Error).stack ?? err}`);
+        result = { kind: 'http-error', error: new HeadError('NORIKAE_ERR_INTERNAL', 400, 'The request head could not be read.'), accept: '' };
+      }
+      if (result === undefined) return;
+      stopSniffing();
+      client.pause();
+      switch (result.kind) {
+        case 'http':
+          void this.routeHttp(client, result.host, result.accept, chunks);
+          break;
+        case 'tls':
+          void this.routeTls(client, result.host, chunks);
+          break;
+        case 'http-error':
+          writeAnswer(client, headErrorPage(result.error), result.accept);
+          break;
+        case 'tls-error':
+          debug('unreadable ClientHello: %s', result.reason);
+          client.destroy();
+          break;
+      }
+    };
+    const onEnd = (): void => {
+      stopSniffing();
+      if (chunks.length === 0) client.destroy();
+      else writeAnswer(client, headErrorPage(new HeadError('NORIKAE_ERR_HEAD_INCOMPLETE', 400, 'The connection was closed before the request head was complete.')), '');
+    };
+    const onClose = (): void => stopSniffing();
+    client.on('data', onData);
+    client.once('end', onEnd);
+    client.once('close', onClose);
+  }
+
+  private async routeHttp(client: Socket, host: string, accept: string, head: Buffer[]): Promise<void> {
+    const service = this.router.route(host);
+    if (service === undefined) {
+      debug('no service for %s', host);
+      writeAnswer(client, notFoundPage(host, this.config.services, client.localPort), accept);
+      return;
+    }
+    let upstream: Socket;
+    try {
+      upstream = await this.connector.connect(service);
+    } catch (err) {
+      debug('upstream of %s: %s', service.name, (err as Error).message);
+      writeAnswer(client, upstreamErrorPage(service, err), accept);
+      return;
+    }
+    this.splice(client, upstream, service, head);
+  }
+
+  /** TLS is passed through untouched: the upstream holds the certificate and terminates it. */
+  private async routeTls(client: Socket, host: string | undefined, head: Buffer[]): Promise<void> {
+    const service = host === undefined ? undefined : this.router.route(host);
+    if (service === undefined) {
+      debug('TLS for %s: no service', host ?? '(no SNI)');
+      writeTlsAlert(client, TLS_ALERT_UNRECOGNIZED_NAME);
+      return;
+    }
+    let upstream: Socket;
+    try {
+      upstream = await this.connector.connect(service);
+    } catch (err) {
+      this.log.warn(`${service.name}: a TLS connection was dropped: ${(err as Error).message}`);
+      writeTlsAlert(client, TLS_ALERT_INTERNAL_ERROR);
+      return;
+    }
+    this.splice(client, upstream, service, head);
+  }
+
+  private splice(client: Socket, upstream: Socket, service: ServiceConfig, head: Buffer[]): void {
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    debug('splice %s:%d → %s', client.remoteAddress, client.remotePort, service.name);
+    spliceSockets(client, upstream, head);
+  }
+}
+
+/** TLS alert descriptions (RFC 8446 §6.2). */
+const TLS_ALERT_UNRECOGNIZED_NAME = 112;
+const TLS_ALERT_INTERNAL_ERROR = 80;
+
+/** A fatal TLS alert record, then close: the only answer a TLS client can read from us. */
+function writeTlsAlert(client: Socket, description: number): void {
+  client.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]));
+  client.once('finish', () => client.destroy());
+}
+
+function boundAddress(server: Server): ListenAddress[] {
+  const address = server.address() as AddressInfo | null;
+  return address ? [{ host: address.address, port: address.port }] : [];
+}
+
+/** server.listen as a promise, with the errors a user can act on turned into advice. */
+function bind(server: Server, address: ListenAddress): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new ListenError(listenAdvice(address, err), { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen({ host: address.host, port: address.port, ipv6Only: address.host.includes(':') }, () => {
+      server.off('error', onError);
+      server.on('error', (err) => debug('listener error %s', err.message));
+      resolve();
+    });
+  });
+}
+
+function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException): string {
+  const where = formatAddress(address);
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). `
+        + 'Stop that process, or choose another port with --listen (for example --listen 8080) or `listen` in the config file.';
+    case 'EACCES':
+      return `cannot listen on ${where}: permission denied. Ports below 1024 need privileges on Linux. `
+        + 'Use a higher port (--listen 8080), or allow port 80 for unprivileged users once with '
+        + '`sudo sysctl -w net.ipv4.ip_unprivileged_port_start=80`, or give node the capability with '
+        + '`sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")"`.';
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return `cannot listen on ${where}: that address is not on this machine. Use 127.0.0.1 or [::1].`;
+    default:
+      return `cannot listen on ${where}: ${err.code ?? err.message}`;
+  }
+}

@@ -1,0 +1,85 @@
+// A service's output: appended to its log file as it comes, and kept as a ring of recent lines
+// (ANSI colours removed) for error pages. Optionally echoed to the terminal, prefixed with the
+// service's name.
+
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+
+const RING_LINES = 200;
+// Colour and cursor sequences that dev servers print; they mean nothing on an HTML page.
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07/g;
+
+export interface ServiceLogOptions {
+  /** Where to append; undefined keeps the ring only. */
+  file?: string | undefined;
+  /** Called with each complete line, for streaming services' output to the terminal. */
+  echo?: ((line: string) => void) | undefined;
+  /** Told once if the log file cannot be written. */
+  onFileError?: ((err: Error) => void) | undefined;
+}
+
+export class ServiceLog {
+  private readonly ring: string[] = [];
+  private partial = '';
+  private stream: WriteStream | undefined;
+
+  constructor(private readonly options: ServiceLogOptions = {}) {
+    if (options.file === undefined) return;
+    try {
+      mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
+      // Logs may hold secrets a dev server prints: readable by the user only.
+      this.stream = createWriteStream(options.file, { flags: 'a', mode: 0o600 });
+      this.stream.on('error', (err) => {
+        this.stream = undefined;
+        options.onFileError?.(err);
+      });
+    } catch (err) {
+      options.onFileError?.(err as Error);
+    }
+  }
+
+  /** Output of the service, in whatever pieces it arrives. */
+  write(chunk: Buffer): void {
+    this.stream?.write(chunk);
+    const text = this.partial + chunk.toString('utf8');
+    const lines = text.split(/\r?\n/);
+    this.partial = lines.pop()!;
+    // A line with no end in sight still belongs on an error page; cap what we hold of it.
+    if (this.partial.length > 4096) {
+      lines.push(this.partial);
+      this.partial = '';
+    }
+    for (const line of lines) this.push(line);
+  }
+
+  /** A line of our own (launch, exit), marked so it stands out in the file. */
+  note(line: string): void {
+    this.flushPartial();
+    this.stream?.write(`--- norikae: ${line} ---\n`);
+  }
+
+  /** The last `count` lines the service printed. */
+  tail(count = 20): string[] {
+    const lines = this.partial ? [...this.ring, this.partial.replace(ANSI, '')] : this.ring;
+    return lines.slice(-count);
+  }
+
+  close(): void {
+    this.flushPartial();
+    this.stream?.end();
+    this.stream = undefined;
+  }
+
+  private flushPartial(): void {
+    if (this.partial === '') return;
+    this.push(this.partial);
+    this.partial = '';
+  }
+
+  private push(raw: string): void {
+    const line = raw.replace(ANSI, '');
+    this.ring.push(line);
+    if (this.ring.length > RING_LINES * 2) this.ring.splice(0, this.ring.length - RING_LINES);
+    this.options.echo?.(line);
+  }
+}

@@ -1,0 +1,35 @@
+// Two connected sockets → one two-way pipe. Bytes pass unchanged with backpressure (`pipe`), a FIN
+// travels alone (both sockets are half-open capable), and when one side is gone the other follows:
+// at once after a reset or error, after flushing what it still has to write after a clean close.
+
+import type { Socket } from 'node:net';
+
+/**
+ * Writes `head` (the bytes already read from the client) to `upstream`, then pipes both ways.
+ * The client must be paused with no 'data' listener, so nothing is read in between.
+ */
+export function spliceSockets(client: Socket, upstream: Socket, head: readonly Uint8Array[]): void {
+  if (head.length === 1) {
+    upstream.write(head[0]!);
+  } else if (head.length > 1) {
+    upstream.cork();
+    for (const chunk of head) upstream.write(chunk);
+    upstream.uncork();
+  }
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.once('close', (hadError) => closePeer(upstream, hadError));
+  upstream.once('close', (hadError) => closePeer(client, hadError));
+}
+
+/** The other side of a closed socket: reset it after an error, otherwise finish writing, then close. */
+function closePeer(socket: Socket, hadError: boolean): void {
+  if (socket.destroyed) return;
+  if (hadError) {
+    socket.resetAndDestroy();
+    return;
+  }
+  socket.end();
+  if (socket.writableFinished) socket.destroy();
+  else socket.once('finish', () => socket.destroy());
+}

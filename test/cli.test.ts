@@ -1,0 +1,147 @@
+// The real CLI as a child process: what a user types and sees.
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test, type TestContext } from 'node:test';
+import { closeServer, exchange, getHead, listenOn, parseResponse, startHttpUpstream } from './helpers.js';
+
+const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts the CLI; it is killed (by PID) after the test if still running. */
+function startCli(t: TestContext, args: string[], cwd = ROOT): ChildProcess & { output: () => { stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return Object.assign(child, { output: () => ({ stdout, stderr }) });
+}
+
+async function runCli(t: TestContext, args: string[], cwd?: string): Promise<Run> {
+  const child = startCli(t, args, cwd);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  await new Promise((resolve) => setImmediate(resolve));
+  return { code, signal, ...child.output() };
+}
+
+/** A temporary folder with a config file in it, removed after the test. */
+function configDir(t: TestContext, toml: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'norikae.toml'), toml);
+  return dir;
+}
+
+/** Waits until the running CLI has printed its listening line; returns the port. */
+async function listeningPort(child: ReturnType<typeof startCli>): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(child.output().stderr);
+    if (match) return Number(match[1]);
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`the CLI did not start listening: ${child.output().stderr}`);
+}
+
+describe('norikae-splice check', () => {
+  test('prints the routing table of a valid config and exits 0', async (t) => {
+    const dir = configDir(t, 'listen = 8080\n[service.web]\nhost = ["web.localhost", "*.web.localhost"]\nport = 3000\ncommand = "npm run dev"\n');
+    const run = await runCli(t, ['check'], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /web {2}http:\/\/web\.localhost:8080, http:\/\/\*\.web\.localhost:8080 → 127\.0\.0\.1:3000 {2}\(command: npm run dev\)/);
+    assert.match(run.stdout, /config is valid/);
+  });
+
+  test('a config error names file, line and column, shows the line, and exits non-zero', async (t) => {
+    const dir = configDir(t, '[service.web]\nport = 3000\ncomand = "npm run dev"\n');
+    const run = await runCli(t, ['check', '--config', join(dir, 'norikae.toml')]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, new RegExp(`norikae: error: ${join(dir, 'norikae.toml').replace(/[.]/g, '\\.')}:3:1: unknown key "comand".*did you mean "command"`));
+    assert.match(run.stderr, /3 \| comand = "npm run dev"\n {2}\| \^/);
+    assert.doesNotMatch(run.stderr, /at .*\.js:\d+/, 'no stack trace');
+  });
+
+  test('the bundled demo config is valid', async (t) => {
+    const run = await runCli(t, ['check', '-c', 'examples/norikae.toml']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /hello .*http:\/\/hello\.localhost:8080/);
+  });
+
+  test('no config anywhere says where it looked', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-empty-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const child = spawn(process.execPath, [CLI, 'check'], { cwd: dir, env: { ...process.env, XDG_CONFIG_HOME: dir } });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 2);
+    assert.match(stderr, /no config file found.*--config/);
+  });
+});
+
+describe('command line errors', () => {
+  test('an unknown command or option is a clear error, not a stack trace or a silent exit', async (t) => {
+    const command = await runCli(t, ['frobnicate']);
+    assert.equal(command.code, 1);
+    assert.match(command.stderr, /unknown command "frobnicate"/);
+    const option = await runCli(t, ['--frobnicate']);
+    assert.equal(option.code, 1);
+    assert.match(option.stderr, /Unknown option "--frobnicate"/);
+    const listen = await runCli(t, ['check', '-c', 'examples/norikae.toml', '--listen', 'nowhere']);
+    assert.equal(listen.code, 1);
+    assert.match(listen.stderr, /--listen nowhere: "nowhere" is not "host:port"/);
+  });
+
+  test('--version and --help', async (t) => {
+    const version = await runCli(t, ['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /norikae-splice\/0\.\d+\.\d+/);
+    const help = await runCli(t, ['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /check/);
+    assert.match(help.stdout, /--config/);
+  });
+});
+
+describe('norikae-splice (run)', () => {
+  test('serves the config, --listen overrides it, and SIGTERM exits cleanly', async (t) => {
+    const upstream = await startHttpUpstream(t);
+    const dir = configDir(t, `listen = 1\n[service.web]\nhost = "web.localhost"\nport = ${upstream.port}\n`);
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir);
+    const port = await listeningPort(child);
+    assert.match(child.output().stderr, /web {2}http:\/\/web\.localhost:\d+ → 127\.0\.0\.1:\d+/);
+    const response = parseResponse(await exchange(t, port, [getHead('web.localhost', '/hi')]));
+    assert.equal(response.status, 200);
+    assert.match(response.body, /"url":"\/hi"/);
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+  });
+
+  test('a port in use is an error that says what to do', async (t) => {
+    const blocker = createServer();
+    await listenOn(blocker);
+    t.after(() => closeServer(blocker));
+    const dir = configDir(t, '[service.web]\nport = 3000\n');
+    const run = await runCli(t, ['--listen', String((blocker.address() as { port: number }).port)], dir);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /already in use.*--listen/);
+  });
+});

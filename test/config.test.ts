@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { findConfigFile, loadConfig, parseConfig, parseListenAddress } from '../lib/config.js';
+import { ConfigError } from '../lib/errors.js';
+
+const FILE = '/home/dev/norikae.toml';
+
+/** The ConfigError that parsing `source` throws. */
+function configError(source: string): ConfigError {
+  try {
+    parseConfig(source, FILE);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    return err;
+  }
+  assert.fail('expected the config to be refused');
+}
+
+describe('parseConfig', () => {
+  test('reads the original Norikae format unchanged', () => {
+    const config = parseConfig(`
+[service.django]
+host = "django.localhost"
+port = 8001
+cwd = "~/Projects/my-django-project"
+command = "uv run manage.py runserver {port}"
+delay = 2
+`, FILE);
+    assert.deepEqual(config.listen, [{ host: '127.0.0.1', port: 80 }]);
+    assert.equal(config.maxHeadSize, 16 * 1024);
+    assert.match(config.logDir, /norikae\/logs$/);
+    const [django] = config.services;
+    assert.deepEqual(django, {
+      name: 'django',
+      hosts: ['django.localhost'],
+      port: 8001,
+      upstream: undefined,
+      cwd: join(homedir(), 'Projects/my-django-project'),
+      command: 'uv run manage.py runserver {port}',
+      delay: 2,
+      env: {},
+      readyTimeout: 30,
+      idleTimeout: undefined,
+      stopTimeout: 5,
+      listen: [],
+    });
+  });
+
+  test('normalises hosts, listen addresses and every service key', () => {
+    const config = parseConfig(`
+listen = ["127.0.0.1:8080", "[::1]:8080", 9000]
+max_head_size = 32768
+idle_timeout = 600
+stop_timeout = 2
+log_dir = "logs"
+
+[service.app]
+host = ["App.Localhost.", "*.App.localhost"]
+port = 3000
+upstream = "::1"
+cwd = "sites/app"
+command = "vite --port {port}"
+delay = 0.5
+env = { NODE_ENV = "development", WORKERS = 2 }
+ready_timeout = 60
+idle_timeout = 900
+listen = [5433, "127.0.0.2:5434"]
+`, FILE);
+    assert.deepEqual(config.listen, [
+      { host: '127.0.0.1', port: 8080 }, { host: '::1', port: 8080 }, { host: '127.0.0.1', port: 9000 },
+    ]);
+    assert.equal(config.maxHeadSize, 32768);
+    assert.equal(config.logDir, '/home/dev/logs');
+    const [app] = config.services;
+    assert.deepEqual(app!.hosts, ['app.localhost', '*.app.localhost']);
+    assert.equal(app!.upstream, '::1');
+    assert.equal(app!.cwd, '/home/dev/sites/app');
+    assert.deepEqual(app!.env, { NODE_ENV: 'development', WORKERS: '2' });
+    assert.equal(app!.delay, 0.5);
+    assert.equal(app!.readyTimeout, 60);
+    assert.equal(app!.idleTimeout, 900, 'the service overrides the top-level default');
+    assert.equal(app!.stopTimeout, 2, 'the top-level default applies');
+    assert.deepEqual(app!.listen, [{ host: '127.0.0.1', port: 5433 }, { host: '127.0.0.2', port: 5434 }]);
+  });
+
+  test('a service without host or listen is reached at NAME.localhost; one with listen only has no host', () => {
+    const config = parseConfig('[service.Blog]\nport = 4000\n[service.pg]\nlisten = 5433\nport = 5432\n', FILE);
+    assert.deepEqual(config.services.map((s) => s.hosts), [['blog.localhost'], []]);
+  });
+
+  test('a TOML syntax error names file, line and column', () => {
+    const err = configError('listen = 8080\n[service.a]\nport = = 3\n');
+    assert.equal(err.line, 3);
+    assert.equal(err.column, 8);
+    assert.match(err.message, /^\/home\/dev\/norikae\.toml:3:8: /);
+    assert.ok(err.codeFrame?.includes('port = = 3'));
+  });
+
+  test('an unknown key is named, located and matched to the nearest valid one', () => {
+    const err = configError('listen = 8080\n\n[service.web]\nport = 3000\n  comand = "npm run dev"\n');
+    assert.match(err.message, /:5:3: unknown key "comand" in \[service\.web\]; did you mean "command"\?/);
+    assert.equal(err.line, 5);
+    assert.equal(err.column, 3);
+    const top = configError('lisen = 8080\n');
+    assert.match(top.message, /:1:1: unknown key "lisen" at the top level; did you mean "listen"\?/);
+    const far = configError('[service.web]\nport = 3000\nwhatever = 1\n');
+    assert.doesNotMatch(far.message, /did you mean/);
+  });
+
+  test('a misspelled table is an unknown key with a suggestion', () => {
+    const err = configError('[services.web]\nport = 3000\n');
+    assert.match(err.message, /:1:2: unknown key "services" at the top level; did you mean "service"\?/);
+  });
+
+  test('wrong types and out-of-range values are errors at the key', () => {
+    const cases: [string, RegExp, number][] = [
+      ['[service.a]\nport = "3000"\n', /expected a whole number from 1 to 65535, got string "3000"/, 2],
+      ['[service.a]\nport = 70000\n', /expected a whole number from 1 to 65535, got number 70000/, 2],
+      ['[service.a]\nport = 0\n', /from 1 to 65535/, 2],
+      ['[service.a]\nport = 1\ndelay = -1\n', /delay|seconds/, 3],
+      ['[service.a]\nport = 1\nready_timeout = 0\n', /seconds above 0/, 3],
+      ['[service.a]\nport = 1\nhost = 5\n', /expected a host name/, 3],
+      ['[service.a]\nport = 1\nhost = "a.localhost:80"\n', /is not a host name/, 3],
+      ['[service.a]\nport = 1\nhost = "a.*.localhost"\n', /is not a host name/, 3],
+      ['[service.a]\nport = 1\nenv = { A = [1] }\n', /environment values are strings/, 3],
+      ['[service.a]\nport = 1\ncommand = ""\n', /non-empty string/, 3],
+      ['listen = "localhost"\n', /is not "host:port"/, 1],
+      ['listen = 65536\n', /not a port number/, 1],
+      ['listen = "[127.0.0.1]:80"\n', /not an IPv6 address/, 1],
+      ['[service.a]\nport = 1\nlisten = 0\n', /fixed port/, 3],
+      ['[service.a]\nport = 1\nupstream = "not valid!"\n', /not an IP address or host name/, 3],
+      ['service = 3\n', /expected a table/, 1],
+    ];
+    for (const [source, pattern, line] of cases) {
+      const err = configError(source);
+      assert.match(err.message, pattern, source);
+      assert.equal(err.line, line, source);
+    }
+  });
+
+  test('a service with neither port nor command is refused', () => {
+    const err = configError('[service.web]\nhost = "web.localhost"\n');
+    assert.match(err.message, /:1:10: service "web" needs a `port`/);
+  });
+
+  test('a service with a command and no port is accepted (the port is chosen at launch)', () => {
+    const config = parseConfig('[service.web]\ncommand = "npm run dev"\n', FILE);
+    assert.equal(config.services[0]!.port, undefined);
+  });
+
+  test('one host claimed by two services is refused, naming both', () => {
+    const err = configError('[service.a]\nport = 1\nhost = "x.localhost"\n[service.b]\nport = 2\nhost = ["y.localhost", "X.localhost"]\n');
+    assert.match(err.message, /:6:1: host "x\.localhost" is claimed by both "a" and "b"/);
+  });
+
+  test('dotted keys and inline tables are located too', () => {
+    const err = configError('service.web.port = 1\nservice.web.prot = 2\n');
+    assert.match(err.message, /:2:13: unknown key "prot"/);
+  });
+});
+
+describe('parseListenAddress', () => {
+  test('accepts ports, host:port and bracketed IPv6', () => {
+    assert.deepEqual(parseListenAddress(8080), { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(parseListenAddress('8080'), { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(parseListenAddress('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(parseListenAddress('[::1]:8080'), { host: '::1', port: 8080 });
+    assert.deepEqual(parseListenAddress('localhost:8080'), { host: 'localhost', port: 8080 });
+    assert.equal(typeof parseListenAddress('::1:8080'), 'string');
+    assert.equal(typeof parseListenAddress(':8080'), 'string');
+    assert.equal(typeof parseListenAddress(true), 'string');
+  });
+});
+
+describe('findConfigFile and loadConfig', () => {
+  test('--config wins, then ./norikae.toml, then $XDG_CONFIG_HOME/norikae/config.toml', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-config-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const project = join(dir, 'project');
+    const xdg = join(dir, 'xdg');
+    mkdirSync(project);
+    mkdirSync(join(xdg, 'norikae'), { recursive: true });
+    const env = { XDG_CONFIG_HOME: xdg };
+
+    assert.throws(() => findConfigFile(undefined, project, env), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /no config file found.*norikae\.toml.*config\.toml.*--config/);
+      return true;
+    });
+    writeFileSync(join(xdg, 'norikae', 'config.toml'), '[service.a]\nport = 1\n');
+    assert.equal(findConfigFile(undefined, project, env), join(xdg, 'norikae', 'config.toml'));
+    writeFileSync(join(project, 'norikae.toml'), '[service.b]\nport = 2\n');
+    assert.equal(findConfigFile(undefined, project, env), join(project, 'norikae.toml'));
+    assert.equal(findConfigFile('other.toml', project, env), join(project, 'other.toml'));
+    assert.equal(findConfigFile('~/n.toml', project, env), join(homedir(), 'n.toml'));
+    assert.equal(loadConfig(join(project, 'norikae.toml')).services[0]!.name, 'b');
+  });
+
+  test('a missing file is a ConfigError naming it', () => {
+    assert.throws(() => loadConfig('/nonexistent/norikae.toml'), /\/nonexistent\/norikae\.toml: cannot read the config file: ENOENT/);
+  });
+});

@@ -1,0 +1,133 @@
+// Shared test plumbing: real servers on 127.0.0.1 port 0, a splicer built from TOML text, and raw
+// socket clients. Everything started here is closed through `t.after`, so a failed assertion
+// cannot leave a server or a socket behind.
+
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { TestContext } from 'node:test';
+import { parseConfig, type Config } from '../lib/config.js';
+import { memoryLog } from '../lib/log.js';
+import { SpliceServer, type SpliceServerOptions } from '../lib/server.js';
+
+/** Starts a node:http server on 127.0.0.1:0, closed after the test. */
+export async function startHttpUpstream(
+  t: TestContext,
+  handler: (req: IncomingMessage, res: ServerResponse) => void = echoRequestInfo,
+): Promise<{ server: HttpServer; port: number }> {
+  const server = createServer(handler);
+  server.keepAliveTimeout = 5000;
+  await listenOn(server);
+  t.after(() => closeServer(server));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Answers with the request's method, URL and Host as JSON: enough to see where a request went. */
+export function echoRequestInfo(req: IncomingMessage, res: ServerResponse): void {
+  const body = JSON.stringify({ method: req.method, url: req.url, host: req.headers.host, port: req.socket.localPort });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** A SpliceServer on 127.0.0.1:0 built from TOML service tables, closed after the test. */
+export async function startSplicer(
+  t: TestContext,
+  servicesToml: string,
+  options: SpliceServerOptions & { top?: string } = {},
+): Promise<{ splicer: SpliceServer; port: number; config: Config; log: ReturnType<typeof memoryLog> }> {
+  const config = parseConfig(`listen = "127.0.0.1:0"\n${options.top ?? ''}\n${servicesToml}`, '/test/norikae.toml');
+  const log = memoryLog();
+  const splicer = new SpliceServer(config, { log, ...options });
+  const [address] = await splicer.listen();
+  t.after(() => splicer.close());
+  return { splicer, port: address!.port, config, log };
+}
+
+/** Connects to 127.0.0.1:port; the socket is destroyed after the test. */
+export async function connectTo(t: TestContext, port: number, options: { allowHalfOpen?: boolean } = {}): Promise<Socket> {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: options.allowHalfOpen ?? false });
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Resolves on 'close' (events.once would reject on the 'error' a reset brings first). */
+export function closed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => socket.once('close', () => resolve()));
+}
+
+/** Everything the peer sends until it closes. */
+export function readAll(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+/** Sends `parts` (with a pause between them, so they arrive as separate reads) and reads until close. */
+export async function exchange(t: TestContext, port: number, parts: (string | Buffer)[], pauseMs = 0): Promise<Buffer> {
+  const socket = await connectTo(t, port);
+  const reply = readAll(socket);
+  for (const [i, part] of parts.entries()) {
+    if (i > 0 && pauseMs > 0) await delay(pauseMs);
+    socket.write(part);
+  }
+  return reply;
+}
+
+export interface ParsedResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Splits one HTTP/1.1 response (as our answers write them: Content-Length, no chunking). */
+export function parseResponse(raw: Buffer): ParsedResponse {
+  const text = raw.toString('utf8');
+  const end = text.indexOf('\r\n\r\n');
+  if (end === -1) throw new Error(`not an HTTP response: ${JSON.stringify(text.slice(0, 200))}`);
+  const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(end + 4) };
+}
+
+/** A GET head for `host`, closing the connection after the response. */
+export function getHead(host: string, path = '/', extra = ''): string {
+  return `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`;
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function listenOn(server: Server | HttpServer, port = 0): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export function closeServer(server: Server | HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    if ('closeAllConnections' in server) server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}
+
+/** A port that nothing listens on: bound, read, and released. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await listenOn(server);
+  const { port } = server.address() as AddressInfo;
+  await closeServer(server);
+  return port;
+}

@@ -1,0 +1,220 @@
+// Launching on demand with real child processes (test/fixtures/dev-server.ts) and real sockets.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { homedir, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test, type TestContext } from 'node:test';
+import { parseConfig } from '../lib/config.js';
+import { LaunchRecord } from '../lib/launch-record.js';
+import { memoryLog } from '../lib/log.js';
+import { isLiveProcess } from '../lib/process-group.js';
+import { SpliceServer } from '../lib/server.js';
+import { ServiceSupervisor } from '../lib/supervisor.js';
+import { closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, type ParsedResponse } from './helpers.js';
+
+const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
+
+interface Harness {
+  port: number;
+  supervisor: ServiceSupervisor;
+  log: ReturnType<typeof memoryLog>;
+  dir: string;
+  /** The "pid port" lines the fixture recorded, one per launch. */
+  launches: () => { pid: number; port: number }[];
+  get: (host: string, path?: string) => Promise<ParsedResponse>;
+}
+
+/** A splicer + supervisor over `services` (TOML); `{record}` and `{server}` are filled in. */
+async function start(t: TestContext, services: string): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-supervisor-'));
+  const recordFile = join(dir, 'launches.txt');
+  const toml = `listen = "127.0.0.1:0"\nlog_dir = "${dir}/logs"\n${services}`
+    .replaceAll('{server}', `node ${DEV_SERVER}`)
+    .replaceAll('{record}', recordFile);
+  const config = parseConfig(toml, join(dir, 'norikae.toml'));
+  const log = memoryLog();
+  const supervisor = new ServiceSupervisor(config, { log, record: new LaunchRecord(join(dir, 'state', 'launched.json')) });
+  const server = new SpliceServer(config, { log, connector: supervisor });
+  const [address] = await server.listen();
+  t.after(async () => {
+    await server.close();
+    await supervisor.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const port = address!.port;
+  return {
+    port,
+    supervisor,
+    log,
+    dir,
+    launches: () => (existsSync(recordFile) ? readFileSync(recordFile, 'utf8') : '').trim().split('\n').filter(Boolean)
+      .map((line) => ({ pid: Number(line.split(' ')[0]), port: Number(line.split(' ')[1]) })),
+    get: async (host, path = '/') => parseResponse(await exchange(t, port, [getHead(host, path)])),
+  };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+describe('launch on demand', () => {
+  test('a refused connection launches the command once, however many connections wait', async (t) => {
+    const port = await freePort();
+    const h = await start(t, `[service.app]\nport = ${port}\ncommand = "{server} --record {record} --listen-after 300"\n`);
+    const responses = await Promise.all(Array.from({ length: 50 }, () => h.get('app.localhost')));
+    assert.deepEqual(responses.map((r) => r.status), Array(50).fill(200));
+    assert.equal(h.launches().length, 1);
+    const pids = new Set(responses.map((r) => (JSON.parse(r.body) as { pid: number }).pid));
+    assert.equal(pids.size, 1);
+    assert.ok(h.log.lines.some((line) => /^launching app: node .*dev-server\.js/.test(line)));
+    assert.ok(h.log.lines.some((line) => /^app ready on :\d+ in \d+\.\d\d s$/.test(line)));
+  });
+
+  test('readiness is polled: a server that binds in 300 ms is served long before a fixed wait would', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 300"\nready_timeout = 20\n`);
+    const started = Date.now();
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 200, response.body);
+    // Generous bound: the point is that nothing sleeps for a fixed multi-second delay.
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+  });
+
+  test('`delay` is waited before the first readiness check', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server}"\ndelay = 1.2\n`);
+    const started = Date.now();
+    assert.equal((await h.get('app.localhost')).status, 200);
+    assert.ok(Date.now() - started >= 1200, `served after ${Date.now() - started} ms, before the delay`);
+  });
+
+  test('$PORT, {port}, env, and ~ in cwd reach the command', async (t) => {
+    const home = mkdtempSync(join(homedir(), '.norikae-test-'));
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const port = await freePort();
+    const h = await start(t, `[service.app]\nport = ${port}\ncwd = "~/${basename(home)}"\ncommand = "{server} --port {port}"\nenv = { FOO = "bar" }\n`);
+    const body = JSON.parse((await h.get('app.localhost')).body) as Record<string, unknown>;
+    assert.deepEqual(body, { pid: body.pid, port, envPort: String(port), foo: 'bar', cwd: home, url: '/' });
+  });
+
+  test('a service without a port gets a free one through {port} and $PORT', async (t) => {
+    const h = await start(t, '[service.app]\ncommand = "{server} --record {record}"\n');
+    const body = JSON.parse((await h.get('app.localhost')).body) as { port: number; envPort: string };
+    assert.ok(body.port > 0);
+    assert.equal(body.envPort, String(body.port));
+    assert.equal(h.supervisor.status('app')?.port, body.port);
+  });
+
+  test('a server already listening that norikae did not start is proxied to, not launched', async (t) => {
+    const external = createServer((_req, res) => res.end('external'));
+    await listenOn(external);
+    t.after(() => closeServer(external));
+    const h = await start(t, `[service.app]\nport = ${(external.address() as { port: number }).port}\ncommand = "{server} --record {record}"\n`);
+    assert.equal((await h.get('app.localhost')).body, 'external');
+    assert.equal(h.launches().length, 0);
+  });
+
+  test('a client that hangs up while waiting changes nothing for the others', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --record {record} --listen-after 400"\n`);
+    const quitter = await connectTo(t, h.port);
+    quitter.write(getHead('app.localhost'));
+    const waiting = h.get('app.localhost');
+    await delay(100);
+    quitter.destroy();
+    assert.equal((await waiting).status, 200);
+    assert.equal((await h.get('app.localhost')).status, 200);
+    assert.equal(h.launches().length, 1);
+  });
+});
+
+describe('launch failures', () => {
+  test('an exit before ready is a 502 with the exit code and the last lines of output', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --exit-code 3"\n`);
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 502);
+    assert.match(response.body, /app exited with code 3 before it accepted connections/);
+    assert.match(response.body, /starting up/);
+    assert.match(response.body, /\| Error: cannot find module "missing-thing"\n/, 'log lines, colour codes removed');
+    const html = parseResponse(await exchange(t, h.port, [getHead('app.localhost', '/', 'Accept: text/html\r\n')]));
+    assert.match(html.body, /<pre>starting up\nError: cannot find module &#34;missing-thing&#34;/);
+  });
+
+  test('never ready within ready_timeout is a 504, and the process is stopped', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --never-listen --record {record}"\nready_timeout = 0.5\n`);
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 504);
+    assert.match(response.body, /did not accept connections on port \d+ within 0\.5 s/);
+    assert.match(response.body, /compiling forever/);
+    const [launch] = h.launches();
+    assert.equal(isLiveProcess(launch!.pid), false);
+  });
+
+  test('a crashed service is relaunched by the next request', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\n`);
+    assert.equal((await h.get('app.localhost', '/crash')).body, 'bye');
+    await waitFor(() => h.log.lines.includes('app exited with code 70'), 'the exit line');
+    assert.equal((await h.get('app.localhost')).status, 200);
+    assert.equal(h.launches().length, 2);
+  });
+
+  test('a crash loop is not relaunched on every request: 502 with the log and a back-off', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --exit-code 1 --record {record}"\n`);
+    for (let i = 0; i < 3; i++) {
+      const response = await h.get('app.localhost');
+      assert.equal(response.status, 502);
+      assert.match(response.body, /exited with code 1/);
+    }
+    await waitFor(() => h.log.lines.some((line) => /not relaunching it for 5 s/.test(line)), 'the back-off');
+    const refused = await h.get('app.localhost');
+    assert.equal(refused.status, 502);
+    assert.match(refused.body, /keeps crashing .*tries again in [1-5] s/);
+    assert.match(refused.body, /missing-thing/);
+    assert.equal(h.launches().length, 3);
+  });
+
+  test('a cwd that does not exist is a 502 that says so', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncwd = "/nonexistent/folder"\ncommand = "{server}"\n`);
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 502);
+    assert.match(response.body, /its cwd \/nonexistent\/folder is not a folder/);
+  });
+});
+
+describe('stopping', () => {
+  test('idle_timeout stops a launched service; the next request launches it again', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\nidle_timeout = 0.3\n`);
+    assert.equal((await h.get('app.localhost')).status, 200);
+    const [first] = h.launches();
+    await waitFor(() => h.supervisor.status('app')?.state === 'stopped', 'the idle stop');
+    assert.ok(h.log.lines.includes('stopping app (idle for 0.3 s)'));
+    assert.equal(isLiveProcess(first!.pid), false);
+    assert.equal((await h.get('app.localhost')).status, 200);
+    assert.equal(h.launches().length, 2);
+  });
+
+  test('stopAll stops the whole process group, grandchildren included', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "sh -c '{server} --record {record}'"\n`);
+    assert.equal((await h.get('app.localhost')).status, 200);
+    const [grandchild] = h.launches();
+    const shell = h.supervisor.status('app')!.pid!;
+    assert.notEqual(grandchild!.pid, shell, 'the server runs below the shells');
+    assert.equal(isLiveProcess(grandchild!.pid), true);
+    await h.supervisor.stopAll();
+    assert.equal(isLiveProcess(grandchild!.pid), false);
+    assert.equal(isLiveProcess(shell), false);
+  });
+
+  test('service output goes to a log file readable by the user only', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server}"\n`);
+    assert.equal((await h.get('app.localhost')).status, 200);
+    const file = join(h.dir, 'logs', 'app.log');
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('dev server listening'), 'the log file');
+    assert.match(readFileSync(file, 'utf8'), /--- norikae: launching on port \d+: node /);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  });
+});
