@@ -3,13 +3,16 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
-import { closeServer, exchange, getHead, listenOn, parseResponse, startHttpUpstream } from './helpers.js';
+import { isLiveProcess } from '../lib/process-group.js';
+import { closeServer, delay, exchange, freePort, getHead, listenOn, parseResponse, startHttpUpstream } from './helpers.js';
+
+const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
 
 const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,8 +25,13 @@ interface Run {
 }
 
 /** Starts the CLI; it is killed (by PID) after the test if still running. */
-function startCli(t: TestContext, args: string[], cwd = ROOT): ChildProcess & { output: () => { stdout: string; stderr: string } } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
+function startCli(
+  t: TestContext,
+  args: string[],
+  cwd = ROOT,
+  env: NodeJS.ProcessEnv = {},
+): ChildProcess & { output: () => { stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -143,5 +151,71 @@ describe('norikae-splice (run)', () => {
     const run = await runCli(t, ['--listen', String((blocker.address() as { port: number }).port)], dir);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /already in use.*--listen/);
+  });
+});
+
+describe('launched services and the CLI', () => {
+  /** A config whose service runs the dev-server fixture below two shells, recording its pid. */
+  async function launchingConfig(t: TestContext): Promise<{ dir: string; env: NodeJS.ProcessEnv; pids: () => number[] }> {
+    const dir = configDir(t, '');
+    const record = join(dir, 'launches.txt');
+    writeFileSync(join(dir, 'norikae.toml'), `log_dir = "logs"\n[service.app]\nport = ${await freePort()}\n`
+      + `command = "sh -c 'node ${DEV_SERVER} --record ${record}'"\n`);
+    const pids = (): number[] => {
+      try {
+        return readFileSync(record, 'utf8').trim().split('\n').filter(Boolean).map((line) => Number(line.split(' ')[0]));
+      } catch {
+        return [];
+      }
+    };
+    t.after(() => {
+      for (const pid of pids()) if (isLiveProcess(pid)) process.kill(pid, 'SIGKILL');
+    });
+    return { dir, env: { XDG_STATE_HOME: join(dir, 'state') }, pids };
+  }
+
+  test('SIGTERM stops every service norikae launched, grandchildren included', async (t) => {
+    const { dir, env, pids } = await launchingConfig(t);
+    const child = startCli(t, ['--listen', '127.0.0.1:0', '--service-output'], dir, env);
+    const port = await listeningPort(child);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    const [server] = pids();
+    assert.equal(isLiveProcess(server!), true);
+    assert.match(child.output().stderr, /app \| dev server listening on \d+/, '--service-output streams the service output');
+    assert.match(child.output().stderr, /launching app: sh -c/);
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+    assert.equal(isLiveProcess(server!), false);
+    assert.match(child.output().stderr, /stopping app \(norikae-splice is exiting\)/);
+  });
+
+  test('after a SIGKILL of norikae, its next start stops the services it had launched, and nothing else', async (t) => {
+    const { dir, env, pids } = await launchingConfig(t);
+    const first = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(first);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    first.kill('SIGKILL');
+    await once(first, 'exit');
+    const [orphan] = pids();
+    assert.equal(isLiveProcess(orphan!), true, 'the service outlives a SIGKILLed norikae');
+
+    // A process group whose PID the record names but that is not ours (as after PID reuse).
+    const bystander = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    t.after(() => bystander.kill('SIGKILL'));
+    const stateDir = join(dir, 'state', 'norikae');
+    const [recordName] = readdirSync(stateDir).filter((name) => /^launched-[0-9a-f]{12}\.json$/.test(name));
+    const record = JSON.parse(readFileSync(join(stateDir, recordName!), 'utf8')) as { launched: unknown[] };
+    assert.equal(record.launched.length, 1);
+    record.launched.push({ launchId: 'not-the-bystanders-id', pgid: bystander.pid, service: 'ghost' });
+    writeFileSync(join(stateDir, recordName!), JSON.stringify(record));
+
+    const second = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    await listeningPort(second);
+    assert.match(second.output().stderr, /stopped app \(pid [\d, ]+\), left running by a previous norikae-splice/);
+    for (let i = 0; i < 100 && isLiveProcess(orphan!); i++) await delay(20);
+    assert.equal(isLiveProcess(orphan!), false);
+    assert.equal(isLiveProcess(bystander.pid!), true);
+    assert.doesNotMatch(second.output().stderr, /ghost/);
   });
 });
