@@ -173,8 +173,9 @@ export class ServiceSupervisor implements UpstreamConnector {
   private spawn(runtime: ServiceRuntime, log: ServiceLog): LaunchedProcess {
     const { service } = runtime;
     const launchId = randomUUID();
-    this.log.info(`launching ${service.name}: ${service.command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
-    log.note(`launching on port ${runtime.port}: ${service.command}`);
+    const command = service.command!.replaceAll('{port}', String(runtime.port));
+    this.log.info(`launching ${service.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
+    log.note(`launching on port ${runtime.port}: ${command}`);
     const process = launchCommand({
       name: service.name, command: service.command!, cwd: service.cwd, env: service.env, port: runtime.port!, launchId,
     }, log);
