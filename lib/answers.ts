@@ -79,6 +79,13 @@ export function notFoundPage(host: string, services: readonly ServiceConfig[], l
 export function upstreamErrorPage(service: ServiceConfig, error: unknown): AnswerPage {
   if (error instanceof UpstreamConnectError) {
     const refused = error.reason === 'ECONNREFUSED';
+    if (error.reason === 'ETIMEDOUT') {
+      return {
+        status: 504,
+        title: `${service.name} did not answer`,
+        message: `${error.host}:${error.port} did not accept the connection in time (connect_timeout). Is something there stuck, or dropping connections?`,
+      };
+    }
     return {
       status: 502,
       title: `${service.name} is not running`,

@@ -47,6 +47,10 @@ export interface Config {
   listen: ListenAddress[];
   /** The largest request head we read before answering 431. */
   maxHeadSize: number;
+  /** Seconds a client has to send its first request head (408 after that). */
+  headTimeout: number;
+  /** Seconds an upstream has to accept a TCP connection (504 after that). */
+  connectTimeout: number;
   /** Folder of the services' log files (NAME.log). */
   logDir: string;
   services: ServiceConfig[];
@@ -56,8 +60,12 @@ export const DEFAULT_LISTEN: ListenAddress = { host: '127.0.0.1', port: 80 };
 export const DEFAULT_MAX_HEAD_SIZE = 16 * 1024;
 export const DEFAULT_READY_TIMEOUT = 30;
 export const DEFAULT_STOP_TIMEOUT = 5;
+export const DEFAULT_HEAD_TIMEOUT = 10;
+export const DEFAULT_CONNECT_TIMEOUT = 5;
 
-const TOP_LEVEL_KEYS = ['listen', 'service', 'max_head_size', 'log_dir', 'idle_timeout', 'stop_timeout'];
+const TOP_LEVEL_KEYS = [
+  'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout',
+];
 const SERVICE_KEYS = [
   'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
 ];
@@ -159,6 +167,8 @@ class ConfigReader {
       file: this.file,
       listen: doc.listen === undefined ? [DEFAULT_LISTEN] : this.addresses(doc.listen, ['listen']),
       maxHeadSize: this.integer(doc.max_head_size, ['max_head_size'], 1024, 1024 * 1024) ?? DEFAULT_MAX_HEAD_SIZE,
+      headTimeout: this.seconds(doc.head_timeout, ['head_timeout'], false) ?? DEFAULT_HEAD_TIMEOUT,
+      connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
       logDir: logDir === undefined ? join(stateDir(), 'logs') : resolve(dirname(this.file), expandHome(logDir)),
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };

@@ -9,16 +9,22 @@ const debug = createDebug('norikae:dial');
 
 export const DEFAULT_UPSTREAM_HOST = '127.0.0.1';
 
-/** Connects to `host:port`; the socket is half-open capable with Nagle off, like the client side. */
-export function dial(host: string, port: number): Promise<Socket> {
+/**
+ * Connects to `host:port`; the socket is half-open capable with Nagle off, like the client side.
+ * A port that never answers (SYNs dropped) fails with ETIMEDOUT after `timeoutMs`.
+ */
+export function dial(host: string, port: number, timeoutMs = 5000): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
     const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
       socket.destroy();
       reject(new UpstreamConnectError(host, port, err.code ?? err.message, { cause: err }));
     };
+    const timer = setTimeout(() => onError(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
     socket.once('error', onError);
     socket.once('connect', () => {
+      clearTimeout(timer);
       if (isSelfConnection(socket)) {
         // TCP simultaneous open: a connect to a free port in the ephemeral range can land on itself.
         onError(Object.assign(new Error('connected to itself'), { code: 'ECONNREFUSED' }));

@@ -33,6 +33,13 @@ export class SpliceServer {
   private readonly listeners: { server: Server; service?: ServiceConfig }[] = [];
   /** Open client connections, so close() can end them. */
   private readonly clients = new Set<Socket>();
+  /**
+   * Connections still sending their first head, with what to do when their time is up. All share
+   * one timeout, so insertion order is deadline order and one sweep a second finds the expired
+   * ones at the front: no timer per connection.
+   */
+  private readonly sniffing = new Map<Socket, { deadline: number; expire: () => void }>();
+  private sweeper: NodeJS.Timeout | undefined;
   private readonly router: Router;
   private readonly log: Log;
   readonly connector: UpstreamConnector;
@@ -69,6 +76,8 @@ export class SpliceServer {
       await this.close();
       throw err;
     }
+    this.sweeper = setInterval(() => this.expireSlowHeads(), Math.min(1000, this.config.headTimeout * 250));
+    this.sweeper.unref();
     return this.addresses();
   }
 
@@ -84,6 +93,7 @@ export class SpliceServer {
 
   /** Stops accepting and ends every open connection. */
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     const closing = this.listeners.map(({ server }) => new Promise<void>((resolve) => {
       if (server.listening) server.close(() => resolve());
       else resolve();
@@ -122,7 +132,8 @@ export class SpliceServer {
     const stopSniffing = (): void => {
       client.off('data', onData);
       client.off('end', onEnd);
-      client.off('close', onClose);
+      client.off('close', stopSniffing);
+      this.sniffing.delete(client);
       sniffer.destroy();
     };
     const onData = (chunk: Buffer): void => {
@@ -154,15 +165,30 @@ export class SpliceServer {
           break;
       }
     };
-    const onEnd = (): void => {
+    /** The client closed its side, or ran out of time, before its head was complete. */
+    const giveUp = (error: HeadError): void => {
       stopSniffing();
+      // A connection that never sent a byte (a browser's preconnect) is just closed.
       if (chunks.length === 0) client.destroy();
-      else writeAnswer(client, headErrorPage(new HeadError('NORIKAE_ERR_HEAD_INCOMPLETE', 400, 'The connection was closed before the request head was complete.')), '');
+      else writeAnswer(client, headErrorPage(error), '');
     };
-    const onClose = (): void => stopSniffing();
+    const onEnd = (): void => giveUp(new HeadError('NORIKAE_ERR_HEAD_INCOMPLETE', 400, 'The connection was closed before the request head was complete.'));
     client.on('data', onData);
     client.once('end', onEnd);
-    client.once('close', onClose);
+    client.once('close', stopSniffing);
+    this.sniffing.set(client, {
+      deadline: Date.now() + this.config.headTimeout * 1000,
+      expire: () => giveUp(new HeadError('NORIKAE_ERR_HEAD_TIMEOUT', 408, `The request head was not complete within ${this.config.headTimeout} s.`)),
+    });
+  }
+
+  /** Answers 408 to every connection whose first head is overdue (see `sniffing`). */
+  private expireSlowHeads(): void {
+    const now = Date.now();
+    for (const { deadline, expire } of this.sniffing.values()) {
+      if (deadline > now) break;
+      expire();
+    }
   }
 
   private async routeHttp(client: Socket, host: string, accept: string, head: Buffer[]): Promise<void> {

@@ -22,6 +22,9 @@ export function spliceSockets(client: Socket, upstream: Socket, head: readonly U
   upstream.once('close', (hadError) => closePeer(client, hadError));
 }
 
+/** How long the survivor of a closed pair may take to flush what it still has to write. */
+const FLUSH_LIMIT_MS = 10_000;
+
 /** The other side of a closed socket: reset it after an error, otherwise finish writing, then close. */
 function closePeer(socket: Socket, hadError: boolean): void {
   if (socket.destroyed) return;
@@ -30,6 +33,13 @@ function closePeer(socket: Socket, hadError: boolean): void {
     return;
   }
   socket.end();
-  if (socket.writableFinished) socket.destroy();
-  else socket.once('finish', () => socket.destroy());
+  if (socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
+  // A peer that stops reading must not keep the socket forever.
+  const timer = setTimeout(() => socket.destroy(), FLUSH_LIMIT_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('finish', () => socket.destroy());
 }

@@ -71,7 +71,7 @@ export class ServiceSupervisor implements UpstreamConnector {
     const host = service.upstream ?? DEFAULT_UPSTREAM_HOST;
     if (runtime.port !== undefined) {
       try {
-        return this.track(runtime, await dial(host, runtime.port));
+        return this.track(runtime, await dial(host, runtime.port, this.config.connectTimeout * 1000));
       } catch (err) {
         if (service.command === undefined || !(err instanceof UpstreamConnectError) || err.reason !== 'ECONNREFUSED') throw err;
       }
@@ -79,7 +79,7 @@ export class ServiceSupervisor implements UpstreamConnector {
     // Connect first, launch only when refused: a server the user started by hand is simply used.
     runtime.launching ??= this.launch(runtime).finally(() => (runtime.launching = undefined));
     await runtime.launching;
-    return this.track(runtime, await dial(host, runtime.port!));
+    return this.track(runtime, await dial(host, runtime.port!, this.config.connectTimeout * 1000));
   }
 
   status(name: string): ServiceStatus | undefined {

@@ -143,6 +143,16 @@ describe('norikae-splice (run)', () => {
     assert.equal(code, 0);
   });
 
+  test('listening beyond loopback prints a warning', async (t) => {
+    const dir = configDir(t, '[service.web]\nport = 3000\n');
+    const child = startCli(t, ['--listen', '0.0.0.0:0'], dir);
+    for (let i = 0; i < 200 && !/listening on/.test(child.output().stderr); i++) await delay(25);
+    assert.match(child.output().stderr, /warning: listening beyond loopback: every machine that can reach this address can start the configured commands/);
+    const loopback = startCli(t, ['--listen', '127.0.0.1:0'], dir);
+    await listeningPort(loopback);
+    assert.doesNotMatch(loopback.output().stderr, /warning/);
+  });
+
   test('a port in use is an error that says what to do', async (t) => {
     const blocker = createServer();
     await listenOn(blocker);
