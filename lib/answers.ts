@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ServiceConfig } from './config.js';
-import { HeadError, LaunchError, NorikaeError, ReadinessTimeoutError, UpstreamConnectError } from './errors.js';
+import { HeadError, LaunchError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 
 export interface AnswerPage {
   status: number;
@@ -94,6 +94,9 @@ export function upstreamErrorPage(service: ServiceConfig, error: unknown): Answe
           + `or give [service.${service.name}] a \`command\` (for example command = "npm run dev -- --port {port}") so norikae-splice launches it on demand.`
         : `Connecting to ${error.host}:${error.port} failed (${error.reason}).`,
     };
+  }
+  if (error instanceof ServiceStoppedError) {
+    return { status: 503, title: `${service.name} is stopped`, message: error.message };
   }
   if (error instanceof LaunchError) {
     return { status: 502, title: `${service.name} failed to start`, message: error.message, log: error.logTail };

@@ -94,3 +94,24 @@ export class ReadinessTimeoutError extends NorikaeError {
     this.logTail = logTail;
   }
 }
+
+/** The user stopped this service; requests do not bring it back until they start it. */
+export class ServiceStoppedError extends NorikaeError {
+  readonly service: string;
+
+  constructor(service: string) {
+    super('NORIKAE_ERR_STOPPED', `${service} was stopped by you, so requests do not launch it. `
+      + `Start it from the dashboard or with \`norikae-splice start ${service}\`.`);
+    this.service = service;
+  }
+}
+
+/** A control request (start, stop, …) that cannot be done; `status` is the HTTP answer. */
+export class ControlError extends NorikaeError {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super('NORIKAE_ERR_CONTROL', message);
+    this.status = status;
+  }
+}

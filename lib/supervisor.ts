@@ -3,12 +3,13 @@
 // connections (for the idle stop) and its recent exits (for the crash-loop back-off).
 
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import createDebug from 'debug';
-import { DEFAULT_STOP_TIMEOUT, type Config, type ServiceConfig } from './config.js';
+import { DEFAULT_STOP_TIMEOUT, formatAddress, type Config, type ServiceConfig } from './config.js';
 import { DEFAULT_UPSTREAM_HOST, dial } from './dial.js';
-import { LaunchError, ReadinessTimeoutError, UpstreamConnectError } from './errors.js';
+import { ControlError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import { launchCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
@@ -36,24 +37,48 @@ export interface SupervisorOptions {
   record?: LaunchRecord;
 }
 
-/** What a caller may read of a service's state (tests, status lines). */
-export interface ServiceStatus {
+/** A service as the dashboard, the API and the CLI see it. */
+export interface ServiceInfo {
   name: string;
-  state: 'stopped' | 'starting' | 'running';
-  pid: number | undefined;
-  port: number | undefined;
+  hosts: string[];
+  /** Raw TCP listeners, as `host:port`. */
+  listen: string[];
+  port: number | null;
+  state: 'stopped' | 'starting' | 'running' | 'failed' | 'crashed';
+  pid: number | null;
+  /** Epoch ms of the running process's launch. */
+  startedAt: number | null;
   connections: number;
+  /** Bytes from clients to the service, and back, over all connections so far. */
+  bytesIn: number;
+  bytesOut: number;
+  lastExit: { code: number | null; signal: string | null; at: number } | null;
+  command: string | null;
+  stoppedByUser: boolean;
+  /** The config changed how it is launched while it runs: a restart would apply it. */
+  pendingRestart: boolean;
 }
 
-export class ServiceSupervisor implements UpstreamConnector {
+/** How often at most a service's connection counters are announced to listeners. */
+const UPDATE_INTERVAL_MS = 250;
+
+/**
+ * Emits `service` (ServiceInfo) whenever a service changes and `log` ({ name, line }) for every
+ * line a service prints; the dashboard streams both.
+ */
+export class ServiceSupervisor extends EventEmitter implements UpstreamConnector {
   private readonly runtimes = new Map<string, ServiceRuntime>();
   private readonly log: Log;
+  private config: Config;
 
   constructor(
-    private readonly config: Config,
+    config: Config,
     private readonly options: SupervisorOptions = {},
   ) {
+    super();
+    this.config = config;
     this.log = options.log ?? streamLog();
+    for (const service of config.services) this.runtimes.set(service.name, new ServiceRuntime(service));
   }
 
   /** Stops what a previous norikae launched and could not stop (it was SIGKILLed). */
@@ -64,10 +89,13 @@ export class ServiceSupervisor implements UpstreamConnector {
     }
   }
 
-  async connect(service: ServiceConfig): Promise<Socket> {
-    const runtime = this.runtime(service);
+  async connect(target: ServiceConfig): Promise<Socket> {
+    const runtime = this.runtimes.get(target.name);
+    if (runtime === undefined) throw new ControlError(404, `no service named ${target.name}`);
     await runtime.stopping;
     await runtime.launching;
+    // The runtime holds the current config of the service, which a reload may have changed.
+    const { service } = runtime;
     const host = service.upstream ?? DEFAULT_UPSTREAM_HOST;
     if (runtime.port !== undefined) {
       try {
@@ -77,22 +105,104 @@ export class ServiceSupervisor implements UpstreamConnector {
       }
     }
     // Connect first, launch only when refused: a server the user started by hand is simply used.
-    runtime.launching ??= this.launch(runtime).finally(() => (runtime.launching = undefined));
-    await runtime.launching;
+    if (runtime.stoppedByUser) throw new ServiceStoppedError(service.name);
+    await this.ensureLaunched(runtime);
     return this.track(runtime, await dial(host, runtime.port!, this.config.connectTimeout * 1000));
   }
 
-  status(name: string): ServiceStatus | undefined {
+  /** Every service, in config order. */
+  list(): ServiceInfo[] {
+    return this.config.services.map((service) => this.info(service.name)!);
+  }
+
+  info(name: string): ServiceInfo | undefined {
     const runtime = this.runtimes.get(name);
-    const service = this.config.services.find((s) => s.name === name);
-    if (service === undefined) return undefined;
+    if (runtime === undefined) return undefined;
+    const { service, process } = runtime;
+    let bytesIn = runtime.bytesIn;
+    let bytesOut = runtime.bytesOut;
+    for (const upstream of runtime.upstreams) {
+      bytesIn += upstream.bytesWritten;
+      bytesOut += upstream.bytesRead;
+    }
+    const backingOff = Date.now() < runtime.backoffUntil;
     return {
       name,
-      state: runtime?.launching ? 'starting' : runtime?.process ? 'running' : 'stopped',
-      pid: runtime?.process?.pid,
-      port: runtime?.port ?? service.port,
-      connections: runtime?.connections ?? 0,
+      hosts: service.hosts,
+      listen: service.listen.map((address) => formatAddress(address)),
+      port: runtime.port ?? null,
+      state: runtime.launching ? 'starting' : process ? 'running' : backingOff ? 'crashed' : runtime.failed ? 'failed' : 'stopped',
+      pid: process?.pid ?? null,
+      startedAt: process?.startedAt ?? null,
+      connections: runtime.connections,
+      bytesIn,
+      bytesOut,
+      lastExit: runtime.lastExit ?? null,
+      command: service.command ?? null,
+      stoppedByUser: runtime.stoppedByUser,
+      pendingRestart: process !== undefined && runtime.launchedAs !== launchSignature(service),
     };
+  }
+
+  /** The last `lines` lines a service printed. */
+  logTail(name: string, lines: number): string[] {
+    const runtime = this.runtimes.get(name);
+    if (runtime === undefined) throw new ControlError(404, `no service named ${name}`);
+    return runtime.log?.tail(lines) ?? [];
+  }
+
+  /** Launches a service now (from the dashboard or the CLI), and lets requests launch it again. */
+  async start(name: string): Promise<ServiceInfo> {
+    const runtime = this.controllable(name);
+    runtime.stoppedByUser = false;
+    runtime.backoffUntil = 0;
+    await runtime.stopping;
+    if (runtime.process === undefined || runtime.launching) {
+      await this.ensureLaunched(runtime);
+    }
+    this.announce(runtime);
+    return this.info(name)!;
+  }
+
+  /** Stops a service and keeps it stopped: requests for it get 503 until it is started again. */
+  async stopByUser(name: string): Promise<ServiceInfo> {
+    const runtime = this.controllable(name);
+    runtime.stoppedByUser = true;
+    await this.stop(runtime, 'stopped by you');
+    this.announce(runtime);
+    return this.info(name)!;
+  }
+
+  async restart(name: string): Promise<ServiceInfo> {
+    const runtime = this.controllable(name);
+    await this.stop(runtime, 'restart');
+    return this.start(name);
+  }
+
+  /**
+   * Takes a new config: added services route at once, removed ones are stopped, a changed one
+   * keeps running and uses its new settings from its next launch.
+   */
+  async reconfigure(config: Config): Promise<void> {
+    this.config = config;
+    const names = new Set(config.services.map((service) => service.name));
+    const removed = [...this.runtimes.values()].filter((runtime) => !names.has(runtime.service.name));
+    for (const service of config.services) {
+      const runtime = this.runtimes.get(service.name);
+      if (runtime === undefined) {
+        this.runtimes.set(service.name, new ServiceRuntime(service));
+        continue;
+      }
+      runtime.service = service;
+      // A port chosen at launch stays while its process runs; a configured one applies at once.
+      if (service.port !== undefined || runtime.process === undefined) runtime.port = service.port;
+      this.announce(runtime);
+    }
+    for (const runtime of removed) this.runtimes.delete(runtime.service.name);
+    await Promise.all(removed.map(async (runtime) => {
+      await this.stop(runtime, 'removed from the config');
+      runtime.log?.close();
+    }));
   }
 
   /** Stops every service norikae launched (on exit). */
@@ -102,26 +212,63 @@ export class ServiceSupervisor implements UpstreamConnector {
   }
 
   /** Stops one service's process group, if norikae launched it. */
-  stop(runtime: ServiceRuntime, reason: string): Promise<void> {
+  private stop(runtime: ServiceRuntime, reason: string): Promise<void> {
     clearTimeout(runtime.idleTimer);
     const process = runtime.process;
     if (process === undefined) return runtime.stopping ?? Promise.resolve();
-    this.log.info(`stopping ${runtime.service.name} (${reason})`);
-    runtime.log?.note(`stopping (${reason})`);
-    runtime.stopping ??= process.stop(runtime.service.stopTimeout * 1000).finally(() => {
-      runtime.stopping = undefined;
-      this.forget(runtime, process);
-    });
+    if (runtime.stopping === undefined) {
+      this.log.info(`stopping ${runtime.service.name} (${reason})`);
+      runtime.log?.note(`stopping (${reason})`);
+      runtime.stopping = process.stop(runtime.service.stopTimeout * 1000).finally(() => {
+        runtime.stopping = undefined;
+        this.forget(runtime, process);
+        this.announce(runtime);
+      });
+    }
     return runtime.stopping;
   }
 
-  private runtime(service: ServiceConfig): ServiceRuntime {
-    let runtime = this.runtimes.get(service.name);
-    if (runtime === undefined) {
-      runtime = new ServiceRuntime(service);
-      this.runtimes.set(service.name, runtime);
+  /** The one launch of a service that every waiting connection shares. */
+  private ensureLaunched(runtime: ServiceRuntime): Promise<void> {
+    if (runtime.launching === undefined) {
+      runtime.launching = this.launch(runtime).then(() => {
+        runtime.failed = false;
+      }, (err: unknown) => {
+        runtime.failed = true;
+        throw err;
+      }).finally(() => {
+        runtime.launching = undefined;
+        this.announce(runtime);
+      });
+      this.announce(runtime);
+    }
+    return runtime.launching;
+  }
+
+  private controllable(name: string): ServiceRuntime {
+    const runtime = this.runtimes.get(name);
+    if (runtime === undefined) throw new ControlError(404, `no service named ${name}`);
+    if (runtime.service.command === undefined) {
+      throw new ControlError(409, `${name} has no \`command\`: norikae-splice only forwards to it and cannot start or stop it`);
     }
     return runtime;
+  }
+
+  /** Tells listeners (the dashboard) about a change of `runtime`, at once. */
+  private announce(runtime: ServiceRuntime): void {
+    if (this.listenerCount('service') === 0) return;
+    const info = this.info(runtime.service.name);
+    if (info !== undefined) this.emit('service', info);
+  }
+
+  /** Counters change with every connection: those are announced at most every UPDATE_INTERVAL_MS. */
+  private announceSoon(runtime: ServiceRuntime): void {
+    if (runtime.updateScheduled || this.listenerCount('service') === 0) return;
+    runtime.updateScheduled = true;
+    setTimeout(() => {
+      runtime.updateScheduled = false;
+      this.announce(runtime);
+    }, UPDATE_INTERVAL_MS).unref();
   }
 
   /** One launch: spawn (unless its process is still up), then wait until the port accepts. */
@@ -131,7 +278,9 @@ export class ServiceSupervisor implements UpstreamConnector {
     if (Date.now() < runtime.backoffUntil) {
       const seconds = Math.ceil((runtime.backoffUntil - Date.now()) / 1000);
       throw new LaunchError(service.name, `${service.name} keeps crashing (it exited ${runtime.exits.length} times within ${CRASH_WINDOW_MS / 1000} s), `
-        + `so it is not relaunched on every request; norikae-splice tries again in ${seconds} s.`, { ...runtime.lastExit, logTail: log.tail(LOG_TAIL_LINES) });
+        + `so it is not relaunched on every request; norikae-splice tries again in ${seconds} s.`, {
+        exitCode: runtime.lastExit?.code, signal: runtime.lastExit?.signal, logTail: log.tail(LOG_TAIL_LINES),
+      });
     }
     let process = runtime.process;
     if (process !== undefined && process.exitStatus !== undefined) {
@@ -180,6 +329,7 @@ export class ServiceSupervisor implements UpstreamConnector {
       name: service.name, command: service.command!, cwd: service.cwd, env: service.env, port: runtime.port!, launchId,
     }, log);
     runtime.process = process;
+    runtime.launchedAs = launchSignature(service);
     runtime.launchIds.set(process, launchId);
     this.options.record?.add({ launchId, pgid: process.pid, service: service.name });
     void process.exited.then((status) => this.onExit(runtime, process, status));
@@ -189,7 +339,10 @@ export class ServiceSupervisor implements UpstreamConnector {
   private onExit(runtime: ServiceRuntime, process: LaunchedProcess, status: ExitStatus): void {
     const { name } = runtime.service;
     runtime.log?.note(`exited ${describeExit(status)}`);
-    if (process.stopRequested) return;
+    if (process.stopRequested) {
+      runtime.lastExit = { code: status.code, signal: status.signal, at: Date.now() };
+      return;
+    }
     if (groupAlive(process.pid)) {
       debug('%s: shell %d exited, its group lives on', name, process.pid);
       return;
@@ -197,7 +350,7 @@ export class ServiceSupervisor implements UpstreamConnector {
     this.log.info(`${name} exited ${describeExit(status)}`);
     this.forget(runtime, process);
     const now = Date.now();
-    runtime.lastExit = { exitCode: status.code, signal: status.signal };
+    runtime.lastExit = { code: status.code, signal: status.signal, at: now };
     runtime.exits = [...runtime.exits.filter((at) => now - at < CRASH_WINDOW_MS), now];
     if (now - process.startedAt > CRASH_WINDOW_MS) runtime.backoffMs = 0;
     if (runtime.exits.length >= CRASH_LIMIT) {
@@ -205,6 +358,7 @@ export class ServiceSupervisor implements UpstreamConnector {
       runtime.backoffUntil = now + runtime.backoffMs;
       this.log.warn(`${name} exited ${runtime.exits.length} times within ${CRASH_WINDOW_MS / 1000} s; not relaunching it for ${runtime.backoffMs / 1000} s`);
     }
+    this.announce(runtime);
   }
 
   /** Drops a process that is gone (or stopped) from its service's state and the launch record. */
@@ -219,10 +373,16 @@ export class ServiceSupervisor implements UpstreamConnector {
   /** Counts a spliced connection; the idle timer runs only while there are none. */
   private track(runtime: ServiceRuntime, upstream: Socket): Socket {
     runtime.connections++;
+    runtime.upstreams.add(upstream);
     clearTimeout(runtime.idleTimer);
     upstream.once('close', () => {
+      runtime.upstreams.delete(upstream);
+      runtime.bytesIn += upstream.bytesWritten;
+      runtime.bytesOut += upstream.bytesRead;
       if (--runtime.connections === 0) this.armIdleTimer(runtime);
+      this.announceSoon(runtime);
     });
+    this.announceSoon(runtime);
     return upstream;
   }
 
@@ -238,7 +398,10 @@ export class ServiceSupervisor implements UpstreamConnector {
     let warned = false;
     return new ServiceLog({
       file: join(this.config.logDir, `${service.name}.log`),
-      echo: this.options.echoOutput ? (line) => process.stderr.write(`${service.name} | ${line}\n`) : undefined,
+      echo: (line) => {
+        if (this.options.echoOutput) process.stderr.write(`${service.name} | ${line}\n`);
+        if (this.listenerCount('log') > 0) this.emit('log', { name: service.name, line });
+      },
       onFileError: (err) => {
         if (!warned) this.log.warn(`cannot write the log of ${service.name}: ${err.message}`);
         warned = true;
@@ -248,6 +411,16 @@ export class ServiceSupervisor implements UpstreamConnector {
 }
 
 class ServiceRuntime {
+  /** Open spliced upstream sockets, for live byte counts. */
+  readonly upstreams = new Set<Socket>();
+  bytesIn = 0;
+  bytesOut = 0;
+  stoppedByUser = false;
+  /** The last launch failed (exited early or timed out). */
+  failed = false;
+  /** What the running process was launched with (see launchSignature). */
+  launchedAs = '';
+  updateScheduled = false;
   /** The port in use: the configured one, or one chosen at the first launch. */
   port: number | undefined;
   process: LaunchedProcess | undefined;
@@ -259,13 +432,18 @@ class ServiceRuntime {
   log: ServiceLog | undefined;
   /** Times of recent unexpected exits, for the crash-loop back-off. */
   exits: number[] = [];
-  lastExit: { exitCode: number | null; signal: string | null } | undefined;
+  lastExit: { code: number | null; signal: string | null; at: number } | undefined;
   backoffMs = 0;
   backoffUntil = 0;
 
-  constructor(readonly service: ServiceConfig) {
+  constructor(public service: ServiceConfig) {
     this.port = service.port;
   }
+}
+
+/** What a launch depends on: when it changes while the process runs, a restart would apply it. */
+function launchSignature(service: ServiceConfig): string {
+  return JSON.stringify([service.command, service.cwd, service.env, service.port, service.upstream]);
 }
 
 function describeExit(status: ExitStatus): string {

@@ -107,7 +107,7 @@ describe('launch on demand', () => {
     const body = JSON.parse((await h.get('app.localhost')).body) as { port: number; envPort: string };
     assert.ok(body.port > 0);
     assert.equal(body.envPort, String(body.port));
-    assert.equal(h.supervisor.status('app')?.port, body.port);
+    assert.equal(h.supervisor.info('app')?.port, body.port);
   });
 
   test('a server already listening that norikae did not start is proxied to, not launched', async (t) => {
@@ -190,7 +190,7 @@ describe('stopping', () => {
     const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\nidle_timeout = 0.3\n`);
     assert.equal((await h.get('app.localhost')).status, 200);
     const [first] = h.launches();
-    await waitFor(() => h.supervisor.status('app')?.state === 'stopped', 'the idle stop');
+    await waitFor(() => h.supervisor.info('app')?.state === 'stopped', 'the idle stop');
     assert.ok(h.log.lines.includes('stopping app (idle for 0.3 s)'));
     assert.equal(isLiveProcess(first!.pid), false);
     assert.equal((await h.get('app.localhost')).status, 200);
@@ -201,7 +201,7 @@ describe('stopping', () => {
     const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "sh -c '{server} --record {record}'"\n`);
     assert.equal((await h.get('app.localhost')).status, 200);
     const [grandchild] = h.launches();
-    const shell = h.supervisor.status('app')!.pid!;
+    const shell = h.supervisor.info('app')!.pid!;
     assert.notEqual(grandchild!.pid, shell, 'the server runs below the shells');
     assert.equal(isLiveProcess(grandchild!.pid), true);
     await h.supervisor.stopAll();
