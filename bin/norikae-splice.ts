@@ -9,9 +9,12 @@ import { join } from 'node:path';
 import { findConfigFile, formatAddress, loadConfig, parseListenAddress, stateDir, type Config, type ListenAddress } from '../lib/config.js';
 import { ConfigError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
+import { watchConfigFile } from '../lib/config-watcher.js';
+import { ControlClient } from '../lib/control-client.js';
+import { Dashboard } from '../lib/dashboard.js';
 import { LaunchRecord } from '../lib/launch-record.js';
 import { SpliceServer } from '../lib/server.js';
-import { ServiceSupervisor } from '../lib/supervisor.js';
+import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
   config?: string;
@@ -38,17 +41,48 @@ cli.command('', 'Run the proxy')
       record: new LaunchRecord(join(stateDir(), recordName)),
     });
     await supervisor.cleanOrphans();
-    const server = new SpliceServer(config, { log, connector: supervisor });
+    const server = new SpliceServer(config, { log, connector: supervisor, dashboard: new Dashboard(supervisor) });
     const bound = await server.listen();
     printRoutingTable(config, bound[0]?.port, (line) => log.info(line));
     for (const address of bound) log.info(`listening on http://${formatAddress(address)}`);
     for (const service of config.services) {
       for (const address of server.serviceAddresses(service.name)) log.info(`${service.name} listening on tcp ${formatAddress(address)}`);
     }
+    if (config.dashboardHost !== undefined && bound[0] !== undefined) {
+      log.info(`dashboard on http://${config.dashboardHost}${bound[0].port === 80 ? '' : `:${bound[0].port}`}/`);
+    }
     if (bound.some((address) => !isLoopback(address.host))) {
       log.warn('listening beyond loopback: every machine that can reach this address can start the configured commands');
     }
+
+    // Hot reload: a good edit applies without dropping a connection; a bad one changes nothing.
+    let current = config;
+    let reloading = Promise.resolve();
+    const reload = (why: string): void => {
+      reloading = reloading.then(async () => {
+        let next: Config;
+        try {
+          next = readConfig(options);
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          log.error(`${err.message} (keeping the running config)`);
+          if (err.codeFrame) process.stderr.write(`${err.codeFrame.replace(/\n?$/, '\n')}`);
+          return;
+        }
+        // Editors and file systems report saves that change nothing; those are not reloads.
+        if (why === 'file changed' && JSON.stringify(next) === JSON.stringify(current)) return;
+        const summary = describeChanges(current, next);
+        current = next;
+        await server.reconfigure(next);
+        await supervisor.reconfigure(next);
+        log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
+      }).catch((err: unknown) => log.error(`reload failed: ${String(err)}`));
+    };
+    const stopWatching = watchConfigFile(config.file, () => reload('file changed'));
+    process.on('SIGHUP', () => reload('SIGHUP'));
+
     exitOnSignals(async () => {
+      stopWatching();
       await server.close();
       await supervisor.stopAll();
     });
@@ -59,6 +93,45 @@ cli.command('check', 'Validate the config, print the routing table, and exit').a
   printRoutingTable(config, config.listen[0]?.port, (line) => process.stdout.write(`${line}\n`));
   process.stdout.write('config is valid\n');
 });
+
+cli.command('status', 'Show the services of the running norikae-splice').action(async (options: CliOptions) => {
+  const services = await new ControlClient(readConfig(options)).services();
+  const rows = [['NAME', 'STATE', 'PID', 'PORT', 'CONNS', 'UPTIME', 'URL']];
+  for (const service of services) {
+    rows.push([
+      service.name,
+      service.stoppedByUser ? `${service.state} (by you)` : service.state,
+      String(service.pid ?? '-'),
+      String(service.port ?? '-'),
+      String(service.connections),
+      service.startedAt === null ? '-' : formatDuration(Date.now() - service.startedAt),
+      (service as ServiceInfo & { urls?: string[] }).urls?.[0] ?? service.listen[0] ?? '',
+    ]);
+  }
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
+});
+
+cli.command('logs <name>', 'Print the recent output of a service')
+  .option('-n, --lines <count>', 'How many lines', { default: 50 })
+  .option('-f, --follow', 'Keep printing new lines')
+  .action(async (name: string, options: CliOptions & { lines: number; follow?: boolean }) => {
+    const client = new ControlClient(readConfig(options));
+    for (const line of await client.logs(name, Number(options.lines) || 50)) process.stdout.write(`${line}\n`);
+    if (!options.follow) return;
+    await client.events((event, data) => {
+      const entry = data as { name: string; line: string };
+      if (event === 'log' && entry.name === name) process.stdout.write(`${entry.line}\n`);
+    });
+  });
+
+for (const action of ['start', 'stop', 'restart'] as const) {
+  cli.command(`${action} <name>`, `${action[0]!.toUpperCase()}${action.slice(1)} a service of the running norikae-splice`)
+    .action(async (name: string, options: CliOptions) => {
+      const service = await new ControlClient(readConfig(options)).control(name, action);
+      process.stdout.write(`${service.name}: ${service.state}${service.pid ? ` (pid ${service.pid})` : ''}\n`);
+    });
+}
 
 cli.addEventListener('command:*', () => {
   fail(`unknown command "${cli.args[0]}"; run norikae-splice --help for the commands`);
@@ -101,6 +174,27 @@ function printRoutingTable(config: Config, port: number | undefined, print: (lin
     print(`  ${service.name.padEnd(width)}  ${from.join(', ')} → ${upstream}${service.command ? `  (command: ${service.command})` : ''}`);
   }
   if (config.services.length === 0) print('  (no services configured)');
+}
+
+/** `added a, b; removed c; changed d` between two configs, or '' when no service changed. */
+function describeChanges(before: Config, after: Config): string {
+  const old = new Map(before.services.map((service) => [service.name, JSON.stringify(service)]));
+  const now = new Map(after.services.map((service) => [service.name, JSON.stringify(service)]));
+  const added = [...now.keys()].filter((name) => !old.has(name));
+  const removed = [...old.keys()].filter((name) => !now.has(name));
+  const changed = [...now.keys()].filter((name) => old.has(name) && old.get(name) !== now.get(name));
+  return [
+    added.length ? `added ${added.join(', ')}` : '',
+    removed.length ? `removed ${removed.join(', ')}` : '',
+    changed.length ? `changed ${changed.join(', ')}` : '',
+  ].filter(Boolean).join('; ');
+}
+
+function formatDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+  return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
 }
 
 /** First SIGINT/SIGTERM closes gracefully; a second one exits at once. */

@@ -58,17 +58,23 @@ export function headErrorPage(error: HeadError): AnswerPage {
 }
 
 /** 404: an unknown host, with every configured service as a link on the port the client used. */
-export function notFoundPage(host: string, services: readonly ServiceConfig[], listenPort: number | undefined): AnswerPage {
+export function notFoundPage(
+  host: string,
+  services: readonly ServiceConfig[],
+  listenPort: number | undefined,
+  dashboardHost?: string | undefined,
+): AnswerPage {
   const port = listenPort === undefined || listenPort === 80 ? '' : `:${listenPort}`;
   const items = services.flatMap((service) => service.hosts.map((name) => ({
     label: name,
     href: name.startsWith('*.') ? undefined : `http://${name}${port}/`,
     note: service.name === name ? undefined : `service ${service.name}`,
   })));
+  if (dashboardHost !== undefined) items.push({ label: dashboardHost, href: `http://${dashboardHost}${port}/`, note: 'the norikae-splice dashboard' });
   return {
     status: 404,
     title: `No service is configured for ${host}`,
-    message: items.length === 0
+    message: services.length === 0
       ? 'No services are configured. Add a [service.NAME] table with a host and a port to the config file.'
       : 'norikae-splice only forwards to the hosts in its config file. These are configured:',
     items,

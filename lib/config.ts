@@ -53,6 +53,8 @@ export interface Config {
   connectTimeout: number;
   /** Folder of the services' log files (NAME.log). */
   logDir: string;
+  /** The host norikae answers itself with the dashboard; undefined when switched off. */
+  dashboardHost: string | undefined;
   services: ServiceConfig[];
 }
 
@@ -61,10 +63,11 @@ export const DEFAULT_MAX_HEAD_SIZE = 16 * 1024;
 export const DEFAULT_READY_TIMEOUT = 30;
 export const DEFAULT_STOP_TIMEOUT = 5;
 export const DEFAULT_HEAD_TIMEOUT = 10;
+export const DEFAULT_DASHBOARD_HOST = 'norikae.localhost';
 export const DEFAULT_CONNECT_TIMEOUT = 5;
 
 const TOP_LEVEL_KEYS = [
-  'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout',
+  'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',
 ];
 const SERVICE_KEYS = [
   'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
@@ -170,9 +173,10 @@ class ConfigReader {
       headTimeout: this.seconds(doc.head_timeout, ['head_timeout'], false) ?? DEFAULT_HEAD_TIMEOUT,
       connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
       logDir: logDir === undefined ? join(stateDir(), 'logs') : resolve(dirname(this.file), expandHome(logDir)),
+      dashboardHost: this.dashboard(doc.dashboard),
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };
-    this.checkHostsAreUnique(config.services);
+    this.checkHostsAreUnique(config.services, config.dashboardHost);
     return config;
   }
 
@@ -221,6 +225,16 @@ class ConfigReader {
     };
   }
 
+  /** `dashboard = "name.localhost"`, `true` (the default host) or `false` (off). */
+  private dashboard(value: unknown): string | undefined {
+    if (value === undefined || value === true) return DEFAULT_DASHBOARD_HOST;
+    if (value === false) return undefined;
+    if (typeof value !== 'string') this.fail(['dashboard'], `expected a host name, true or false, got ${describe(value)}`);
+    const [host] = this.hosts(value, ['dashboard']);
+    if (host!.startsWith('*.')) this.fail(['dashboard'], 'the dashboard needs one host name, not a wildcard');
+    return host;
+  }
+
   private hosts(value: unknown, path: string[]): string[] {
     const list = Array.isArray(value) ? value : [value];
     if (list.length === 0) this.fail(path, 'expected at least one host name');
@@ -237,8 +251,9 @@ class ConfigReader {
     return [...hosts];
   }
 
-  private checkHostsAreUnique(services: ServiceConfig[]): void {
+  private checkHostsAreUnique(services: ServiceConfig[], dashboardHost: string | undefined): void {
     const owner = new Map<string, string>();
+    if (dashboardHost !== undefined) owner.set(dashboardHost, 'the dashboard (set `dashboard` to another host or false)');
     for (const service of services) {
       for (const host of service.hosts) {
         const other = owner.get(host);

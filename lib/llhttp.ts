@@ -46,7 +46,16 @@ export class RequestHeadParser {
   get httpMajor(): number { return this.state.httpMajor; }
   get httpMinor(): number { return this.state.httpMinor; }
   get hosts(): string[] { return this.state.hosts; }
-  get accept(): string { return this.state.accepts.join(', '); }
+  /**
+   * Every Accept value, including one still open: a head cut short by an error or the size cap
+   * must give the same answer however the reads were split (llhttp files a value only when the
+   * next header name starts, and reports a partial name only at the end of a read).
+   */
+  get accept(): string {
+    const s = this.state;
+    const open = s.inValue && s.valueKind === ACCEPT ? [trimValue(s.value)] : [];
+    return [...s.accepts, ...open].join(', ');
+  }
   get upgrade(): boolean { return this.state.upgrade; }
   get errorName(): string { return this.state.errorName; }
   get errorReason(): string { return this.state.errorReason; }
@@ -264,7 +273,12 @@ function onHeadersComplete(_p: number, _status: number, upgrade: number): number
 /** Files a finished Host or Accept value, without the trailing whitespace llhttp keeps. */
 function endValue(s: HeadState): void {
   if (s.valueKind === OTHER) return;
-  const value = s.value.replace(/[ \t]+$/, '').replace(/^[ \t]+/, '');
+  const value = trimValue(s.value);
   if (s.valueKind === HOST) s.hosts.push(value);
   else s.accepts.push(value);
+}
+
+/** Spaces and tabs around a value (not `trim()`: 0xA0 is a character in latin1). */
+function trimValue(value: string): string {
+  return value.replace(/[ \t]+$/, '').replace(/^[ \t]+/, '');
 }

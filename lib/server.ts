@@ -13,6 +13,7 @@ import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
 import { spliceSockets } from './splice.js';
 import { ServiceSupervisor } from './supervisor.js';
+import { Dashboard } from './dashboard.js';
 
 const debug = createDebug('norikae:server');
 
@@ -26,6 +27,8 @@ export interface SpliceServerOptions {
   log?: Log;
   /** Default: a ServiceSupervisor of the same config (connect, launch when refused). */
   connector?: UpstreamConnector;
+  /** Answers the config's dashboard host; default: one over the default supervisor. */
+  dashboard?: Dashboard;
 }
 
 export class SpliceServer {
@@ -40,17 +43,25 @@ export class SpliceServer {
    */
   private readonly sniffing = new Map<Socket, { deadline: number; expire: () => void }>();
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly router: Router;
+  private router: Router;
   private readonly log: Log;
   readonly connector: UpstreamConnector;
+  private readonly dashboard: Dashboard | undefined;
 
   constructor(
-    private readonly config: Config,
+    private config: Config,
     options: SpliceServerOptions = {},
   ) {
     this.router = new Router(config.services);
     this.log = options.log ?? streamLog();
-    this.connector = options.connector ?? new ServiceSupervisor(config, { log: this.log });
+    if (options.connector === undefined) {
+      const supervisor = new ServiceSupervisor(config, { log: this.log });
+      this.connector = supervisor;
+      this.dashboard = options.dashboard ?? new Dashboard(supervisor);
+    } else {
+      this.connector = options.connector;
+      this.dashboard = options.dashboard;
+    }
   }
 
   /**
@@ -65,13 +76,7 @@ export class SpliceServer {
         this.listeners.push({ server });
         await bind(server, address);
       }
-      for (const service of this.config.services) {
-        for (const address of service.listen) {
-          const server = createServer(serverOptions, (socket) => this.onTcpConnection(service, socket));
-          this.listeners.push({ server, service });
-          await bind(server, address);
-        }
-      }
+      for (const service of this.config.services) await this.bindService(service);
     } catch (err) {
       await this.close();
       throw err;
@@ -79,6 +84,40 @@ export class SpliceServer {
     this.sweeper = setInterval(() => this.expireSlowHeads(), Math.min(1000, this.config.headTimeout * 250));
     this.sweeper.unref();
     return this.addresses();
+  }
+
+  /**
+   * Takes a new config without dropping a connection: routing changes at once, raw TCP
+   * listeners of removed or changed services close (their open connections stay), new ones bind.
+   * The HTTP listen addresses stay as they are until a restart.
+   */
+  async reconfigure(config: Config): Promise<void> {
+    const old = this.config;
+    this.config = config;
+    this.router = new Router(config.services);
+    const listenOf = (service: ServiceConfig | undefined): string => JSON.stringify(service?.listen ?? []);
+    for (const entry of [...this.listeners]) {
+      if (entry.service === undefined) continue;
+      const now = config.services.find((service) => service.name === entry.service!.name);
+      if (listenOf(now) === listenOf(entry.service)) continue;
+      this.listeners.splice(this.listeners.indexOf(entry), 1);
+      entry.server.close();
+    }
+    for (const service of config.services) {
+      const before = old.services.find((s) => s.name === service.name);
+      if (before === undefined || listenOf(before) !== listenOf(service)) await this.bindService(service);
+    }
+    if (JSON.stringify(old.listen) !== JSON.stringify(config.listen)) {
+      this.log.warn('`listen` changed: the new addresses apply when norikae-splice is restarted');
+    }
+  }
+
+  private async bindService(service: ServiceConfig): Promise<void> {
+    for (const address of service.listen) {
+      const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(service, socket));
+      this.listeners.push({ server, service });
+      await bind(server, address);
+    }
   }
 
   /** The HTTP addresses actually bound (port 0 resolved). */
@@ -192,10 +231,14 @@ export class SpliceServer {
   }
 
   private async routeHttp(client: Socket, host: string, accept: string, head: Buffer[]): Promise<void> {
+    if (this.dashboard !== undefined && host === this.config.dashboardHost) {
+      this.dashboard.accept(client, head);
+      return;
+    }
     const service = this.router.route(host);
     if (service === undefined) {
       debug('no service for %s', host);
-      writeAnswer(client, notFoundPage(host, this.config.services, client.localPort), accept);
+      writeAnswer(client, notFoundPage(host, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost), accept);
       return;
     }
     let upstream: Socket;

@@ -1,0 +1,105 @@
+// The CLI's side of the dashboard API: `status`, `logs`, `start`, `stop` and `restart` talk to the
+// running norikae-splice found through the same config (its first listen address, with the
+// dashboard host in the Host header).
+
+import { request } from 'node:http';
+import type { Config } from './config.js';
+import { NorikaeError } from './errors.js';
+import type { ServiceInfo } from './supervisor.js';
+
+export class NotRunningError extends NorikaeError {
+  constructor(message: string) {
+    super('NORIKAE_ERR_NOT_RUNNING', message);
+  }
+}
+
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+export class ControlClient {
+  private readonly host: string;
+  private readonly port: number;
+  private readonly hostHeader: string;
+
+  constructor(private readonly config: Config) {
+    if (config.dashboardHost === undefined) {
+      throw new NorikaeError('NORIKAE_ERR_NO_DASHBOARD', `the dashboard is switched off in ${config.file} (dashboard = false), and the CLI reaches norikae-splice through it`);
+    }
+    const address = config.listen[0]!;
+    // A wildcard listen address is reached on loopback.
+    this.host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '::1' : address.host;
+    this.port = address.port;
+    this.hostHeader = `${config.dashboardHost}:${address.port}`;
+  }
+
+  services(): Promise<ServiceInfo[]> {
+    return this.json('GET', '/api/services').then((body) => (body as { services: ServiceInfo[] }).services);
+  }
+
+  logs(name: string, lines: number): Promise<string[]> {
+    return this.json('GET', `/api/services/${encodeURIComponent(name)}/logs?lines=${lines}`).then((body) => (body as { lines: string[] }).lines);
+  }
+
+  control(name: string, action: 'start' | 'stop' | 'restart'): Promise<ServiceInfo> {
+    return this.json('POST', `/api/services/${encodeURIComponent(name)}/${action}`).then((body) => (body as { service: ServiceInfo }).service);
+  }
+
+  /** Calls `onEvent` for every server-sent event until the connection ends; resolves then. */
+  events(onEvent: (event: string, data: unknown) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: this.host, port: this.port, path: '/api/events', headers: { host: this.hostHeader } }, (res) => {
+        let buffered = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffered += chunk;
+          for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
+            const block = buffered.slice(0, end);
+            buffered = buffered.slice(end + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event !== undefined && data !== undefined) onEvent(event, JSON.parse(data));
+          }
+        });
+        res.on('end', () => resolve());
+      });
+      req.on('error', (err) => reject(this.explain(err)));
+      req.end();
+    });
+  }
+
+  private json(method: string, path: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: this.host, port: this.port, method, path, headers: { host: this.hostHeader } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            reject(new NotRunningError(`something else answers on ${this.where()}: it is not a norikae-splice dashboard (${res.statusCode})`));
+            return;
+          }
+          if ((res.statusCode ?? 500) >= 400) reject(new NorikaeError('NORIKAE_ERR_API', (body as { error?: string }).error ?? `HTTP ${res.statusCode}`));
+          else resolve(body);
+        });
+      });
+      req.on('error', (err) => reject(this.explain(err)));
+      req.end();
+    });
+  }
+
+  private explain(err: NodeJS.ErrnoException): Error {
+    if (err.code === 'ECONNREFUSED') {
+      return new NotRunningError(`no norikae-splice is running for ${this.config.file} (nothing listens on ${this.where()})`);
+    }
+    return err;
+  }
+
+  private where(): string {
+    return this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+  }
+}

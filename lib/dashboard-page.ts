@@ -1,0 +1,1 @@
+export function renderDashboardPage(_options: { title?: string }): string { return "<!doctype html><title>stub</title>"; }

@@ -1,0 +1,141 @@
+// The dashboard and its JSON API, answered by norikae itself on the reserved host
+// (norikae.localhost) of every HTTP listener. The listener hands over the socket and the bytes it
+// has already read; an in-process node:http server (never bound to a port) takes it from there.
+// State-changing requests must be same-origin, so a page on another site cannot start or stop
+// services through the user's browser.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import createDebug from 'debug';
+import { renderDashboardPage } from './dashboard-page.js';
+import { ControlError, LaunchError, ReadinessTimeoutError } from './errors.js';
+import type { ServiceInfo, ServiceSupervisor } from './supervisor.js';
+
+const debug = createDebug('norikae:dashboard');
+
+/** SSE comment lines keep idle event streams from being closed by anything in between. */
+const HEARTBEAT_MS = 15_000;
+const MAX_LOG_LINES = 1000;
+
+export class Dashboard {
+  private readonly server: Server;
+  private page: string | undefined;
+
+  constructor(private readonly supervisor: ServiceSupervisor) {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => sendError(res, err));
+    });
+    this.server.on('clientError', (_err, socket: Socket) => socket.destroy());
+  }
+
+  /** Takes over a client connection whose first bytes (`head`) were already read. */
+  accept(socket: Socket, head: readonly Buffer[]): void {
+    socket.unshift(Buffer.concat(head));
+    this.server.emit('connection', socket);
+    socket.resume();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://dashboard');
+    const path = url.pathname;
+    debug('%s %s', req.method, path);
+    if (req.method === 'GET' && path === '/') {
+      this.page ??= renderDashboardPage({});
+      send(res, 200, this.page, 'text/html; charset=utf-8');
+      return;
+    }
+    if (req.method === 'GET' && path === '/api/services') {
+      sendJson(res, 200, { services: this.supervisor.list().map((info) => withUrls(info, req)) });
+      return;
+    }
+    if (req.method === 'GET' && path === '/api/events') {
+      this.streamEvents(req, res);
+      return;
+    }
+    const match = /^\/api\/services\/([^/]+)(?:\/(logs|start|stop|restart))?$/.exec(path);
+    if (match === null) throw new ControlError(404, `no such page: ${path}`);
+    const name = decodeURIComponent(match[1]!);
+    const action = match[2];
+    if (action === undefined || action === 'logs') {
+      if (req.method !== 'GET') throw new ControlError(405, `${req.method} is not allowed here`);
+      const info = this.supervisor.info(name);
+      if (info === undefined) throw new ControlError(404, `no service named ${name}`);
+      if (action === undefined) {
+        sendJson(res, 200, withUrls(info, req));
+      } else {
+        const lines = Math.min(MAX_LOG_LINES, Math.max(1, Number(url.searchParams.get('lines') ?? 100) || 100));
+        sendJson(res, 200, { name, lines: this.supervisor.logTail(name, lines) });
+      }
+      return;
+    }
+    if (req.method !== 'POST') throw new ControlError(405, `use POST to ${action} a service`);
+    checkSameOrigin(req);
+    const info = action === 'start'
+      ? await this.supervisor.start(name)
+      : action === 'stop' ? await this.supervisor.stopByUser(name) : await this.supervisor.restart(name);
+    sendJson(res, 202, { service: withUrls(info, req) });
+  }
+
+  /** Server-Sent Events: `service` on every change, `log` for every line a service prints. */
+  private streamEvents(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.write(': norikae-splice events\n\n');
+    const onService = (info: ServiceInfo): void => {
+      res.write(`event: service\ndata: ${JSON.stringify(withUrls(info, req))}\n\n`);
+    };
+    const onLog = (entry: { name: string; line: string }): void => {
+      res.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
+    };
+    this.supervisor.on('service', onService);
+    this.supervisor.on('log', onLog);
+    const heartbeat = setInterval(() => res.write(': \n\n'), HEARTBEAT_MS);
+    heartbeat.unref();
+    res.once('close', () => {
+      clearInterval(heartbeat);
+      this.supervisor.off('service', onService);
+      this.supervisor.off('log', onLog);
+    });
+  }
+}
+
+/** Links to a service's hosts on the port the dashboard itself was reached on. */
+function withUrls(info: ServiceInfo, req: IncomingMessage): ServiceInfo & { urls: string[] } {
+  const port = /:(\d+)$/.exec(req.headers.host ?? '')?.[1];
+  const suffix = port === undefined || port === '80' ? '' : `:${port}`;
+  return { ...info, urls: info.hosts.filter((host) => !host.startsWith('*.')).map((host) => `http://${host}${suffix}/`) };
+}
+
+/**
+ * Refuses state changes a page on another site could make through the user's browser. Browsers
+ * send `Sec-Fetch-Site` and `Origin` with such requests; the CLI sends neither.
+ */
+function checkSameOrigin(req: IncomingMessage): void {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw new ControlError(403, 'cross-site requests may not change services');
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `http://${req.headers.host}`) {
+    throw new ControlError(403, 'cross-origin requests may not change services');
+  }
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  const status = err instanceof ControlError ? err.status
+    : err instanceof LaunchError ? 502 : err instanceof ReadinessTimeoutError ? 504 : 500;
+  if (status === 500) debug('error %O', err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, status, { error: err instanceof Error ? err.message : String(err) });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  send(res, status, JSON.stringify(body), 'application/json; charset=utf-8');
+}
+
+function send(res: ServerResponse, status: number, body: string, type: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}

@@ -1,0 +1,154 @@
+// The dashboard API on norikae.localhost, over real HTTP through a running splicer.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test, type TestContext } from 'node:test';
+import { parseConfig } from '../lib/config.js';
+import { Dashboard } from '../lib/dashboard.js';
+import { memoryLog } from '../lib/log.js';
+import { SpliceServer } from '../lib/server.js';
+import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
+import { delay, exchange, freePort, getHead, parseResponse } from './helpers.js';
+
+const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
+
+async function start(t: TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-dashboard-'));
+  const config = parseConfig(`listen = "127.0.0.1:0"\nlog_dir = "${dir}"\n`
+    + `[service.app]\nhost = ["app.localhost", "*.app.localhost"]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`
+    + `[service.db]\nlisten = ${await freePort()}\nport = ${await freePort()}\n`, join(dir, 'norikae.toml'));
+  const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
+  const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
+  const [address] = await server.listen();
+  t.after(async () => {
+    await server.close();
+    await supervisor.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { port: address!.port, supervisor };
+}
+
+/** An API call with Host: norikae.localhost:PORT; JSON in, JSON out. */
+function api(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { host: `norikae.localhost:${port}`, ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode!, body: res.headers['content-type']?.startsWith('application/json') ? JSON.parse(text) : text });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('dashboard API', () => {
+  test('lists the services with their hosts as links on the port used', async (t) => {
+    const { port } = await start(t);
+    const { status, body } = await api(port, 'GET', '/api/services');
+    assert.equal(status, 200);
+    const [app, db] = body.services as (ServiceInfo & { urls: string[] })[];
+    assert.equal(app!.name, 'app');
+    assert.equal(app!.state, 'stopped');
+    assert.deepEqual(app!.urls, [`http://app.localhost:${port}/`]);
+    assert.equal(app!.pid, null);
+    assert.match(app!.command!, /dev-server\.js/);
+    assert.equal(db!.name, 'db');
+    assert.match(db!.listen[0]!, /^127\.0\.0\.1:\d+$/);
+    assert.equal((await api(port, 'GET', '/api/services/app')).body.name, 'app');
+    assert.equal((await api(port, 'GET', '/api/services/nope')).status, 404);
+    assert.equal((await api(port, 'GET', '/api/nothing')).status, 404);
+  });
+
+  test('start, stop (which sticks: requests get 503) and restart; logs; counters', async (t) => {
+    const { port } = await start(t);
+    const started = await api(port, 'POST', '/api/services/app/start');
+    assert.equal(started.status, 202);
+    assert.equal(started.body.service.state, 'running');
+    assert.ok(started.body.service.pid > 0);
+
+    const served = parseResponse(await exchange(t, port, [getHead('app.localhost')]));
+    assert.equal(served.status, 200);
+    await delay(50);
+    const info = (await api(port, 'GET', '/api/services/app')).body as ServiceInfo;
+    assert.ok(info.bytesIn > 0 && info.bytesOut > 0, 'bytes counted');
+    const logs = await api(port, 'GET', '/api/services/app/logs?lines=5');
+    assert.ok((logs.body.lines as string[]).some((line) => /dev server listening/.test(line)));
+
+    const stopped = await api(port, 'POST', '/api/services/app/stop');
+    assert.equal(stopped.body.service.state, 'stopped');
+    assert.equal(stopped.body.service.stoppedByUser, true);
+    const refused = parseResponse(await exchange(t, port, [getHead('app.localhost')]));
+    assert.equal(refused.status, 503);
+    assert.match(refused.body, /stopped by you.*norikae-splice start app/);
+
+    const restarted = await api(port, 'POST', '/api/services/app/restart');
+    assert.equal(restarted.body.service.state, 'running');
+    assert.notEqual(restarted.body.service.pid, started.body.service.pid);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+  });
+
+  test('a service without a command cannot be started; GET does not change anything', async (t) => {
+    const { port } = await start(t);
+    const refused = await api(port, 'POST', '/api/services/db/start');
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.error, /has no `command`/);
+    assert.equal((await api(port, 'GET', '/api/services/app/start')).status, 405);
+  });
+
+  test('state changes from another site are refused with 403', async (t) => {
+    const { port, supervisor } = await start(t);
+    const crossOrigin = await api(port, 'POST', '/api/services/app/start', { origin: 'http://evil.example' });
+    assert.equal(crossOrigin.status, 403);
+    const crossSite = await api(port, 'POST', '/api/services/app/start', { 'sec-fetch-site': 'cross-site' });
+    assert.equal(crossSite.status, 403);
+    const otherPort = await api(port, 'POST', '/api/services/app/start', { origin: 'http://norikae.localhost:1' });
+    assert.equal(otherPort.status, 403);
+    assert.equal(supervisor.info('app')!.state, 'stopped', 'nothing was launched');
+    const sameOrigin = await api(port, 'POST', '/api/services/app/start', { origin: `http://norikae.localhost:${port}`, 'sec-fetch-site': 'same-origin' });
+    assert.equal(sameOrigin.status, 202);
+  });
+
+  test('server-sent events announce state changes and log lines', async (t) => {
+    const { port } = await start(t);
+    const events: { event: string; data: any }[] = [];
+    const req = request({ host: '127.0.0.1', port, path: '/api/events', headers: { host: `norikae.localhost:${port}` } }, (res) => {
+      assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+      let buffered = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        for (let end; (end = buffered.indexOf('\n\n')) !== -1;) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          if (event) events.push({ event, data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!) });
+        }
+      });
+    });
+    req.on('error', () => {});
+    req.end();
+    t.after(() => req.destroy());
+    await delay(100);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    for (let i = 0; i < 100 && !events.some((e) => e.event === 'service' && e.data.state === 'running'); i++) await delay(20);
+    assert.ok(events.some((e) => e.event === 'service' && e.data.name === 'app' && e.data.state === 'starting'));
+    assert.ok(events.some((e) => e.event === 'service' && e.data.name === 'app' && e.data.state === 'running'));
+    assert.ok(events.some((e) => e.event === 'log' && e.data.name === 'app' && /dev server listening/.test(e.data.line)));
+  });
+
+  test('the page is served on the dashboard host, and listed on 404 pages', async (t) => {
+    const { port } = await start(t);
+    const page = await api(port, 'GET', '/');
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<!doctype html>/i);
+    const notFound = parseResponse(await exchange(t, port, [getHead('nothing.localhost')]));
+    assert.match(notFound.body, new RegExp(`http://norikae\\.localhost:${port}/ {2}\\(the norikae-splice dashboard\\)`));
+  });
+});
