@@ -1,0 +1,68 @@
+// The dashboard in a real browser: Debian's Chromium driven by playwright-core. The page is
+// loaded through the splicer on norikae.localhost, sees a service go from stopped to running when
+// a request launches it, and stops it with its button.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { parseConfig } from '../lib/config.js';
+import { Dashboard } from '../lib/dashboard.js';
+import { memoryLog } from '../lib/log.js';
+import { SpliceServer } from '../lib/server.js';
+import { ServiceSupervisor } from '../lib/supervisor.js';
+import { exchange, freePort, getHead, parseResponse } from './helpers.js';
+
+const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
+/** Debian's package; `.ci/run` installs it. */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** What a headless Chromium needs in this sandbox: no network of its own, no GPU, no sandbox as root. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-proxy-server',
+];
+
+describe('dashboard in a browser', () => {
+  test('shows a service start on a request, streams its log, and stops it with a button', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-browser-'));
+    const config = parseConfig(`listen = "127.0.0.1:0"\nlog_dir = "${dir}"\n`
+      + `[service.app]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`, join(dir, 'norikae.toml'));
+    const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
+    const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
+    const [address] = await server.listen();
+    const port = address!.port;
+    t.after(async () => {
+      await server.close();
+      await supervisor.stopAll();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    // Chromium resolves *.localhost to loopback by itself, as users' browsers do.
+    await page.goto(`http://norikae.localhost:${port}/`);
+    const row = page.locator('tr[data-service="app"]');
+    await row.locator('.state', { hasText: /^stopped$/ }).waitFor();
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+
+    // A request launches the service; the page learns it over server-sent events.
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    await row.locator('.state', { hasText: /^running$/ }).waitFor();
+
+    await row.locator('[data-open-log]').click();
+    await page.locator('#log', { hasText: /dev server listening/ }).waitFor();
+
+    await row.locator('button[data-action="stop"]').click();
+    await row.locator('.state', { hasText: /^stopped$/ }).waitFor();
+    assert.equal(supervisor.info('app')!.state, 'stopped');
+    assert.equal(supervisor.info('app')!.stoppedByUser, true);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 503);
+
+    await row.locator('button[data-action="start"]').click();
+    await row.locator('.state', { hasText: /^running$/ }).waitFor();
+  });
+});
