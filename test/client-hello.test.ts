@@ -2,10 +2,9 @@
 // answers), re-framed, mutated and built by hand from their parts.
 
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { before, describe, test } from 'node:test';
-import { connect, type ConnectionOptions } from 'node:tls';
 import { CLIENT_HELLO_MAX, isTlsHandshakeStart, parseClientHello, type ClientHelloResult } from '../lib/client-hello.js';
+import { captureClientHello } from './helpers.js';
 
 const ALPN = ['h2', 'http/1.1'];
 /** 253 characters, the longest a DNS name can be; mixed case so lower-casing shows. */
@@ -185,7 +184,7 @@ describe('extensions and server_name', () => {
       'empty extension': Buffer.alloc(0),
       'empty list': Buffer.from([0, 0]),
       'list longer than the extension': Buffer.concat([u16(name.length + 4), Buffer.from([0]), u16(name.length), name]),
-      'list shorter than the extension': Buffer.concat([u16(name.length + 2), Buffer.from([0]), u16(name.length), name]),
+      'bytes after the list': Buffer.concat([u16(name.length + 3), Buffer.from([0]), u16(name.length), name, Buffer.from([0])]),
       'name longer than the list': Buffer.concat([u16(name.length + 3), Buffer.from([0]), u16(name.length + 1), name]),
       'entry cut after its type': Buffer.concat([u16(1), Buffer.from([0])]),
     };
@@ -200,6 +199,7 @@ describe('extensions and server_name', () => {
       'block claims one byte less': Buffer.concat([u16(block.length - 1), block]),
       'an extension runs past the block': Buffer.concat([u16(block.length + 4), block, u16(0x0a0a), u16(1)]),
       'a lone byte after the last extension': Buffer.concat([u16(block.length + 1), block, Buffer.from([0])]),
+      'bytes after the block': Buffer.concat([u16(block.length), block, u16(0x0a0a), u16(0)]),
     };
     for (const [what, extensions] of Object.entries(lies)) {
       const message = handshake(Buffer.concat([encodeHello({ ...hello, extensions: undefined }).subarray(4), extensions]));
@@ -262,11 +262,14 @@ describe('malformed and hostile input', () => {
     assert.deepEqual(parseClientHello(hello, hello.length - 1), { kind: 'invalid', reason: `the ClientHello is larger than ${hello.length - 1} bytes` });
     // Padded past 16 KiB, so it takes two records.
     const decoded = decodeHello(hello);
-    const big = frame(encodeHello({ ...decoded, extensions: [...decoded.extensions!, { type: 21, data: Buffer.alloc(20_000) }] }));
+    const bigMessage = encodeHello({ ...decoded, extensions: [...decoded.extensions!, { type: 21, data: Buffer.alloc(20_000) }] });
+    const big = frame(bigMessage);
     assert.ok(big.length > CLIENT_HELLO_MAX);
     assert.deepEqual(parseClientHello(big), { kind: 'invalid', reason: `the ClientHello is larger than ${CLIENT_HELLO_MAX} bytes` });
-    assert.equal(parseClientHello(big.subarray(0, 9)).kind, 'invalid'); // the handshake length alone tells
-    assert.equal(parseClientHello(big.subarray(0, 9), 1 << 16).kind, 'incomplete');
+    assert.equal(parseClientHello(big.subarray(0, 9)).kind, 'invalid'); // the first record is too large already
+    const smallRecords = frame(bigMessage, [10, 10]).subarray(0, 30); // two whole records of 10 bytes
+    assert.equal(parseClientHello(smallRecords).kind, 'invalid'); // the handshake length alone tells
+    assert.equal(parseClientHello(smallRecords, 1 << 16).kind, 'incomplete');
     assert.deepEqual(parseClientHello(big, 1 << 16), { kind: 'complete', serverName: 'app.localhost', length: big.length });
     // Record headers count too: one byte per record is six times the size.
     const message = encodeHello(decoded);
@@ -327,38 +330,6 @@ function assertWellFormed(result: ClientHelloResult, input: Uint8Array): void {
   }
 }
 
-/** The first flight of a TLS client (one ClientHello record), as a plain TCP server receives it. */
-async function captureClientHello(options: ConnectionOptions): Promise<Buffer> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const captured = new Promise<Buffer>((resolve) => {
-    server.once('connection', (socket) => {
-      let bytes = Buffer.alloc(0);
-      socket.on('error', () => {});
-      socket.on('data', (chunk: Buffer) => {
-        bytes = Buffer.concat([bytes, chunk]);
-        // The record header says how long the hello is, without asking the parser under test.
-        if (bytes.length >= 5 && bytes.length >= 5 + bytes.readUInt16BE(3)) {
-          resolve(bytes);
-          socket.destroy();
-        }
-      });
-    });
-  });
-  const client = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ...options });
-  client.on('error', () => {}); // no ServerHello ever comes: the hang-up is expected
-  try {
-    const bytes = await captured;
-    assert.equal(bytes.length, 5 + bytes.readUInt16BE(3), 'the client sent one record');
-    return bytes;
-  } finally {
-    client.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 interface Extension {
   type: number;

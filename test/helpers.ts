@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { parseConfig, type Config } from '../lib/config.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer, type SpliceServerOptions } from '../lib/server.js';
@@ -130,4 +131,37 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await closeServer(server);
   return port;
+}
+
+/** The first flight of a TLS client (one ClientHello record), as a plain TCP server receives it. */
+export async function captureClientHello(options: ConnectionOptions): Promise<Buffer> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const captured = new Promise<Buffer>((resolve) => {
+    server.once('connection', (socket) => {
+      let bytes = Buffer.alloc(0);
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => {
+        bytes = Buffer.concat([bytes, chunk]);
+        // The record header says how long the hello is, without asking the parser under test.
+        if (bytes.length >= 5 && bytes.length >= 5 + bytes.readUInt16BE(3)) {
+          resolve(bytes);
+          socket.destroy();
+        }
+      });
+    });
+  });
+  const client = tlsConnect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ...options });
+  client.on('error', () => {}); // no ServerHello ever comes: the hang-up is expected
+  try {
+    const bytes = await captured;
+    if (bytes.length !== 5 + bytes.readUInt16BE(3)) throw new Error('the TLS client sent more than one record');
+    return bytes;
+  } finally {
+    client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 }

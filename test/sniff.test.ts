@@ -5,14 +5,13 @@
 // sniffer that did not finish.
 
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { before, describe, test } from 'node:test';
-import { connect, type ConnectionOptions } from 'node:tls';
 import fc from 'fast-check';
 import { CLIENT_HELLO_MAX } from '../lib/client-hello.js';
 import { HeadError } from '../lib/errors.js';
 import { HEAD_INCOMPLETE, RequestHeadParser } from '../lib/llhttp.js';
 import { HeadSniffer, type SniffResult } from '../lib/sniff.js';
+import { captureClientHello } from './helpers.js';
 
 const CAP = 16 * 1024;
 const KINDS = new Set(['http', 'tls', 'http-error', 'tls-error']);
@@ -143,35 +142,6 @@ before(async () => {
   hellos.noSni = await captureClientHello({ servername: '' });
 }, { timeout: 20_000 });
 
-async function captureClientHello(options: ConnectionOptions): Promise<Buffer> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const captured = new Promise<Buffer>((resolve) => {
-    server.once('connection', (socket) => {
-      let bytes = Buffer.alloc(0);
-      socket.on('error', () => {});
-      socket.on('data', (chunk: Buffer) => {
-        bytes = Buffer.concat([bytes, chunk]);
-        // The record header gives the hello's length without asking the code under test.
-        if (bytes.length >= 5 && bytes.length >= 5 + bytes.readUInt16BE(3)) {
-          resolve(bytes);
-          socket.destroy();
-        }
-      });
-    });
-  });
-  const client = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ...options });
-  client.on('error', () => {}); // no ServerHello ever comes
-  try {
-    return await captured;
-  } finally {
-    client.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Realistic request heads

@@ -2,10 +2,10 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { closeServer, connectTo, delay, listenOn, readAll, startSplicer } from './helpers.js';
+import { captureClientHello, closeServer, connectTo, delay, listenOn, readAll, startSplicer } from './helpers.js';
 
 const cert = readFileSync(new URL('../../test/fixtures/tls/cert.pem', import.meta.url));
 const key = readFileSync(new URL('../../test/fixtures/tls/key.pem', import.meta.url));
@@ -52,15 +52,8 @@ describe('TLS passthrough', () => {
   });
 
   test('a ClientHello split across many reads reaches the upstream byte for byte', async (t) => {
-    // Capture a real ClientHello, then replay it through the splicer in small pieces.
-    const capture = createNetServer();
-    await listenOn(capture);
-    t.after(() => closeServer(capture));
-    const captured = new Promise<Buffer>((resolve) => capture.once('connection', (socket: Socket) => socket.once('data', resolve)));
-    const probe = tlsConnect({ host: '127.0.0.1', port: (capture.address() as AddressInfo).port, servername: 'secure.localhost' });
-    probe.on('error', () => {});
-    const hello = await captured;
-    probe.destroy();
+    // A real ClientHello, replayed through the splicer in small pieces.
+    const hello = await captureClientHello({ servername: 'secure.localhost' });
 
     const received: Buffer[] = [];
     const upstream = createNetServer((socket) => {
