@@ -117,12 +117,17 @@ cli.command('logs <name>', 'Print the recent output of a service')
   .option('-f, --follow', 'Keep printing new lines')
   .action(async (name: string, options: CliOptions & { lines: number; follow?: boolean }) => {
     const client = new ControlClient(readConfig(options));
-    for (const line of await client.logs(name, Number(options.lines) || 50)) process.stdout.write(`${line}\n`);
-    if (!options.follow) return;
+    const lines = Number(options.lines) || 50;
+    if (!options.follow) {
+      for (const line of await client.logs(name, lines)) process.stdout.write(`${line}\n`);
+      return;
+    }
+    // One stream: the recent lines, then every new one, with none missed in between.
+    await client.logs(name, 1); // says "no service named …" clearly before following
     await client.events((event, data) => {
       const entry = data as { name: string; line: string };
       if (event === 'log' && entry.name === name) process.stdout.write(`${entry.line}\n`);
-    });
+    }, { name, lines });
   });
 
 for (const action of ['start', 'stop', 'restart'] as const) {

@@ -46,10 +46,19 @@ export class ControlClient {
     return this.json('POST', `/api/services/${encodeURIComponent(name)}/${action}`).then((body) => (body as { service: ServiceInfo }).service);
   }
 
-  /** Calls `onEvent` for every server-sent event until the connection ends; resolves then. */
-  events(onEvent: (event: string, data: unknown) => void): Promise<void> {
+  /**
+   * Calls `onEvent` for every server-sent event until the connection ends; resolves then. With
+   * `tail`, the stream starts with that service's last lines.
+   */
+  events(onEvent: (event: string, data: unknown) => void, tail?: { name: string; lines: number }): Promise<void> {
+    const path = tail === undefined ? '/api/events' : `/api/events?service=${encodeURIComponent(tail.name)}&lines=${tail.lines}`;
     return new Promise((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, path: '/api/events', headers: { host: this.hostHeader } }, (res) => {
+      const req = request({ host: this.host, port: this.port, path, headers: { host: this.hostHeader } }, (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          res.resume();
+          reject(new NorikaeError('NORIKAE_ERR_API', `HTTP ${res.statusCode} for ${path}`));
+          return;
+        }
         let buffered = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {

@@ -49,7 +49,7 @@ export class Dashboard {
       return;
     }
     if (req.method === 'GET' && path === '/api/events') {
-      this.streamEvents(req, res);
+      this.streamEvents(req, res, url.searchParams);
       return;
     }
     const match = /^\/api\/services\/([^/]+)(?:\/(logs|start|stop|restart))?$/.exec(path);
@@ -63,8 +63,7 @@ export class Dashboard {
       if (action === undefined) {
         sendJson(res, 200, withUrls(info, req));
       } else {
-        const lines = Math.min(MAX_LOG_LINES, Math.max(1, Number(url.searchParams.get('lines') ?? 100) || 100));
-        sendJson(res, 200, { name, lines: this.supervisor.logTail(name, lines) });
+        sendJson(res, 200, { name, lines: this.supervisor.logTail(name, clampLines(url.searchParams.get('lines'))) });
       }
       return;
     }
@@ -76,10 +75,17 @@ export class Dashboard {
     sendJson(res, 202, { service: withUrls(info, req) });
   }
 
-  /** Server-Sent Events: `service` on every change, `log` for every line a service prints. */
-  private streamEvents(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * Server-Sent Events: `service` on every change, `log` for every line a service prints. With
+   * `?service=NAME&lines=N` the stream starts with NAME's last N lines, sent in the same tick as
+   * the subscription, so a follower (`logs -f`) neither misses nor repeats a line.
+   */
+  private streamEvents(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
+    const tailOf = query.get('service');
+    const tail = tailOf === null ? [] : this.supervisor.logTail(tailOf, clampLines(query.get('lines')));
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.write(': norikae-splice events\n\n');
+    for (const line of tail) res.write(`event: log\ndata: ${JSON.stringify({ name: tailOf, line })}\n\n`);
     const onService = (info: ServiceInfo): void => {
       res.write(`event: service\ndata: ${JSON.stringify(withUrls(info, req))}\n\n`);
     };
@@ -96,6 +102,11 @@ export class Dashboard {
       this.supervisor.off('log', onLog);
     });
   }
+}
+
+/** `?lines=N` within 1…MAX_LOG_LINES, 100 when absent or not a number. */
+function clampLines(value: string | null): number {
+  return Math.min(MAX_LOG_LINES, Math.max(1, Number(value ?? 100) || 100));
 }
 
 /** Links to a service's hosts on the port the dashboard itself was reached on. */

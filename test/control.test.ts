@@ -96,15 +96,20 @@ describe('CLI against a running instance', () => {
     assert.match(unknown.stderr, /no service named nope/);
   });
 
-  test('logs -f follows new lines', async (t) => {
+  test('logs -f prints the recent lines, then follows new ones', async (t) => {
     const norikae = await startInstance(t, `[service.app]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`);
+    assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('app.localhost')])).status, 200);
     const follower = spawn(process.execPath, [CLI, 'logs', 'app', '-f'], { cwd: norikae.dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDG_STATE_HOME: join(norikae.dir, 'state') } });
     t.after(() => follower.kill('SIGKILL'));
     let followed = '';
     follower.stdout.setEncoding('utf8').on('data', (chunk: string) => (followed += chunk));
-    await delay(300);
+    const listening = (): number => followed.match(/dev server listening/g)?.length ?? 0;
+    await waitFor(() => listening() === 1, 'the recent line');
+    // A crash and a relaunch print the line again, after the follower attached.
+    await exchange(t, norikae.port, [getHead('app.localhost', '/crash')]);
+    await waitFor(() => /app exited with code 70/.test(norikae.stderr()), 'the crash');
     assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('app.localhost')])).status, 200);
-    await waitFor(() => /dev server listening/.test(followed), 'the followed line');
+    await waitFor(() => listening() === 2, 'the followed line');
   });
 
   test('with no instance running, the CLI says so and exits non-zero', async (t) => {
