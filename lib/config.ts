@@ -39,6 +39,23 @@ export interface ServiceConfig {
   stopTimeout: number;
   /** Raw TCP listeners of the service's own: spliced with no parsing at all. */
   listen: ListenAddress[];
+  /** What must hold before a launch counts as ready (all of it). */
+  ready: ReadyChecks;
+  /** Services launched, and ready, before this one. */
+  requires: string[];
+  /** A command that stops the service instead of signalling its process group. */
+  stop: string | undefined;
+  /** Seconds after an idle stop during which a relaunch is logged as a reconnect burst. */
+  idleCooldown: number;
+}
+
+export interface ReadyChecks {
+  /** The port accepts a connection (the default). */
+  tcp: boolean;
+  /** A GET of this path answers with a status below 500. */
+  http: string | undefined;
+  /** A line of the service's output matches. */
+  log: RegExp | undefined;
 }
 
 export interface Config {
@@ -64,14 +81,18 @@ export const DEFAULT_READY_TIMEOUT = 30;
 export const DEFAULT_STOP_TIMEOUT = 5;
 export const DEFAULT_HEAD_TIMEOUT = 10;
 export const DEFAULT_DASHBOARD_HOST = 'norikae.localhost';
+export const DEFAULT_IDLE_COOLDOWN = 30;
 export const DEFAULT_CONNECT_TIMEOUT = 5;
 
 const TOP_LEVEL_KEYS = [
   'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',
+  'idle_cooldown',
 ];
 const SERVICE_KEYS = [
   'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
+  'ready', 'requires', 'stop', 'idle_cooldown',
 ];
+const READY_KEYS = ['tcp', 'http', 'log'];
 
 /** $XDG_STATE_HOME/norikae (~/.local/state/norikae): logs and the record of launched processes. */
 export function stateDir(env = process.env): string {
@@ -164,6 +185,7 @@ class ConfigReader {
     const defaults = {
       idleTimeout: this.seconds(doc.idle_timeout, ['idle_timeout'], false),
       stopTimeout: this.seconds(doc.stop_timeout, ['stop_timeout'], true) ?? DEFAULT_STOP_TIMEOUT,
+      idleCooldown: this.seconds(doc.idle_cooldown, ['idle_cooldown'], true) ?? DEFAULT_IDLE_COOLDOWN,
     };
     const logDir = this.string(doc.log_dir, ['log_dir']);
     const config: Config = {
@@ -177,6 +199,7 @@ class ConfigReader {
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };
     this.checkHostsAreUnique(config.services, config.dashboardHost);
+    this.checkDependencies(config.services);
     return config;
   }
 
@@ -184,7 +207,7 @@ class ConfigReader {
     name: string,
     value: unknown,
     path: string[],
-    defaults: { idleTimeout: number | undefined; stopTimeout: number },
+    defaults: { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number },
   ): ServiceConfig {
     const raw = this.table(value, path);
     this.checkKeys(raw, path, SERVICE_KEYS);
@@ -222,7 +245,66 @@ class ConfigReader {
       idleTimeout: this.seconds(raw.idle_timeout, [...path, 'idle_timeout'], false) ?? defaults.idleTimeout,
       stopTimeout: this.seconds(raw.stop_timeout, [...path, 'stop_timeout'], true) ?? defaults.stopTimeout,
       listen,
+      ready: this.ready(raw.ready, [...path, 'ready']),
+      requires: this.requires(raw.requires, [...path, 'requires']),
+      stop: this.string(raw.stop, [...path, 'stop']),
+      idleCooldown: this.seconds(raw.idle_cooldown, [...path, 'idle_cooldown'], true) ?? defaults.idleCooldown,
     };
+  }
+
+  /** `ready = "tcp"`, or a table of checks that must all hold: `{ http = "/healthz", log = "…" }`. */
+  private ready(value: unknown, path: string[]): ReadyChecks {
+    if (value === undefined || value === 'tcp') return { tcp: true, http: undefined, log: undefined };
+    if (typeof value === 'string') this.fail(path, `expected "tcp" or a table like { http = "/healthz" } or { log = "ready" }, got ${describe(value)}`);
+    const table = this.table(value, path);
+    this.checkKeys(table, path, READY_KEYS);
+    if (Object.keys(table).length === 0) this.fail(path, 'expected at least one check: tcp, http or log');
+    if (table.tcp !== undefined && typeof table.tcp !== 'boolean') this.fail([...path, 'tcp'], `expected true or false, got ${describe(table.tcp)}`);
+    const http = this.string(table.http, [...path, 'http']);
+    if (http !== undefined && !http.startsWith('/')) this.fail([...path, 'http'], `the health check path must start with "/", got "${http}"`);
+    const pattern = this.string(table.log, [...path, 'log']);
+    let log: RegExp | undefined;
+    if (pattern !== undefined) {
+      try {
+        log = new RegExp(pattern);
+      } catch (err) {
+        this.fail([...path, 'log'], `not a regular expression: ${(err as Error).message}`);
+      }
+    }
+    return { tcp: table.tcp === true, http, log };
+  }
+
+  private requires(value: unknown, path: string[]): string[] {
+    if (value === undefined) return [];
+    const list = Array.isArray(value) ? value : [value];
+    for (const item of list) {
+      if (typeof item !== 'string') this.fail(path, `expected service names, got ${describe(item)}`);
+    }
+    return [...new Set(list as string[])];
+  }
+
+  /** Every `requires` names a service, and no service requires itself through others. */
+  private checkDependencies(services: ServiceConfig[]): void {
+    const byName = new Map(services.map((service) => [service.name, service]));
+    for (const service of services) {
+      for (const name of service.requires) {
+        if (!byName.has(name)) {
+          const nearest = nearestWord(name, [...byName.keys()]);
+          this.fail(['service', service.name, 'requires'], `"${name}" is not a service${nearest ? `; did you mean "${nearest}"?` : ''}`);
+        }
+      }
+    }
+    const done = new Set<string>();
+    const visit = (name: string, trail: string[]): void => {
+      if (trail.includes(name)) {
+        const cycle = [...trail.slice(trail.indexOf(name)), name];
+        this.fail(['service', cycle[0]!, 'requires'], `services require each other in a cycle: ${cycle.join(' → ')}`);
+      }
+      if (done.has(name)) return;
+      for (const next of byName.get(name)!.requires) visit(next, [...trail, name]);
+      done.add(name);
+    };
+    for (const service of services) visit(service.name, []);
   }
 
   /** `dashboard = "name.localhost"`, `true` (the default host) or `false` (off). */

@@ -64,7 +64,7 @@ const STYLE = `
 --failed-bg:#3d1c1a;--failed:#ff9a92;--crashed-bg:#3d2414;--crashed:#ffb38a;--hint:#ffd479;--bad:#ff9a92}}
 *{box-sizing:border-box}
 [hidden]{display:none!important}
-body{margin:0;padding:1.25rem 1.5rem 3rem;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
+body{margin:0;padding:1.25rem 1.25rem 3rem;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
 a{color:var(--link);text-decoration:none}a:hover{text-decoration:underline}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 header{display:flex;align-items:baseline;gap:1rem;margin-bottom:1rem}
@@ -75,6 +75,7 @@ h1{font-size:1.25rem;margin:0}
 #live::before{content:"";display:inline-block;width:.55rem;height:.55rem;border-radius:50%;margin-right:.4rem;background:var(--starting)}
 #live[data-state=live]::before{background:var(--running)}
 #notice{margin:0 0 1rem;padding:.5rem .75rem;border-radius:6px;background:var(--failed-bg);color:var(--failed);cursor:pointer}
+#notice::after{content:"×";float:right;margin-left:1rem}
 #notice:empty{display:none}
 .table-wrap{overflow-x:auto;position:relative}
 table{border-collapse:collapse;width:100%}
@@ -83,11 +84,11 @@ td{padding:.55rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 tbody tr:hover{background:var(--hover)}
 tbody tr.selected{background:var(--sel)}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.service{max-width:16rem}
+.service{max-width:14rem}
 button.name{all:unset;cursor:pointer;font-weight:600;color:var(--link)}
 button.name:hover{text-decoration:underline}
 button.name:focus-visible{outline:2px solid var(--link);outline-offset:2px}
-.command{display:block;max-width:16rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:var(--muted);margin-top:.15rem}
+.command{display:block;max-width:14rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:var(--muted);margin-top:.15rem}
 .hosts a,.hosts span,.port span{display:block;white-space:nowrap}
 .hosts span,.port .listen{color:var(--muted)}
 .port .listen{font-size:12px}
@@ -96,7 +97,8 @@ button.name:focus-visible{outline:2px solid var(--link);outline-offset:2px}
 .state-running{background:var(--running-bg);color:var(--running)}
 .state-failed{background:var(--failed-bg);color:var(--failed)}
 .state-crashed{background:var(--crashed-bg);color:var(--crashed)}
-.notes span{display:block;font-size:12px;line-height:1.3;color:var(--muted);max-width:8rem;margin-top:.25rem}
+.state-cell{min-width:7rem}
+.notes span{display:block;font-size:12px;line-height:1.3;color:var(--muted);margin-top:.25rem}
 .notes .hint{color:var(--hint)}
 .exit{white-space:nowrap}.exit.bad{color:var(--bad)}
 .muted{color:var(--muted)}
@@ -246,7 +248,7 @@ function createRow(name) {
   row.tr.append(
     el('td', { className: 'service' }, [row.open, row.command]),
     row.hosts, row.port,
-    el('td', {}, [row.badge, row.notes]),
+    el('td', { className: 'state-cell' }, [row.badge, row.notes]),
     row.pid, row.uptime, row.connections, row.bytesIn, row.bytesOut, row.exit,
     el('td', { className: 'actions' }, ACTIONS.map((action) => row.buttons[action])),
   );

@@ -38,6 +38,24 @@ export function dial(host: string, port: number, timeoutMs = 5000): Promise<Sock
   });
 }
 
+/**
+ * Connects to the first of `hosts` that accepts, in order. A dev server bound to `localhost` may
+ * listen on 127.0.0.1 or on ::1 only; a refusal on loopback is instant, so trying one after the
+ * other costs next to nothing. Rejects with the first host's error when none accepts.
+ */
+export async function dialFirst(hosts: readonly string[], port: number, timeoutMs = 5000): Promise<Socket> {
+  let first: unknown;
+  for (const host of hosts) {
+    try {
+      return await dial(host, port, timeoutMs);
+    } catch (err) {
+      first ??= err;
+      if (!(err instanceof UpstreamConnectError) || err.reason !== 'ECONNREFUSED') throw err;
+    }
+  }
+  throw first;
+}
+
 /** The one error handler of a spliced socket: the 'close' that follows does the cleanup. */
 export function logSocketError(this: Socket, err: NodeJS.ErrnoException): void {
   debug('socket %s:%s error %s', this.remoteAddress, this.remotePort, err.code ?? err.message);

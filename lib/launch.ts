@@ -46,9 +46,13 @@ export class LaunchedProcess {
     this.exited = exited.then((status) => (this.exitStatus = status));
   }
 
-  /** SIGTERM to the whole group, SIGKILL after `timeoutMs`; resolves when no live member is left. */
-  async stop(timeoutMs: number): Promise<void> {
+  /**
+   * SIGTERM to the whole group, SIGKILL after `timeoutMs`; resolves when no live member is left.
+   * A service's own `stop` command (`stopCommand`) runs first; signals only clear up after it.
+   */
+  async stop(timeoutMs: number, stopCommand?: () => Promise<void>): Promise<void> {
     this.stopRequested = true;
+    if (stopCommand !== undefined) await stopCommand();
     if (!groupAlive(this.pid)) return;
     debug('SIGTERM group %d', this.pid);
     signalGroup(this.pid, 'SIGTERM');
@@ -91,6 +95,27 @@ export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProces
   });
   debug('launched %s as pid %d: %s', spec.name, child.pid, command);
   return new LaunchedProcess(child.pid, exited);
+}
+
+/**
+ * Runs a service's `stop` command the way its `command` runs (same cwd, env and port) and waits
+ * for it, `timeoutMs` at most; its output goes to the service's log.
+ */
+export async function runStopCommand(spec: LaunchSpec & { stop: string }, log: ServiceLog, timeoutMs: number): Promise<void> {
+  let process: LaunchedProcess;
+  try {
+    process = launchCommand({ ...spec, command: spec.stop }, log);
+  } catch (err) {
+    log.note(`the stop command could not run: ${(err as Error).message}`);
+    return;
+  }
+  const outcome = await Promise.race([process.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs))]);
+  if (outcome === undefined) {
+    log.note(`the stop command did not finish within ${timeoutMs / 1000} s`);
+    await process.stop(1000);
+  } else if (outcome.code !== 0) {
+    log.note(`the stop command exited with code ${outcome.code}`);
+  }
 }
 
 /** Polls until group `pgid` has no live member; false if `timeoutMs` passed first. */

@@ -1,17 +1,27 @@
-// Deciding a launch is ready: the port accepts a connection. We poll every few tens of
-// milliseconds instead of sleeping a fixed time, so a server that binds in 300 ms is served in
-// about 300 ms. `delay` (Norikae's key) only postpones the first attempt.
+// Deciding a launch is ready. By default the port accepts a connection; a service may ask for an
+// HTTP health check (any status below 500) or a line of its output matching a pattern instead,
+// or several of these (all must hold). We poll every few tens of milliseconds instead of sleeping
+// a fixed time, so a server that binds in 300 ms is served in about 300 ms. `delay` (Norikae's
+// key) only postpones the first check.
 
+import { request } from 'node:http';
 import { connect } from 'node:net';
+import type { ReadyChecks } from './config.js';
 import { isSelfConnection } from './dial.js';
 import type { ExitStatus } from './launch.js';
 
 const POLL_INTERVAL_MS = 25;
 
 export interface ReadinessCheck {
-  host: string;
+  /** Addresses the service may listen on, tried in order (127.0.0.1 and ::1 by default). */
+  hosts: readonly string[];
   port: number;
-  /** Wait this long before the first attempt. */
+  checks: ReadyChecks;
+  /** The Host header of the HTTP health check. */
+  httpHost: string;
+  /** Whether a line of output has matched `checks.log` yet. */
+  logMatched: () => boolean;
+  /** Wait this long before the first check. */
   delayMs: number;
   /** Give up after this long, counted from the start (delay included). */
   timeoutMs: number;
@@ -22,7 +32,8 @@ export interface ReadinessCheck {
 export type Readiness =
   | { state: 'ready' }
   | { state: 'exited'; status: ExitStatus }
-  | { state: 'timeout' };
+  /** `failing` says which checks still did not hold, and how, for the 504 page. */
+  | { state: 'timeout'; failing: string[] };
 
 export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> {
   const deadline = Date.now() + check.timeoutMs;
@@ -30,15 +41,43 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   void check.exited.then((status) => (exit = status));
   // Wakes a sleeping poll loop as soon as the process exits.
   const exitedOrSleep = (ms: number): Promise<unknown> => Promise.race([check.exited, sleep(ms)]);
+  let failing: string[] = [];
 
   if (check.delayMs > 0) await exitedOrSleep(Math.min(check.delayMs, check.timeoutMs));
   for (;;) {
     if (exit !== undefined) return { state: 'exited', status: exit };
     const remaining = deadline - Date.now();
-    if (remaining <= 0) return { state: 'timeout' };
-    if (await accepts(check.host, check.port, Math.min(remaining, 1000))) return { state: 'ready' };
+    if (remaining <= 0) return { state: 'timeout', failing };
+    failing = await failingChecks(check, Math.min(remaining, 1000));
+    if (failing.length === 0) return { state: 'ready' };
     await exitedOrSleep(Math.min(POLL_INTERVAL_MS, Math.max(0, deadline - Date.now())));
   }
+}
+
+/** The checks that do not hold right now, each described for a person. */
+async function failingChecks(check: ReadinessCheck, timeoutMs: number): Promise<string[]> {
+  const { checks, port } = check;
+  const failing: string[] = [];
+  if (checks.log !== undefined && !check.logMatched()) failing.push(`no line of output matched /${checks.log.source}/ yet`);
+  if (checks.tcp && await acceptingHost(check.hosts, port, timeoutMs) === undefined) {
+    failing.push(`port ${port} did not accept connections`);
+  }
+  if (checks.http !== undefined) {
+    const host = await acceptingHost(check.hosts, port, timeoutMs);
+    const status = host === undefined ? undefined : await httpStatus(host, port, checks.http, check.httpHost, timeoutMs);
+    if (status === undefined || status >= 500) {
+      failing.push(`GET ${checks.http} ${status === undefined ? 'got no answer' : `answered ${status}`}`);
+    }
+  }
+  return failing;
+}
+
+/** The first of `hosts` whose `port` accepts a connection, if any. */
+export async function acceptingHost(hosts: readonly string[], port: number, timeoutMs: number): Promise<string | undefined> {
+  for (const host of hosts) {
+    if (await accepts(host, port, timeoutMs)) return host;
+  }
+  return undefined;
 }
 
 /** One connect attempt: true if the port accepted within `timeoutMs`. */
@@ -53,6 +92,19 @@ export function accepts(host: string, port: number, timeoutMs: number): Promise<
     const timer = setTimeout(() => done(false), timeoutMs);
     socket.once('connect', () => done(!isSelfConnection(socket)));
     socket.once('error', () => done(false));
+  });
+}
+
+/** The status of `GET path`, or undefined when there is no answer in time. */
+function httpStatus(host: string, port: number, path: string, hostHeader: string, timeoutMs: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ host, port, path, headers: { host: hostHeader, connection: 'close' }, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end();
   });
 }
 

@@ -8,13 +8,14 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import { DEFAULT_STOP_TIMEOUT, formatAddress, type Config, type ServiceConfig } from './config.js';
-import { DEFAULT_UPSTREAM_HOST, dial } from './dial.js';
+import { DEFAULT_UPSTREAM_HOST, dialFirst } from './dial.js';
 import { ControlError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
-import { launchCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
+import { launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
 import { groupAlive } from './process-group.js';
-import { waitUntilReady } from './readiness.js';
+import { findPortOwner, type PortOwner } from './port-owner.js';
+import { acceptingHost, waitUntilReady } from './readiness.js';
 import type { UpstreamConnector } from './server.js';
 import { ServiceLog } from './service-log.js';
 
@@ -57,6 +58,8 @@ export interface ServiceInfo {
   stoppedByUser: boolean;
   /** The config changed how it is launched while it runs: a restart would apply it. */
   pendingRestart: boolean;
+  /** A process norikae did not start that held the port at the last launch attempt. */
+  portHeldBy: PortOwner | null;
 }
 
 /** How often at most a service's connection counters are announced to listeners. */
@@ -96,10 +99,9 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     await runtime.launching;
     // The runtime holds the current config of the service, which a reload may have changed.
     const { service } = runtime;
-    const host = service.upstream ?? DEFAULT_UPSTREAM_HOST;
     if (runtime.port !== undefined) {
       try {
-        return this.track(runtime, await dial(host, runtime.port, this.config.connectTimeout * 1000));
+        return this.track(runtime, await this.dialService(runtime));
       } catch (err) {
         if (service.command === undefined || !(err instanceof UpstreamConnectError) || err.reason !== 'ECONNREFUSED') throw err;
       }
@@ -107,7 +109,14 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     // Connect first, launch only when refused: a server the user started by hand is simply used.
     if (runtime.stoppedByUser) throw new ServiceStoppedError(service.name);
     await this.ensureLaunched(runtime);
-    return this.track(runtime, await dial(host, runtime.port!, this.config.connectTimeout * 1000));
+    return this.track(runtime, await this.dialService(runtime));
+  }
+
+  /** Connects to the service's port, on the address that worked last time first. */
+  private async dialService(runtime: ServiceRuntime): Promise<Socket> {
+    const socket = await dialFirst(upstreamHosts(runtime), runtime.port!, this.config.connectTimeout * 1000);
+    runtime.lastHost = socket.remoteAddress;
+    return socket;
   }
 
   /** Every service, in config order. */
@@ -141,6 +150,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       command: service.command ?? null,
       stoppedByUser: runtime.stoppedByUser,
       pendingRestart: process !== undefined && runtime.launchedAs !== launchSignature(service),
+      portHeldBy: runtime.portHeldBy ?? null,
     };
   }
 
@@ -219,7 +229,12 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     if (runtime.stopping === undefined) {
       this.log.info(`stopping ${runtime.service.name} (${reason})`);
       runtime.log?.note(`stopping (${reason})`);
-      runtime.stopping = process.stop(runtime.service.stopTimeout * 1000).finally(() => {
+      const { service } = runtime;
+      const timeoutMs = service.stopTimeout * 1000;
+      const stopCommand = service.stop === undefined ? undefined : () => runStopCommand({
+        name: service.name, command: service.command!, stop: service.stop!, cwd: service.cwd, env: service.env, port: runtime.port!, launchId: randomUUID(),
+      }, runtime.log!, timeoutMs);
+      runtime.stopping = process.stop(timeoutMs, stopCommand).finally(() => {
         runtime.stopping = undefined;
         this.forget(runtime, process);
         this.announce(runtime);
@@ -231,7 +246,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** The one launch of a service that every waiting connection shares. */
   private ensureLaunched(runtime: ServiceRuntime): Promise<void> {
     if (runtime.launching === undefined) {
-      runtime.launching = this.launch(runtime).then(() => {
+      runtime.launching = this.startDependencies(runtime).then(() => this.launch(runtime)).then(() => {
         runtime.failed = false;
       }, (err: unknown) => {
         runtime.failed = true;
@@ -243,6 +258,28 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       this.announce(runtime);
     }
     return runtime.launching;
+  }
+
+  /** Makes sure every service in `requires` accepts connections, launching those that do not. */
+  private async startDependencies(runtime: ServiceRuntime): Promise<void> {
+    const { service } = runtime;
+    for (const name of service.requires) {
+      const dependency = this.runtimes.get(name)!;
+      if (dependency.port !== undefined && await acceptingHost(upstreamHosts(dependency), dependency.port, 1000) !== undefined) continue;
+      const why = `${service.name} requires ${name}`;
+      if (dependency.service.command === undefined) {
+        throw new LaunchError(service.name, `${why}, which is not running (nothing accepts on port ${dependency.port}) and has no \`command\` to launch it.`);
+      }
+      if (dependency.stoppedByUser) throw new LaunchError(service.name, `${why}, which you stopped. Start ${name} first.`);
+      this.log.info(`${why}: launching ${name} first`);
+      try {
+        await this.ensureLaunched(dependency);
+      } catch (err) {
+        throw new LaunchError(service.name, `${why}, which failed to start: ${(err as Error).message}`, {
+          logTail: err instanceof LaunchError || err instanceof ReadinessTimeoutError ? err.logTail : [],
+        });
+      }
+    }
   }
 
   private controllable(name: string): ServiceRuntime {
@@ -274,7 +311,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** One launch: spawn (unless its process is still up), then wait until the port accepts. */
   private async launch(runtime: ServiceRuntime): Promise<void> {
     const { service } = runtime;
-    const log = (runtime.log ??= this.serviceLog(service));
+    const log = (runtime.log ??= this.serviceLog(runtime));
     if (Date.now() < runtime.backoffUntil) {
       const seconds = Math.ceil((runtime.backoffUntil - Date.now()) / 1000);
       throw new LaunchError(service.name, `${service.name} keeps crashing (it exited ${runtime.exits.length} times within ${CRASH_WINDOW_MS / 1000} s), `
@@ -290,17 +327,22 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     if (process === undefined) {
       runtime.port ??= service.port ?? await findFreePort();
+      this.checkPortIsFree(runtime);
       process = this.spawn(runtime, log);
     } else {
       debug('%s: port refused while pid %d runs; waiting for it', service.name, process.pid);
     }
     const started = Date.now();
     const readiness = await waitUntilReady({
-      host: service.upstream ?? DEFAULT_UPSTREAM_HOST,
+      hosts: upstreamHosts(runtime),
       port: runtime.port!,
+      checks: service.ready,
+      httpHost: service.hosts.find((host) => !host.startsWith('*.')) ?? 'localhost',
+      logMatched: () => runtime.logMatched,
       delayMs: service.delay * 1000,
       timeoutMs: service.readyTimeout * 1000,
-      exited: process.exited,
+      // A service with a `stop` command may start in the background: its shell exiting with 0 is fine.
+      exited: service.stop === undefined ? process.exited : process.exited.then((status) => (status.code === 0 ? never() : status)),
     });
     switch (readiness.state) {
       case 'ready':
@@ -311,17 +353,40 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
         throw new LaunchError(service.name, `${service.name} exited ${describeExit(readiness.status)} before it accepted connections on port ${runtime.port}.`, {
           exitCode: readiness.status.code, signal: readiness.status.signal, logTail: log.tail(LOG_TAIL_LINES),
         });
-      case 'timeout':
-        this.log.warn(`${service.name} did not accept connections on :${runtime.port} within ${service.readyTimeout} s`);
+      case 'timeout': {
+        const failing = readiness.failing.join('; ');
+        this.log.warn(`${service.name} was not ready within ${service.readyTimeout} s: ${failing}`);
         await this.stop(runtime, 'not ready in time');
-        throw new ReadinessTimeoutError(service.name, `${service.name} did not accept connections on port ${runtime.port} within `
-          + `${service.readyTimeout} s (ready_timeout), so it was stopped. Check that its command listens on {port} or $PORT.`, log.tail(LOG_TAIL_LINES));
+        throw new ReadinessTimeoutError(service.name, `${service.name} was not ready within ${service.readyTimeout} s (ready_timeout): `
+          + `${failing}. It was stopped. Check that its command listens on {port} or $PORT.`, log.tail(LOG_TAIL_LINES));
+      }
     }
+  }
+
+  /**
+   * The port was refused on every address, yet something may hold it (bound, or listening
+   * elsewhere): then the child would only fail with EADDRINUSE in its own log. Name the holder.
+   */
+  private checkPortIsFree(runtime: ServiceRuntime): void {
+    const owner = findPortOwner(runtime.port!);
+    runtime.portHeldBy = owner;
+    if (owner === undefined) return;
+    const { name } = runtime.service;
+    const message = `port ${runtime.port} of ${name} is held by pid ${owner.pid} (${owner.command}), which norikae-splice did not start`;
+    this.log.warn(message);
+    this.announce(runtime);
+    throw new LaunchError(name, `${message}. Stop that process, or give [service.${name}] another port.`);
   }
 
   private spawn(runtime: ServiceRuntime, log: ServiceLog): LaunchedProcess {
     const { service } = runtime;
     const launchId = randomUUID();
+    const sinceIdleStop = Date.now() - runtime.idleStoppedAt;
+    if (sinceIdleStop < service.idleCooldown * 1000) {
+      this.log.info(`${service.name} is launched again ${(sinceIdleStop / 1000).toFixed(1)} s after its idle stop: a client reconnected `
+        + '(hot-reload clients do that); raise idle_timeout if it keeps coming back');
+    }
+    runtime.logMatched = false;
     const command = service.command!.replaceAll('{port}', String(runtime.port));
     this.log.info(`launching ${service.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
     log.note(`launching on port ${runtime.port}: ${command}`);
@@ -341,6 +406,11 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     runtime.log?.note(`exited ${describeExit(status)}`);
     if (process.stopRequested) {
       runtime.lastExit = { code: status.code, signal: status.signal, at: Date.now() };
+      return;
+    }
+    if (status.code === 0 && runtime.service.stop !== undefined) {
+      // Started in the background (a daemon, a container): its `stop` command stops it.
+      this.log.info(`${name}'s command finished; it runs in the background until its stop command`);
       return;
     }
     if (groupAlive(process.pid)) {
@@ -390,15 +460,21 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     const seconds = runtime.service.idleTimeout;
     clearTimeout(runtime.idleTimer);
     if (seconds === undefined || runtime.process === undefined || runtime.connections > 0) return;
-    runtime.idleTimer = setTimeout(() => void this.stop(runtime, `idle for ${seconds} s`), seconds * 1000);
+    runtime.idleTimer = setTimeout(() => {
+      runtime.idleStoppedAt = Date.now();
+      void this.stop(runtime, `idle for ${seconds} s`);
+    }, seconds * 1000);
     runtime.idleTimer.unref();
   }
 
-  private serviceLog(service: ServiceConfig): ServiceLog {
+  private serviceLog(runtime: ServiceRuntime): ServiceLog {
+    const { service } = runtime;
     let warned = false;
     return new ServiceLog({
       file: join(this.config.logDir, `${service.name}.log`),
       echo: (line) => {
+        const pattern = runtime.service.ready.log;
+        if (pattern !== undefined && !runtime.logMatched && pattern.test(line)) runtime.logMatched = true;
         if (this.options.echoOutput) process.stderr.write(`${service.name} | ${line}\n`);
         if (this.listenerCount('log') > 0) this.emit('log', { name: service.name, line });
       },
@@ -421,6 +497,12 @@ class ServiceRuntime {
   /** What the running process was launched with (see launchSignature). */
   launchedAs = '';
   updateScheduled = false;
+  /** The address the upstream answered on last (127.0.0.1 or ::1 when none is configured). */
+  lastHost: string | undefined;
+  /** A line of output matched the `ready.log` pattern since the last launch. */
+  logMatched = false;
+  idleStoppedAt = 0;
+  portHeldBy: PortOwner | undefined;
   /** The port in use: the configured one, or one chosen at the first launch. */
   port: number | undefined;
   process: LaunchedProcess | undefined;
@@ -441,9 +523,21 @@ class ServiceRuntime {
   }
 }
 
+/** Where to dial: the configured upstream, else loopback on both families, the last good one first. */
+function upstreamHosts(runtime: ServiceRuntime): string[] {
+  const { upstream } = runtime.service;
+  if (upstream !== undefined) return [upstream];
+  return runtime.lastHost === '::1' ? ['::1', DEFAULT_UPSTREAM_HOST] : [DEFAULT_UPSTREAM_HOST, '::1'];
+}
+
+/** A promise that never settles: an exit that does not end the wait. */
+function never(): Promise<never> {
+  return new Promise(() => {});
+}
+
 /** What a launch depends on: when it changes while the process runs, a restart would apply it. */
 function launchSignature(service: ServiceConfig): string {
-  return JSON.stringify([service.command, service.cwd, service.env, service.port, service.upstream]);
+  return JSON.stringify([service.command, service.cwd, service.env, service.port, service.upstream, service.stop]);
 }
 
 function describeExit(status: ExitStatus): string {

@@ -46,6 +46,10 @@ delay = 2
       idleTimeout: undefined,
       stopTimeout: 5,
       listen: [],
+      ready: { tcp: true, http: undefined, log: undefined },
+      requires: [],
+      stop: undefined,
+      idleCooldown: 30,
     });
   });
 

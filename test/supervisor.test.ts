@@ -148,7 +148,7 @@ describe('launch failures', () => {
     const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --never-listen --record {record}"\nready_timeout = 0.5\n`);
     const response = await h.get('app.localhost');
     assert.equal(response.status, 504);
-    assert.match(response.body, /did not accept connections on port \d+ within 0\.5 s/);
+    assert.match(response.body, /was not ready within 0\.5 s \(ready_timeout\): port \d+ did not accept connections/);
     assert.match(response.body, /compiling forever/);
     const [launch] = h.launches();
     assert.equal(isLiveProcess(launch!.pid), false);

@@ -1,0 +1,76 @@
+// Who holds a TCP port, from /proc (Linux): the sockets in /proc/net/tcp{,6} bound to that local
+// port, and the process whose /proc/PID/fd links to one of them. Used before a launch, so a port
+// taken by something norikae did not start is named on the error page instead of surfacing as
+// EADDRINUSE deep in the child's own log.
+
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+export interface PortOwner {
+  pid: number;
+  /** The command line, arguments joined by spaces. */
+  command: string;
+}
+
+/** TCP states a port can be held in without accepting from us: listening, or bound and closed. */
+const HOLDING_STATES = new Set(['0A', '07']);
+
+/** The process holding `port` (listening or just bound), or undefined when none can be found. */
+export function findPortOwner(port: number): PortOwner | undefined {
+  const inodes = socketInodes(port);
+  if (inodes.size === 0) return undefined;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return undefined;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to look into
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode !== undefined && inodes.has(inode)) return { pid: Number(pid), command: commandLine(Number(pid)) };
+    }
+  }
+  return undefined;
+}
+
+/** Inodes of the IPv4 and IPv6 TCP sockets bound to `port` locally and holding it. */
+function socketInodes(port: number): Set<string> {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10) continue;
+      const localPort = fields[1]!.slice(fields[1]!.lastIndexOf(':') + 1);
+      if (localPort === hexPort && HOLDING_STATES.has(fields[3]!) && fields[9] !== '0') inodes.add(fields[9]!);
+    }
+  }
+  return inodes;
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '?';
+  }
+}
