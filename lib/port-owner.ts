@@ -1,20 +1,22 @@
-// Who holds a TCP port, from /proc (Linux): the sockets in /proc/net/tcp{,6} bound to that local
-// port, and the process whose /proc/PID/fd links to one of them. Used before a launch, so a port
-// taken by something norikae did not start is named on the error page instead of surfacing as
-// EADDRINUSE deep in the child's own log.
+// Who holds a TCP port, from /proc (Linux): the listening sockets in /proc/net/tcp{,6} on that
+// local port, and the process whose /proc/PID/fd links to one of them. Used before a launch, when
+// the port refused us on loopback yet something listens on it on another address (which makes a
+// dev server binding 0.0.0.0 fail), so the holder is named on the error page instead of surfacing
+// as EADDRINUSE deep in the child's own log. (A socket that is bound but not listening does not
+// appear in /proc/net/tcp, so it cannot be named.)
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface PortOwner {
   pid: number;
-  /** The command line, arguments joined by spaces. */
+  /** The command line, arguments joined by spaces, on one line. */
   command: string;
 }
 
-/** TCP states a port can be held in without accepting from us: listening, or bound and closed. */
-const HOLDING_STATES = new Set(['0A', '07']);
+/** TCP_LISTEN in /proc/net/tcp's `st` column. */
+const LISTEN = '0A';
 
-/** The process holding `port` (listening or just bound), or undefined when none can be found. */
+/** The process listening on `port` on any address, or undefined when none can be found. */
 export function findPortOwner(port: number): PortOwner | undefined {
   const inodes = socketInodes(port);
   if (inodes.size === 0) return undefined;
@@ -45,7 +47,7 @@ export function findPortOwner(port: number): PortOwner | undefined {
   return undefined;
 }
 
-/** Inodes of the IPv4 and IPv6 TCP sockets bound to `port` locally and holding it. */
+/** Inodes of the IPv4 and IPv6 TCP sockets listening on `port`. */
 function socketInodes(port: number): Set<string> {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
   const inodes = new Set<string>();
@@ -61,7 +63,7 @@ function socketInodes(port: number): Set<string> {
       const fields = line.trim().split(/\s+/);
       if (fields.length < 10) continue;
       const localPort = fields[1]!.slice(fields[1]!.lastIndexOf(':') + 1);
-      if (localPort === hexPort && HOLDING_STATES.has(fields[3]!) && fields[9] !== '0') inodes.add(fields[9]!);
+      if (localPort === hexPort && fields[3] === LISTEN && fields[9] !== '0') inodes.add(fields[9]!);
     }
   }
   return inodes;
@@ -69,7 +71,8 @@ function socketInodes(port: number): Set<string> {
 
 function commandLine(pid: number): string {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    // Arguments may hold newlines (`python3 -c '…'`): one line reads better on a page.
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').replace(/\s+/g, ' ');
   } catch {
     return '?';
   }

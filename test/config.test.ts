@@ -160,6 +160,60 @@ listen = [5433, "127.0.0.2:5434"]
     assert.match(err.message, /:6:1: host "x\.localhost" is claimed by both "a" and "b"/);
   });
 
+  test('ready checks, requires and stop', () => {
+    const config = parseConfig(`
+[service.db]
+port = 5432
+command = "postgres"
+stop = "pg_ctl stop"
+[service.api]
+port = 3000
+command = "npm run dev"
+requires = ["db"]
+ready = { http = "/healthz", log = "Watching" }
+[service.web]
+port = 4000
+requires = "api"
+ready = "tcp"
+`, FILE);
+    const [db, api, web] = config.services;
+    assert.equal(db!.stop, 'pg_ctl stop');
+    assert.deepEqual(db!.ready, { tcp: true, http: undefined, log: undefined });
+    assert.deepEqual(api!.requires, ['db']);
+    assert.equal(api!.ready.tcp, false);
+    assert.equal(api!.ready.http, '/healthz');
+    assert.ok(api!.ready.log!.test('Watching for file changes'));
+    assert.deepEqual(web!.requires, ['api']);
+  });
+
+  test('bad ready checks, unknown or cyclic requires are errors at the key', () => {
+    const cases: [string, RegExp, number][] = [
+      ['[service.a]\nport = 1\nready = "http"\n', /expected "tcp" or a table/, 3],
+      ['[service.a]\nport = 1\nready = { htpp = "/x" }\n', /unknown key "htpp" in \[service\.a\.ready\]; did you mean "http"\?/, 3],
+      ['[service.a]\nport = 1\nready = { http = "healthz" }\n', /must start with "\/"/, 3],
+      ['[service.a]\nport = 1\nready = { log = "(" }\n', /not a regular expression/, 3],
+      ['[service.a]\nport = 1\nready = {}\n', /at least one check/, 3],
+      ['[service.a]\nport = 1\nrequires = ["dbb"]\n[service.db]\nport = 2\n', /"dbb" is not a service; did you mean "db"\?/, 3],
+      ['[service.a]\nport = 1\nrequires = [3]\n', /expected service names/, 3],
+      ['[service.a]\nport = 1\nrequires = ["b"]\n[service.b]\nport = 2\nrequires = ["c"]\n[service.c]\nport = 3\nrequires = ["a"]\n',
+        /services require each other in a cycle: a → b → c → a/, 3],
+      ['[service.a]\nport = 1\nrequires = ["a"]\n', /cycle: a → a/, 3],
+    ];
+    for (const [source, pattern, line] of cases) {
+      const err = configError(source);
+      assert.match(err.message, pattern, source);
+      assert.equal(err.line, line, source);
+    }
+  });
+
+  test('the dashboard host is configurable, can be switched off, and cannot be claimed by a service', () => {
+    assert.equal(parseConfig('[service.a]\nport = 1\n', FILE).dashboardHost, 'norikae.localhost');
+    assert.equal(parseConfig('dashboard = "Control.Localhost"\n[service.a]\nport = 1\n', FILE).dashboardHost, 'control.localhost');
+    assert.equal(parseConfig('dashboard = false\n[service.a]\nport = 1\n', FILE).dashboardHost, undefined);
+    assert.match(configError('[service.a]\nport = 1\nhost = "norikae.localhost"\n').message, /claimed by both "the dashboard/);
+    assert.match(configError('dashboard = 3\n').message, /expected a host name, true or false/);
+  });
+
   test('dotted keys and inline tables are located too', () => {
     const err = configError('service.web.port = 1\nservice.web.prot = 2\n');
     assert.match(err.message, /:2:13: unknown key "prot"/);

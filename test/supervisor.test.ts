@@ -3,66 +3,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { homedir, tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { describe, test, type TestContext } from 'node:test';
-import { parseConfig } from '../lib/config.js';
-import { LaunchRecord } from '../lib/launch-record.js';
-import { memoryLog } from '../lib/log.js';
+import { describe, test } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
-import { SpliceServer } from '../lib/server.js';
-import { ServiceSupervisor } from '../lib/supervisor.js';
-import { closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, type ParsedResponse } from './helpers.js';
-
-const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
-
-interface Harness {
-  port: number;
-  supervisor: ServiceSupervisor;
-  log: ReturnType<typeof memoryLog>;
-  dir: string;
-  /** The "pid port" lines the fixture recorded, one per launch. */
-  launches: () => { pid: number; port: number }[];
-  get: (host: string, path?: string) => Promise<ParsedResponse>;
-}
-
-/** A splicer + supervisor over `services` (TOML); `{record}` and `{server}` are filled in. */
-async function start(t: TestContext, services: string): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'norikae-supervisor-'));
-  const recordFile = join(dir, 'launches.txt');
-  const toml = `listen = "127.0.0.1:0"\nlog_dir = "${dir}/logs"\n${services}`
-    .replaceAll('{server}', `node ${DEV_SERVER}`)
-    .replaceAll('{record}', recordFile);
-  const config = parseConfig(toml, join(dir, 'norikae.toml'));
-  const log = memoryLog();
-  const supervisor = new ServiceSupervisor(config, { log, record: new LaunchRecord(join(dir, 'state', 'launched.json')) });
-  const server = new SpliceServer(config, { log, connector: supervisor });
-  const [address] = await server.listen();
-  t.after(async () => {
-    await server.close();
-    await supervisor.stopAll();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const port = address!.port;
-  return {
-    port,
-    supervisor,
-    log,
-    dir,
-    launches: () => (existsSync(recordFile) ? readFileSync(recordFile, 'utf8') : '').trim().split('\n').filter(Boolean)
-      .map((line) => ({ pid: Number(line.split(' ')[0]), port: Number(line.split(' ')[1]) })),
-    get: async (host, path = '/') => parseResponse(await exchange(t, port, [getHead(host, path)])),
-  };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
-}
+import { closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse } from './helpers.js';
+import { start, waitFor } from './launch-harness.js';
 
 describe('launch on demand', () => {
   test('a refused connection launches the command once, however many connections wait', async (t) => {
@@ -99,7 +45,7 @@ describe('launch on demand', () => {
     const port = await freePort();
     const h = await start(t, `[service.app]\nport = ${port}\ncwd = "~/${basename(home)}"\ncommand = "{server} --port {port}"\nenv = { FOO = "bar" }\n`);
     const body = JSON.parse((await h.get('app.localhost')).body) as Record<string, unknown>;
-    assert.deepEqual(body, { pid: body.pid, port, envPort: String(port), foo: 'bar', cwd: home, url: '/' });
+    assert.deepEqual(body, { pid: body.pid, port, envPort: String(port), foo: 'bar', cwd: home, url: '/', healthy: true, saidReady: false });
   });
 
   test('a service without a port gets a free one through {port} and $PORT', async (t) => {
