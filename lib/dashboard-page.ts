@@ -327,6 +327,10 @@ function noteNodes(info) {
   if (info.stoppedByUser && (info.state === 'stopped' || info.state === 'crashed' || info.state === 'failed')) {
     nodes.push(el('span', { textContent: 'stopped by user', title: 'Requests do not launch it again until you press Start.' }));
   }
+  if (info.portHeldBy && info.state !== 'running') {
+    nodes.push(el('span', { className: 'hint', textContent: 'port held by pid ' + info.portHeldBy.pid,
+      title: info.portHeldBy.command + ' holds the port; norikae-splice did not start it.' }));
+  }
   return nodes;
 }
 
