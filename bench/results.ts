@@ -54,6 +54,8 @@ export interface IdleMemory {
   connections: number;
   rssBefore: number;
   rssAfter: number;
+  /** RSS once the heap was collected (norikae only). */
+  rssAfterGc: number | undefined;
   /** After a forced GC (norikae only; read through the probe). */
   heapUsedBefore: number | undefined;
   heapUsedAfter: number | undefined;
@@ -61,18 +63,28 @@ export interface IdleMemory {
   fdsAfter: number;
 }
 
+export interface ColdStartTiming {
+  /** From the request (or, direct, the spawn) to the server accepting. */
+  launchToListenMs: number;
+  /** From the server accepting to the complete first response at the client. */
+  overheadMs: number;
+}
+
 export interface BenchResults {
   version: 1;
   date: string;
   durationSeconds: number;
   machine: Machine;
+  /** 1-minute load average at the start and the end: other work on the machine shows here. */
+  loadAverage: [number, number];
   settings: { rounds: number; secondsPerRun: number; haproxyThreads: number };
   targets: TargetName[];
   sniff: { headBytes: number; iterations: number; roundsUs: number[] };
   throughput: ThroughputLoad[];
   websocket: { messageBytes: number; messagesPerRound: number; rounds: Partial<Record<TargetName, LatencySample[]>> };
   idle: { requested: number; limitNote: string | undefined; norikae: IdleMemory; haproxy: IdleMemory | undefined };
-  coldStart: { trials: { overheadMs: number; launchToListenMs: number }[] };
+  /** Through norikae (judged), and the same server started and polled by the bench itself (the floor). */
+  coldStart: { trials: ColdStartTiming[]; direct: ColdStartTiming[] };
 }
 
 export function median(values: readonly number[]): number {

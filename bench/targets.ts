@@ -24,6 +24,17 @@ export function spawnTracked(command: string, args: string[], options: SpawnOpti
   return track(child);
 }
 
+/**
+ * A node script with an IPC channel, under a shell that first raises the soft descriptor limit
+ * to the hard one (10 000 spliced connections need 20 000 descriptors); `exec` keeps the PID.
+ */
+export function spawnNode(script: string, args: string[], nodeArgs: string[], env: Record<string, string> = {}): ChildProcess & { output: () => string } {
+  return spawnTracked('sh', ['-c', 'ulimit -n "$(ulimit -Hn)" && exec "$@"', 'sh', process.execPath, ...nodeArgs, script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, ...env },
+  });
+}
+
 function track(child: ChildProcess): ChildProcess & { output: () => string } {
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -96,11 +107,7 @@ export interface ColdService {
   stampFile: string;
 }
 
-/**
- * The real CLI with a generated config: `bench.localhost` → the upstream, plus one launched
- * service per cold-start trial. The shell wrapper raises the soft descriptor limit to the hard
- * one (10 000 spliced connections need 20 000 descriptors); `exec` keeps the PID norikae's.
- */
+/** The real CLI with a generated config: `bench.localhost` → the upstream, plus one launched service per cold-start trial. */
 export async function startNorikae(upstreamPort: number, dir: string, cold: ColdService[], extraNodeArgs: string[] = []): Promise<Norikae> {
   const coldServer = join(here, 'cold-server.js');
   const toml = [
@@ -120,10 +127,10 @@ export async function startNorikae(upstreamPort: number, dir: string, cold: Cold
   const configFile = join(dir, 'norikae.toml');
   writeFileSync(configFile, `${toml}\n`);
   const nodeArgs = ['--expose-gc', '--import', pathToFileURL(join(here, 'probe.js')).href, ...extraNodeArgs];
-  const child = spawnTracked('sh', [
-    '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$@"', 'sh',
-    process.execPath, ...nodeArgs, cliPath, '--config', configFile, '--listen', '127.0.0.1:0',
-  ], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, XDG_STATE_HOME: join(dir, 'state'), DEBUG: '' } });
+  const child = spawnNode(cliPath, ['--config', configFile, '--listen', '127.0.0.1:0'], nodeArgs, {
+    XDG_STATE_HOME: join(dir, 'state'),
+    DEBUG: '',
+  });
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`norikae did not start listening within 10 s:\n${child.output()}`)), 10_000);
     child.once('exit', (code) => reject(new Error(`norikae exited (${code}) before listening:\n${child.output()}`)));

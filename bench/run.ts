@@ -1,0 +1,221 @@
+// `npm run bench`: starts the upstream, norikae-splice (its real CLI) and, when installed, haproxy
+// in `mode tcp`; measures them in interleaved rounds (direct, norikae, haproxy, direct, …); writes
+// bench/results/<date>.json and latest.json, then docs/benchmarks.md and docs/benchmarks.svg.
+// Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS per run (2), BENCH_HAPROXY_THREADS (1),
+// BENCH_CPU_PROF=1 (norikae writes a --cpu-prof profile to bench/results/profiles/).
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { coldStartDirect, coldStartTrial, measureThroughput, openIdleConnections, sniffMicrobench, websocketRoundTrips, type LoadSpec } from './loads.js';
+import { writeReport } from './report.js';
+import { checks, type BenchResults, type ColdStartTiming, type IdleMemory, type LatencySample, type Machine, type TargetName, type ThroughputLoad } from './results.js';
+import { fdCount, freePort, rssOf, startHaproxy, startNorikae, startUpstream, stopAll, type ColdService } from './targets.js';
+
+const ROUNDS = envInteger('BENCH_ROUNDS', 3);
+const SECONDS = envInteger('BENCH_SECONDS', 2);
+const HAPROXY_THREADS = envInteger('BENCH_HAPROXY_THREADS', 1);
+const IDLE_CONNECTIONS = 10_000;
+const COLD_TRIALS = 5;
+const WS_MESSAGES = 5000;
+
+const LOADS: (Omit<LoadSpec, 'tool' | 'seconds'> & { kind: string; title: string })[] = [
+  { kind: 'keepalive-1', title: 'keep-alive, 1 connection', connections: 1, path: '/', newConnectionPerRequest: false, unit: 'req/s' },
+  { kind: 'keepalive-50', title: 'keep-alive, 50 connections', connections: 50, path: '/', newConnectionPerRequest: false, unit: 'req/s' },
+  { kind: 'new-connection', title: 'new connection per request, 8 at once', connections: 8, path: '/', newConnectionPerRequest: true, unit: 'req/s' },
+  { kind: '1mib', title: '1 MiB responses, 4 connections', connections: 4, path: '/1mib', newConnectionPerRequest: false, unit: 'MiB/s' },
+];
+
+const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const workDir = mkdtempSync(join(tmpdir(), 'norikae-bench-'));
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    say(`${signal}: stopping the bench's processes`);
+    void stopAll().finally(() => {
+      rmSync(workDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
+
+try {
+  const results = await bench();
+  const stamp = results.date.slice(0, 19).replace(/:/g, '-');
+  mkdirSync(resultsDir, { recursive: true });
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  writeFileSync(join(resultsDir, `${stamp}.json`), json);
+  writeFileSync(join(resultsDir, 'latest.json'), json);
+  const written = writeReport(results, `bench/results/${stamp}.json`);
+  say(`\nwrote bench/results/${stamp}.json, bench/results/latest.json, ${written.join(', ')} in ${results.durationSeconds.toFixed(0)} s\n`);
+  for (const check of checks(results)) {
+    const mark = check.pass === undefined ? 'n/a ' : check.pass ? 'pass' : 'MISS';
+    say(`${mark}  ${check.what}: ${check.shown} (goal ${check.goal})`);
+  }
+} catch (err) {
+  process.exitCode = 1;
+  say(`bench failed: ${(err as Error).stack ?? err}`);
+} finally {
+  await stopAll();
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+async function bench(): Promise<BenchResults> {
+  const started = Date.now();
+  const startLoad = loadavg()[0]!;
+  const machine = describeMachine();
+  say(`${machine.cpu}, ${machine.cores} cores, node ${machine.node}, haproxy ${machine.haproxy ?? 'not installed'}, wrk ${machine.wrk ?? 'not installed'}`);
+
+  // First, while nothing else runs.
+  say('head sniffer microbenchmark');
+  const sniff = sniffMicrobench(5, 20_000);
+
+  // 2 descriptors per spliced connection, and some for the process itself (haproxy refuses to
+  // start when 2 × maxconn + its own do not fit under the limit).
+  const idleCount = Math.min(IDLE_CONNECTIONS, Math.floor((machine.fdHardLimit - 100) / 2));
+  const limitNote = idleCount < IDLE_CONNECTIONS
+    ? `${idleCount} instead of ${IDLE_CONNECTIONS}: the hard limit on open files here is ${machine.fdHardLimit} and a spliced connection holds 2 descriptors`
+    : undefined;
+
+  const upstream = await startUpstream();
+  const cold: ColdService[] = [];
+  for (let i = 0; i < COLD_TRIALS; i++) cold.push({ name: `cold${i}`, port: await freePort(), stampFile: join(workDir, `cold${i}.stamp`) });
+  const profileArgs = process.env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'profiles')}`] : [];
+  const norikae = await startNorikae(upstream.port, workDir, cold, profileArgs);
+  const haproxy = machine.haproxy === undefined
+    ? undefined
+    : await startHaproxy(upstream.port, workDir, { maxconn: idleCount + 16, threads: HAPROXY_THREADS });
+  const targets: { name: TargetName; port: number; pid: number | undefined }[] = [
+    { name: 'direct', port: upstream.port, pid: undefined },
+    { name: 'norikae', port: norikae.port, pid: norikae.pid },
+    ...(haproxy ? [{ name: 'haproxy' as const, port: haproxy.port, pid: haproxy.pid }] : []),
+  ];
+  const tools = machine.wrk === undefined ? (['autocannon'] as const) : (['wrk', 'autocannon'] as const);
+
+  say('warm-up');
+  for (const target of targets) {
+    for (const load of [LOADS[1]!, LOADS[2]!]) {
+      await measureThroughput({ ...load, tool: tools[0], seconds: 1 }, target.port, target.pid, upstream, workDir);
+    }
+  }
+
+  const throughput: ThroughputLoad[] = [];
+  for (const load of LOADS) {
+    for (const tool of tools) {
+      const entry: ThroughputLoad = {
+        id: `${load.kind}/${tool}`, title: load.title, tool, connections: load.connections,
+        newConnectionPerRequest: load.newConnectionPerRequest, unit: load.unit, rounds: {},
+      };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const target of targets) {
+          const sample = await measureThroughput({ ...load, tool, seconds: SECONDS }, target.port, target.pid, upstream, workDir);
+          (entry.rounds[target.name] ??= []).push(sample);
+          say(`${entry.id} round ${round + 1} ${target.name}: ${sample.value.toFixed(load.unit === 'MiB/s' ? 1 : 0)} ${load.unit}${sample.errors ? ` (${sample.errors} errors)` : ''}`);
+        }
+      }
+      throughput.push(entry);
+    }
+  }
+
+  say('WebSocket echo');
+  const websocket: Partial<Record<TargetName, LatencySample[]>> = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const target of targets) {
+      (websocket[target.name] ??= []).push(await websocketRoundTrips(target.port, WS_MESSAGES, 200, 30_000));
+    }
+  }
+
+  say('cold start');
+  const coldTrials: ColdStartTiming[] = [];
+  const coldDirect: ColdStartTiming[] = [];
+  for (const [i, service] of cold.entries()) {
+    coldTrials.push(await coldStartTrial(norikae.port, `${service.name}.localhost`, service.stampFile, 10_000));
+    coldDirect.push(await coldStartDirect(await freePort(), join(workDir, `direct${i}.stamp`), 10_000));
+  }
+
+  say(`${idleCount} idle connections through norikae`);
+  const idleNorikae = await idleMemory(norikae.port, norikae.pid, idleCount, async () => (await norikae.memory()).heapUsed);
+  const idleHaproxy = haproxy === undefined ? undefined : (say(`${idleCount} idle connections through haproxy`), await idleMemory(haproxy.port, haproxy.pid, idleCount));
+
+  return {
+    version: 1,
+    date: new Date(started).toISOString(),
+    durationSeconds: (Date.now() - started) / 1000,
+    machine,
+    loadAverage: [startLoad, loadavg()[0]!],
+    settings: { rounds: ROUNDS, secondsPerRun: SECONDS, haproxyThreads: HAPROXY_THREADS },
+    targets: targets.map((target) => target.name),
+    sniff,
+    throughput,
+    websocket: { messageBytes: 32, messagesPerRound: WS_MESSAGES, rounds: websocket },
+    idle: { requested: IDLE_CONNECTIONS, limitNote, norikae: idleNorikae, haproxy: idleHaproxy },
+    coldStart: { trials: coldTrials, direct: coldDirect },
+  };
+}
+
+/**
+ * RSS and descriptors of `pid` before and with `count` idle spliced connections. `heapUsed`
+ * (norikae only) forces a GC, so "before" is read after one and "after" before one: the
+ * per-connection figure includes whatever garbage opening the connections left.
+ */
+async function idleMemory(port: number, pid: number, count: number, heapUsed?: () => Promise<number>): Promise<IdleMemory> {
+  const heapUsedBefore = await heapUsed?.();
+  await delay(300);
+  const rssBefore = rssOf(pid);
+  const fdsBefore = fdCount(pid);
+  const clients = await openIdleConnections(port, count, 120_000);
+  try {
+    await delay(1000);
+    const rssAfter = rssOf(pid);
+    const fdsAfter = fdCount(pid);
+    const heapUsedAfter = await heapUsed?.();
+    return {
+      connections: clients.opened, rssBefore, rssAfter, rssAfterGc: heapUsed === undefined ? undefined : rssOf(pid),
+      heapUsedBefore, heapUsedAfter, fdsBefore, fdsAfter,
+    };
+  } finally {
+    await clients.close();
+  }
+}
+
+function describeMachine(): Machine {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
+  const haproxy = installed('haproxy') ? /version (\S+)/.exec(commandOutput('haproxy', ['-v']))?.[1] ?? 'unknown' : undefined;
+  const wrk = installed('wrk') ? /^wrk (\S+)/m.exec(commandOutput('wrk', ['--version']))?.[1] ?? 'unknown' : undefined;
+  return {
+    cpu, cores: availableParallelism(), node: process.version, kernel: release(), haproxy, wrk,
+    fdHardLimit: Number(commandOutput('sh', ['-c', 'ulimit -Hn']).trim()) || 1024,
+  };
+}
+
+function installed(command: string): boolean {
+  return commandOutput('sh', ['-c', `command -v ${command} || true`]).trim() !== '';
+}
+
+/** stdout+stderr of a short command, whatever its exit code (`wrk --version` exits 1). */
+function commandOutput(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
+  } catch (err) {
+    const { stdout, stderr } = err as { stdout?: string; stderr?: string };
+    return `${stdout ?? ''}${stderr ?? ''}`;
+  }
+}
+
+function envInteger(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
