@@ -1,6 +1,7 @@
 // Reaching a service's upstream port: one TCP connect, resolved with a socket ready to splice or
 // rejected with an UpstreamConnectError that says why (ECONNREFUSED means nothing listens).
 
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import createDebug from 'debug';
 import { UpstreamConnectError } from './errors.js';
@@ -25,7 +26,7 @@ export function dial(host: string, port: number, timeoutMs = 5000): Promise<Sock
     socket.once('error', onError);
     socket.once('connect', () => {
       clearTimeout(timer);
-      if (isSelfConnection(socket)) {
+      if (mayConnectToItself(port) && isSelfConnection(socket)) {
         // TCP simultaneous open: a connect to a free port in the ephemeral range can land on itself.
         onError(Object.assign(new Error('connected to itself'), { code: 'ECONNREFUSED' }));
         return;
@@ -39,15 +40,16 @@ export function dial(host: string, port: number, timeoutMs = 5000): Promise<Sock
 }
 
 /**
- * Connects to the first of `hosts` that accepts, in order. A dev server bound to `localhost` may
- * listen on 127.0.0.1 or on ::1 only; a refusal on loopback is instant, so trying one after the
- * other costs next to nothing. Rejects with the first host's error when none accepts.
+ * Connects to the first of `hosts` that accepts, in order, and says which one did. A dev server
+ * bound to `localhost` may listen on 127.0.0.1 or on ::1 only; a refusal on loopback is instant,
+ * so trying one after the other costs next to nothing. Rejects with the first host's error when
+ * none accepts.
  */
-export async function dialFirst(hosts: readonly string[], port: number, timeoutMs = 5000): Promise<Socket> {
+export async function dialFirst(hosts: readonly string[], port: number, timeoutMs = 5000): Promise<{ socket: Socket; host: string }> {
   let first: unknown;
   for (const host of hosts) {
     try {
-      return await dial(host, port, timeoutMs);
+      return { socket: await dial(host, port, timeoutMs), host };
     } catch (err) {
       first ??= err;
       if (!(err instanceof UpstreamConnectError) || err.reason !== 'ECONNREFUSED') throw err;
@@ -59,6 +61,25 @@ export async function dialFirst(hosts: readonly string[], port: number, timeoutM
 /** The one error handler of a spliced socket: the 'close' that follows does the cleanup. */
 export function logSocketError(this: Socket, err: NodeJS.ErrnoException): void {
   debug('socket %s:%s error %s', this.remoteAddress, this.remotePort, err.code ?? err.message);
+}
+
+/** The kernel's ephemeral port range (Linux; elsewhere the IANA one), read once. */
+const EPHEMERAL_PORTS = ((): [number, number] => {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return [low!, high!];
+  } catch {
+    // Not Linux.
+  }
+  return [32768, 65535];
+})();
+
+/**
+ * Only a connect to a port in the ephemeral range can be given that same port as its source, so
+ * dev-server ports (3000, 8001, 5432…) skip the check and its two address lookups (syscalls).
+ */
+export function mayConnectToItself(port: number): boolean {
+  return port >= EPHEMERAL_PORTS[0] && port <= EPHEMERAL_PORTS[1];
 }
 
 /** True for a loopback socket connected to itself (same address and port on both ends). */

@@ -1,16 +1,19 @@
 // Deciding a launch is ready. By default the port accepts a connection; a service may ask for an
 // HTTP health check (any status below 500) or a line of its output matching a pattern instead,
-// or several of these (all must hold). We poll every few tens of milliseconds instead of sleeping
+// or several of these (all must hold). We poll every few milliseconds instead of sleeping
 // a fixed time, so a server that binds in 300 ms is served in about 300 ms. `delay` (Norikae's
 // key) only postpones the first check.
 
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { ReadyChecks } from './config.js';
-import { isSelfConnection } from './dial.js';
+import { isSelfConnection, mayConnectToItself } from './dial.js';
 import type { ExitStatus } from './launch.js';
 
-const POLL_INTERVAL_MS = 25;
+/** A refused connect on loopback costs microseconds; polling often puts the first response close behind the bind. */
+const POLL_INTERVAL_MS = 5;
+/** A health check is a request the starting server has to answer: ask less often. */
+const HTTP_POLL_INTERVAL_MS = 50;
 
 export interface ReadinessCheck {
   /** Addresses the service may listen on, tried in order (127.0.0.1 and ::1 by default). */
@@ -42,6 +45,7 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   // Wakes a sleeping poll loop as soon as the process exits.
   const exitedOrSleep = (ms: number): Promise<unknown> => Promise.race([check.exited, sleep(ms)]);
   let failing: string[] = [];
+  const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
 
   if (check.delayMs > 0) await exitedOrSleep(Math.min(check.delayMs, check.timeoutMs));
   for (;;) {
@@ -50,7 +54,7 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
     if (remaining <= 0) return { state: 'timeout', failing };
     failing = await failingChecks(check, Math.min(remaining, 1000));
     if (failing.length === 0) return { state: 'ready' };
-    await exitedOrSleep(Math.min(POLL_INTERVAL_MS, Math.max(0, deadline - Date.now())));
+    await exitedOrSleep(Math.min(interval, Math.max(0, deadline - Date.now())));
   }
 }
 
@@ -90,7 +94,7 @@ export function accepts(host: string, port: number, timeoutMs: number): Promise<
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once('connect', () => done(!isSelfConnection(socket)));
+    socket.once('connect', () => done(!(mayConnectToItself(port) && isSelfConnection(socket))));
     socket.once('error', () => done(false));
   });
 }

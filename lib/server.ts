@@ -145,7 +145,8 @@ export class SpliceServer {
   private accept(client: Socket): void {
     client.on('error', logSocketError);
     this.clients.add(client);
-    client.once('close', () => this.clients.delete(client));
+    // `on`, not `once`: 'close' comes once anyway, and once() costs a wrapper per connection.
+    client.on('close', () => this.clients.delete(client));
   }
 
   /**
@@ -276,7 +277,8 @@ export class SpliceServer {
       upstream.destroy();
       return;
     }
-    debug('splice %s:%d → %s', client.remoteAddress, client.remotePort, service.name);
+    // The address getters are system calls: only when someone reads the debug output.
+    if (debug.enabled) debug('splice %s:%d → %s', client.remoteAddress, client.remotePort, service.name);
     spliceSockets(client, upstream, head);
   }
 }

@@ -18,8 +18,9 @@ export function spliceSockets(client: Socket, upstream: Socket, head: readonly U
   }
   client.pipe(upstream);
   upstream.pipe(client);
-  client.once('close', (hadError) => closePeer(upstream, hadError));
-  upstream.once('close', (hadError) => closePeer(client, hadError));
+  // `on`, not `once`: 'close' comes once anyway, and once() costs a wrapper per connection.
+  client.on('close', (hadError) => closePeer(upstream, hadError));
+  upstream.on('close', (hadError) => closePeer(client, hadError));
 }
 
 /** How long the survivor of a closed pair may take to flush what it still has to write. */
