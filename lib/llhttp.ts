@@ -18,28 +18,30 @@ const TYPE_REQUEST = 1;
 const HPE_OK = 0;
 const HPE_PAUSED = 21;
 
-// Which header a value belongs to: the only two we decode.
+// Which header a value belongs to: the only two we decode. Also bits: what a name can still be.
 const OTHER = 0;
 const HOST = 1;
 const ACCEPT = 2;
+/** The two names we look for, lower-case, as bytes: names are compared in wasm memory, not decoded. */
+const HOST_NAME = Buffer.from('host', 'latin1');
+const ACCEPT_NAME = Buffer.from('accept', 'latin1');
 
-/** One connection's request head, fed chunk by chunk, over a pooled wasm llhttp parser. */
+/**
+ * One connection's request head, fed chunk by chunk, over a pooled wasm llhttp parser. The wasm
+ * parser is taken from the pool by the first execute() and given back as soon as there is a result,
+ * so a head that arrives in one read holds it only for that call.
+ */
 export class RequestHeadParser {
-  private ptr: number;
+  /** The wasm parser while the head is incomplete, else 0. */
+  private ptr = 0;
+  /** Whether `abandoned` watches this parser: only once it holds a wasm parser between reads. */
+  private watched = false;
+  private destroyed = false;
   private readonly state: HeadState = {
     method: '', url: '', httpMajor: 0, httpMinor: 0, hosts: [], accepts: [], upgrade: false,
     errorName: '', errorReason: '', targetSeen: false, complete: false, done: false,
-    field: '', inValue: false, valueKind: OTHER, value: '',
+    nameLength: 0, nameMatch: HOST | ACCEPT, inValue: false, valueKind: OTHER, value: '',
   };
-
-  constructor() {
-    const w = load();
-    const reused = idleParsers.pop();
-    if (reused !== undefined) w.llhttp_reset(reused);
-    this.ptr = reused ?? w.llhttp_alloc(TYPE_REQUEST);
-    if (this.ptr === 0) throw new RangeError('llhttp: out of wasm memory');
-    abandoned.register(this, this.ptr, this);
-  }
 
   get method(): string { return this.state.method; }
   get url(): string { return this.state.url; }
@@ -53,8 +55,9 @@ export class RequestHeadParser {
    */
   get accept(): string {
     const s = this.state;
-    const open = s.inValue && s.valueKind === ACCEPT ? [trimValue(s.value)] : [];
-    return [...s.accepts, ...open].join(', ');
+    const open = s.inValue && s.valueKind === ACCEPT;
+    if (!open) return s.accepts.length === 1 ? s.accepts[0]! : s.accepts.join(', ');
+    return s.accepts.concat(trimValue(s.value)).join(', ');
   }
   get upgrade(): boolean { return this.state.upgrade; }
   get errorName(): string { return this.state.errorName; }
@@ -66,19 +69,22 @@ export class RequestHeadParser {
    */
   execute(data: Uint8Array): number {
     const s = this.state;
-    if (this.ptr === 0) throw new Error('RequestHeadParser.execute() after destroy()');
+    if (this.destroyed) throw new Error('RequestHeadParser.execute() after destroy()');
     if (s.done) throw new Error('RequestHeadParser.execute() after the head was complete or invalid');
     if (data.length === 0) return HEAD_INCOMPLETE;
-    const w = wasm!;
+    const w = load();
+    if (this.ptr === 0) this.ptr = acquire(w);
     const at = inputArea(w, data.length);
-    heap().set(data, at);
+    // execute() never mallocs, so wasm memory cannot grow (and detach this view) while it runs.
+    bytes = heap();
+    bytes.set(data, at);
     // Cleared only when more bytes are wanted, so a wasm trap cannot leave a half-parsed parser usable.
     s.done = true;
     current = s;
     try {
       const errno = w.llhttp_execute(this.ptr, at, data.length);
       // llhttp reads the method before the target, and its method field is 0 (DELETE) until then.
-      if (s.targetSeen && s.method === '') s.method = cString(w.llhttp_method_name(w.llhttp_get_method(this.ptr)));
+      if (s.targetSeen && s.method === '') s.method = methodName(w, w.llhttp_get_method(this.ptr));
       if (errno === HPE_OK) {
         s.done = false;
         return HEAD_INCOMPLETE;
@@ -93,13 +99,26 @@ export class RequestHeadParser {
       return HEAD_INVALID;
     } finally {
       current = undefined;
+      bytes = undefined;
+      if (s.done) this.releaseParser();
+      else if (!this.watched) {
+        // The wasm parser now outlives this call: if this object is dropped without destroy(), get it back.
+        abandoned.register(this, this.ptr, this);
+        this.watched = true;
+      }
     }
   }
 
   /** Returns the wasm parser to the pool. Idempotent; what was parsed stays readable. */
   destroy(): void {
+    this.destroyed = true;
+    this.releaseParser();
+  }
+
+  private releaseParser(): void {
     if (this.ptr === 0) return;
-    abandoned.unregister(this);
+    if (this.watched) abandoned.unregister(this);
+    this.watched = false;
     release(this.ptr);
     this.ptr = 0;
   }
@@ -115,8 +134,10 @@ interface HeadState {
   complete: boolean;
   /** No more execute(): the head was complete or invalid. */
   done: boolean;
-  /** The current header name so far, or null once it is too long to be Host or Accept. */
-  field: string | null;
+  /** Bytes of the current header name so far. */
+  nameLength: number;
+  /** What the current name can still be (HOST and ACCEPT bits), from the bytes so far. */
+  nameMatch: number;
   /** llhttp alternates name and value spans; a name span after a value span starts a new header. */
   inValue: boolean;
   valueKind: number;
@@ -155,7 +176,11 @@ let current: HeadState | undefined;
 let inputPtr = 0;
 let inputSize = 0;
 let heapView: Buffer | undefined;
-/** Destroyed parsers, reset and handed to the next constructor; beyond this many, given back to malloc. */
+/** `heap()` while execute() runs: the callbacks read names and values through it. */
+let bytes: Buffer | undefined;
+/** Method names by llhttp's method number, read from wasm once each. */
+const methodNames: string[] = [];
+/** Released parsers, reset and handed to the next first execute(); beyond this many, given back to malloc. */
 const idleParsers: number[] = [];
 const IDLE_MAX = 64;
 /** A parser dropped without destroy() still returns its wasm parser, late. */
@@ -182,23 +207,27 @@ function load(): LlhttpExports {
   return (wasm = exports);
 }
 
-/** A view of wasm memory, renewed when the memory has grown (growing detaches the old buffer). */
+/** A view of wasm memory, renewed when the memory has grown (that detaches the old buffer and empties its views). */
 function heap(): Buffer {
-  const buffer = wasm!.memory.buffer;
-  if (heapView?.buffer !== buffer) heapView = Buffer.from(buffer);
+  if (heapView === undefined || heapView.length === 0) heapView = Buffer.from(wasm!.memory.buffer);
   return heapView;
 }
 
-/** Bytes as latin1 (one char per byte): `TextDecoder('latin1')` is windows-1252 and turns 0x80 into €. */
+/** Input bytes as latin1 (one char per byte): `TextDecoder('latin1')` is windows-1252 and turns 0x80 into €. */
 function latin1(at: number, len: number): string {
-  return len === 0 ? '' : heap().toString('latin1', at, at + len);
+  return len === 0 ? '' : bytes!.toString('latin1', at, at + len);
 }
 
 /** A NUL-terminated C string (llhttp's names and reasons are ASCII). */
 function cString(ptr: number): string {
   if (ptr === 0) return '';
-  const bytes = heap();
-  return bytes.toString('latin1', ptr, bytes.indexOf(0, ptr));
+  const memory = heap();
+  return memory.toString('latin1', ptr, memory.indexOf(0, ptr));
+}
+
+/** llhttp's name for a method number (ASCII, static in wasm memory), decoded once. */
+function methodName(w: LlhttpExports, method: number): string {
+  return (methodNames[method] ??= cString(w.llhttp_method_name(method)));
 }
 
 /** The input area, at least `size` bytes; re-malloc'd only when a larger input arrives. */
@@ -212,6 +241,18 @@ function inputArea(w: LlhttpExports, size: number): number {
     throw new RangeError('llhttp: out of wasm memory');
   }
   return inputPtr;
+}
+
+/** A reset wasm parser from the pool, or a new one. */
+function acquire(w: LlhttpExports): number {
+  const reused = idleParsers.pop();
+  if (reused !== undefined) {
+    w.llhttp_reset(reused);
+    return reused;
+  }
+  const ptr = w.llhttp_alloc(TYPE_REQUEST);
+  if (ptr === 0) throw new RangeError('llhttp: out of wasm memory');
+  return ptr;
 }
 
 /** Pools a destroyed (or abandoned) wasm parser, or frees it when the pool is full. */
@@ -239,10 +280,15 @@ function onHeaderField(_p: number, at: number, len: number): number {
   if (s.inValue) {
     endValue(s);
     s.inValue = false;
-    s.field = '';
+    s.nameLength = 0;
+    s.nameMatch = HOST | ACCEPT;
   }
-  // Only Host and Accept matter: a name longer than 6 bytes is neither, so it is not decoded further.
-  if (s.field !== null) s.field = s.field.length + len <= 6 ? s.field + latin1(at, len) : null;
+  // Only Host and Accept matter: names are compared as bytes, never decoded, and not at all once
+  // they are longer than "accept".
+  const length = s.nameLength + len;
+  if (length > ACCEPT_NAME.length) s.nameMatch = OTHER;
+  else if (s.nameMatch !== OTHER) s.nameMatch = matchName(s.nameMatch, s.nameLength, at, len);
+  s.nameLength = length;
   return 0;
 }
 
@@ -251,8 +297,8 @@ function onHeaderValue(_p: number, at: number, len: number): number {
   if (s === undefined) return 0;
   if (!s.inValue) {
     s.inValue = true;
-    const name = s.field?.toLowerCase();
-    s.valueKind = name === 'host' ? HOST : name === 'accept' ? ACCEPT : OTHER;
+    s.valueKind = s.nameMatch & HOST && s.nameLength === HOST_NAME.length ? HOST
+      : s.nameMatch & ACCEPT && s.nameLength === ACCEPT_NAME.length ? ACCEPT : OTHER;
     s.value = '';
   }
   if (s.valueKind !== OTHER) s.value += latin1(at, len);
@@ -274,11 +320,39 @@ function onHeadersComplete(_p: number, _status: number, upgrade: number): number
 function endValue(s: HeadState): void {
   if (s.valueKind === OTHER) return;
   const value = trimValue(s.value);
-  if (s.valueKind === HOST) s.hosts.push(value);
-  else s.accepts.push(value);
+  if (s.valueKind === HOST) s.hosts = appended(s.hosts, value);
+  else s.accepts = appended(s.accepts, value);
+}
+
+/** `list` and `value` as a new array: a head has one Host and one Accept, and `[value]` is cheaper than push() on `[]`. */
+function appended(list: string[], value: string): string[] {
+  return list.length === 0 ? [value] : [...list, value];
+}
+
+/**
+ * Narrows `match` (HOST and ACCEPT bits) by the name bytes at `at`, which continue a name `offset`
+ * bytes in. Case-insensitive: `| 0x20` lower-cases ASCII letters, and only letters are compared to.
+ */
+function matchName(match: number, offset: number, at: number, len: number): number {
+  for (let i = 0; i < len && match !== OTHER; i++) {
+    const c = bytes![at + i]! | 0x20;
+    const pos = offset + i;
+    if (pos >= HOST_NAME.length || c !== HOST_NAME[pos]) match &= ~HOST;
+    if (pos >= ACCEPT_NAME.length || c !== ACCEPT_NAME[pos]) match &= ~ACCEPT;
+  }
+  return match;
 }
 
 /** Spaces and tabs around a value (not `trim()`: 0xA0 is a character in latin1). */
 function trimValue(value: string): string {
-  return value.replace(/[ \t]+$/, '').replace(/^[ \t]+/, '');
+  let start = 0;
+  let end = value.length;
+  while (start < end && isBlank(value.charCodeAt(start))) start++;
+  while (end > start && isBlank(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+/** A space or a tab, the whitespace HTTP allows around a value. */
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }

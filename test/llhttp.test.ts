@@ -181,6 +181,21 @@ describe('RequestHeadParser', () => {
     assert.deepEqual(parse('GET / HTTP/1.1\r\n\r\n').hosts, []);
   });
 
+  test('Host and Accept names match as bytes in any case, split anywhere; near misses do not', () => {
+    const pads = Array.from({ length: 60 }, (_, i) => `X-Pad-${i}: ${'v'.repeat(i)}`);
+    const head = [
+      'GET /many HTTP/1.1', ...pads.slice(0, 30),
+      'Hos: no', 'Hostt: no', 'X-Host: no', 'HOST: Many.Localhost ', 'Accep: no', 'Accepts: no', 'Accept-Encoding: no',
+      'aCcEpT: text/html', ...pads.slice(30), 'ACCEPT:\t*/* ', '', '',
+    ].join('\r\n');
+    const expected = { hosts: ['Many.Localhost'], accept: 'text/html, */*' };
+    const bytes = Buffer.from(head, 'latin1');
+    const pick = (parsed: Parsed) => ({ hosts: parsed.hosts, accept: parsed.accept });
+    assert.deepEqual(pick(parse(bytes)), expected);
+    for (let i = 0; i <= bytes.length; i++) assert.deepEqual(pick(parse(bytes.subarray(0, i), bytes.subarray(i))), expected, `split at ${i}`);
+    assert.deepEqual(pick(parse(...Array.from(bytes, (_, i) => bytes.subarray(i, i + 1)))), expected);
+  });
+
   test('Accept: every value, joined with ", "', () => {
     assert.equal(parse('GET / HTTP/1.1\r\nAccept: text/html \r\nHost: a\r\naccept: */*\r\n\r\n').accept, 'text/html, */*');
     assert.equal(parse('GET / HTTP/1.1\r\nAccept-Language: en\r\nHost: a\r\n\r\n').accept, '');

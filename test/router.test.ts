@@ -57,10 +57,12 @@ describe('hostOfAuthority', () => {
     assert.equal(hostOfAuthority('app.localhost:'), 'app.localhost');
     assert.equal(hostOfAuthority('[::1]:8080'), '::1');
     assert.equal(hostOfAuthority('127.0.0.1'), '127.0.0.1');
+    assert.equal(hostOfAuthority('APP.LOCALHOST.:00080'), 'app.localhost');
+    assert.equal(hostOfAuthority('[FE80::1%ETH0]:80'), 'fe80::1%eth0');
   });
 
   test('refuses what is not an authority', () => {
-    for (const bad of ['', ':80', 'a b', 'app.localhost:80:80', 'app.localhost:abc', 'app.localhost:123456', '[::1', '[nope]:80', 'a/b', 'a@b', '.']) {
+    for (const bad of ['', ':80', 'a b', 'app.localhost:80:80', 'app.localhost:abc', 'app.localhost:123456', 'app.localhost:000000', '[::1]x', '[::1]:8o', 'Caf\u00e9.localhost', '[::1', '[nope]:80', 'a/b', 'a@b', '.']) {
       assert.equal(hostOfAuthority(bad), undefined, bad);
     }
   });
