@@ -17,7 +17,10 @@ let firstError: string | undefined;
 function openOne(): Promise<void> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port: Number(port) });
+    let settled = false;
     const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
       failed++;
       firstError ??= err.message;
       socket.destroy();
@@ -25,11 +28,15 @@ function openOne(): Promise<void> {
     };
     socket.setTimeout(10_000, () => fail(new Error('no answer within 10 s')));
     socket.once('error', fail);
+    // A proxy that closes without answering (its upstream connect failed) must not leave this hanging.
+    socket.once('close', () => fail(new Error('closed before answering')));
     socket.once('data', (chunk: Buffer) => {
+      if (settled) return;
+      if (!chunk.toString('latin1').startsWith('HTTP/1.1 200')) return fail(new Error(`unexpected answer: ${chunk.toString('latin1', 0, 40)}`));
+      settled = true;
       socket.setTimeout(0);
       socket.off('error', fail);
       socket.on('error', () => undefined);
-      if (!chunk.toString('latin1').startsWith('HTTP/1.1 200')) return fail(new Error(`unexpected answer: ${chunk.toString('latin1', 0, 40)}`));
       sockets.push(socket);
       resolve();
     });

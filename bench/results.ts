@@ -2,7 +2,8 @@
 // ratios and the issue's targets with a pass/miss mark. run.ts fills it, report.ts renders it;
 // both read the verdicts from here so the console and docs/benchmarks.md never disagree.
 
-export const TARGET_NAMES = ['direct', 'norikae', 'haproxy'] as const;
+/** In round order. node-floor is the naive Node `net` + `pipe` splicer (bench/node-floor.ts): shown for reference, never judged. */
+export const TARGET_NAMES = ['direct', 'norikae', 'haproxy', 'node-floor'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface Machine {
@@ -54,9 +55,9 @@ export interface IdleMemory {
   connections: number;
   rssBefore: number;
   rssAfter: number;
-  /** RSS once the heap was collected (norikae only). */
+  /** RSS once the heap was collected (the Node processes only). */
   rssAfterGc: number | undefined;
-  /** After a forced GC (norikae only; read through the probe). */
+  /** After a forced GC (the Node processes only; read through the probe). */
   heapUsedBefore: number | undefined;
   heapUsedAfter: number | undefined;
   fdsBefore: number;
@@ -82,7 +83,14 @@ export interface BenchResults {
   sniff: { headBytes: number; iterations: number; roundsUs: number[] };
   throughput: ThroughputLoad[];
   websocket: { messageBytes: number; messagesPerRound: number; rounds: Partial<Record<TargetName, LatencySample[]>> };
-  idle: { requested: number; limitNote: string | undefined; norikae: IdleMemory; haproxy: IdleMemory | undefined };
+  idle: {
+    requested: number;
+    limitNote: string | undefined;
+    norikae: IdleMemory;
+    haproxy: IdleMemory | undefined;
+    /** Absent in results from before node-floor was measured. */
+    nodeFloor?: IdleMemory | undefined;
+  };
   /** Through norikae (judged), and the same server started and polled by the bench itself (the floor). */
   coldStart: { trials: ColdStartTiming[]; direct: ColdStartTiming[] };
 }

@@ -1,5 +1,6 @@
-// `npm run bench`: starts the upstream, norikae-splice (its real CLI) and, when installed, haproxy
-// in `mode tcp`; measures them in interleaved rounds (direct, norikae, haproxy, direct, …); writes
+// `npm run bench`: starts the upstream, norikae-splice (its real CLI), when installed haproxy in
+// `mode tcp`, and node-floor (the naive Node `net` + `pipe` splicer, for reference); measures them
+// in interleaved rounds (direct, norikae, haproxy, node-floor, direct, …); writes
 // bench/results/<date>.json and latest.json, then docs/benchmarks.md and docs/benchmarks.svg.
 // Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS per run (2), BENCH_HAPROXY_THREADS (1),
 // BENCH_CPU_PROF=1 (norikae writes a --cpu-prof profile to bench/results/profiles/).
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { coldStartDirect, coldStartTrial, measureThroughput, openIdleConnections, sniffMicrobench, websocketRoundTrips, type LoadSpec } from './loads.js';
 import { writeReport } from './report.js';
 import { checks, type BenchResults, type ColdStartTiming, type IdleMemory, type LatencySample, type Machine, type TargetName, type ThroughputLoad } from './results.js';
-import { fdCount, freePort, rssOf, startHaproxy, startNorikae, startUpstream, stopAll, type ColdService } from './targets.js';
+import { fdCount, freePort, rssOf, startHaproxy, startNodeFloor, startNorikae, startUpstream, stopAll, type ColdService } from './targets.js';
 
 const ROUNDS = envInteger('BENCH_ROUNDS', 3);
 const SECONDS = envInteger('BENCH_SECONDS', 2);
@@ -90,10 +91,12 @@ async function bench(): Promise<BenchResults> {
   const haproxy = machine.haproxy === undefined
     ? undefined
     : await startHaproxy(upstream.port, workDir, { maxconn: idleCount + 16, threads: HAPROXY_THREADS });
+  const nodeFloor = await startNodeFloor(upstream.port);
   const targets: { name: TargetName; port: number; pid: number | undefined }[] = [
     { name: 'direct', port: upstream.port, pid: undefined },
     { name: 'norikae', port: norikae.port, pid: norikae.pid },
     ...(haproxy ? [{ name: 'haproxy' as const, port: haproxy.port, pid: haproxy.pid }] : []),
+    { name: 'node-floor', port: nodeFloor.port, pid: nodeFloor.pid },
   ];
   const tools = machine.wrk === undefined ? (['autocannon'] as const) : (['wrk', 'autocannon'] as const);
 
@@ -141,6 +144,8 @@ async function bench(): Promise<BenchResults> {
   say(`${idleCount} idle connections through norikae`);
   const idleNorikae = await idleMemory(norikae.port, norikae.pid, idleCount, async () => (await norikae.memory()).heapUsed);
   const idleHaproxy = haproxy === undefined ? undefined : (say(`${idleCount} idle connections through haproxy`), await idleMemory(haproxy.port, haproxy.pid, idleCount));
+  say(`${idleCount} idle connections through node-floor`);
+  const idleNodeFloor = await idleMemory(nodeFloor.port, nodeFloor.pid, idleCount, async () => (await nodeFloor.memory()).heapUsed);
 
   return {
     version: 1,
@@ -153,14 +158,14 @@ async function bench(): Promise<BenchResults> {
     sniff,
     throughput,
     websocket: { messageBytes: 32, messagesPerRound: WS_MESSAGES, rounds: websocket },
-    idle: { requested: IDLE_CONNECTIONS, limitNote, norikae: idleNorikae, haproxy: idleHaproxy },
+    idle: { requested: IDLE_CONNECTIONS, limitNote, norikae: idleNorikae, haproxy: idleHaproxy, nodeFloor: idleNodeFloor },
     coldStart: { trials: coldTrials, direct: coldDirect },
   };
 }
 
 /**
  * RSS and descriptors of `pid` before and with `count` idle spliced connections. `heapUsed`
- * (norikae only) forces a GC, so "before" is read after one and "after" before one: the
+ * (the Node processes only) forces a GC, so "before" is read after one and "after" before one: the
  * per-connection figure includes whatever garbage opening the connections left.
  */
 async function idleMemory(port: number, pid: number, count: number, heapUsed?: () => Promise<number>): Promise<IdleMemory> {

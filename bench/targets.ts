@@ -1,7 +1,8 @@
 // The processes under test and around them: the node:http upstream, norikae-splice through its
-// real CLI, haproxy in `mode tcp`, and every load-generator child. Each is its own process so no
-// two share an event loop. All of them are tracked here and ended by PID in stopAll(), which
-// run.ts calls on success, on error and on SIGINT/SIGTERM. Also: reading their /proc.
+// real CLI, haproxy in `mode tcp`, the naive Node splicer (node-floor), and every load-generator
+// child. Each is its own process so no two share an event loop. All of them are tracked here and
+// ended by PID in stopAll(), which run.ts calls on success, on error and on SIGINT/SIGTERM. Also:
+// reading their /proc.
 
 import { execFileSync, fork, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
@@ -141,6 +142,30 @@ export async function startNorikae(upstreamPort: number, dir: string, cold: Cold
         resolve(Number(match[1]));
       }
     });
+  });
+  return { port, pid: child.pid!, memory: () => reply<NodeJS.MemoryUsage>(child, 'memory', 'memory', 10_000) };
+}
+
+export interface NodeFloor {
+  port: number;
+  pid: number;
+  /** process.memoryUsage() after a full GC, through the same preloaded probe as norikae's. */
+  memory(): Promise<NodeJS.MemoryUsage>;
+}
+
+/**
+ * The naive `net` + `pipe` splicer (bench/node-floor.ts) in front of the same upstream, under
+ * spawnNode's raised descriptor limit (it holds the idle connections too) and with the probe.
+ */
+export async function startNodeFloor(upstreamPort: number): Promise<NodeFloor> {
+  const nodeArgs = ['--expose-gc', '--import', pathToFileURL(join(here, 'probe.js')).href];
+  const child = spawnNode(join(here, 'node-floor.js'), [String(upstreamPort)], nodeArgs);
+  // Its crash would otherwise only show as clients left without answers.
+  child.once('exit', (code, signal) => {
+    if (code !== 0 && signal !== 'SIGTERM') process.stderr.write(`node-floor exited (${signal ?? code}) during the bench:\n${child.output()}\n`);
+  });
+  const { port } = await reply<{ port: number }>(child, undefined, 'listening', 10_000).catch((err: Error) => {
+    throw new Error(`node-floor did not start: ${err.message}\n${child.output()}`);
   });
   return { port, pid: child.pid!, memory: () => reply<NodeJS.MemoryUsage>(child, 'memory', 'memory', 10_000) };
 }
