@@ -102,7 +102,9 @@ export function renderMarkdown(results: BenchResults, source: string): string {
     '',
     `A new \`HeadSniffer\` per head and one \`push\` of a ${results.sniff.headBytes}-byte Chrome request head (what the server does per connection), ` +
       `${results.sniff.iterations} heads per round after a warm-up round: ` +
-      `${results.sniff.roundsUs.map((us) => us.toFixed(2)).join(', ')} µs per head; median **${median(results.sniff.roundsUs).toFixed(2)} µs**.`,
+      `${results.sniff.roundsUs.map((us) => us.toFixed(2)).join(', ')} µs per head; median **${median(results.sniff.roundsUs).toFixed(2)} µs**, ` +
+      `fastest ${Math.min(...results.sniff.roundsUs).toFixed(2)} µs. The target is judged on the median; the spread is the machine's, ` +
+      'whose speed changes by up to 1.7× from one second to the next when other work shares its host.',
     '',
     '## How it is measured',
     '',
@@ -120,6 +122,9 @@ export function renderMarkdown(results: BenchResults, source: string): string {
       'The upstream counts the connections it accepts, and the accepts-per-request line above shows it really was one each.',
     '- All processes share the machine\'s cores; with few cores the load generator, the proxy and the upstream compete, which is ' +
       'why only ratios measured in the same run mean anything.',
+    '- The 1 MiB load is the least steady: it is bound by copying through the kernel, and where the scheduler happens to place ' +
+      'the long-lived processes matters. In side runs, two identical node-floor processes started one after the other differed ' +
+      'by up to 1.5× on it, round after round. Read its column as rough.',
     '- Run it: `npm run bench` (`BENCH_ROUNDS`, `BENCH_SECONDS`, `BENCH_HAPROXY_THREADS`, `BENCH_CPU_PROF=1`). ' +
       'Regenerate this page from a stored run: `node dist/bench/report.js bench/results/FILE.json`.',
     '',
