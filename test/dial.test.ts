@@ -1,0 +1,47 @@
+// dial.ts against real listeners on loopback: which host answered, what a refusal looks like, and
+// when the self-connect check applies.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { dial, dialFirst, mayConnectToItself } from '../lib/dial.js';
+import { UpstreamConnectError } from '../lib/errors.js';
+import { closeServer, freePort } from './helpers.js';
+
+test('dialFirst connects to the first host that accepts and says which one it was', async (t) => {
+  const server = createServer((socket) => socket.end());
+  await new Promise<void>((resolve) => server.listen({ host: '::1', port: 0, ipv6Only: true }, resolve));
+  t.after(() => closeServer(server));
+  const { port } = server.address() as AddressInfo;
+
+  const { socket, host } = await dialFirst(['127.0.0.1', '::1'], port, 2000);
+  try {
+    assert.equal(host, '::1', '127.0.0.1 refused, so ::1 answered');
+    assert.equal(socket.remoteAddress, '::1');
+    assert.equal(socket.remotePort, port);
+  } finally {
+    // Before the server's close, which waits for its connections.
+    socket.destroy();
+  }
+});
+
+test('a port nothing listens on is refused with an UpstreamConnectError naming ECONNREFUSED', async () => {
+  const port = await freePort();
+  await assert.rejects(dial('127.0.0.1', port, 2000), (err: unknown) => {
+    assert.ok(err instanceof UpstreamConnectError);
+    assert.equal(err.reason, 'ECONNREFUSED');
+    return true;
+  });
+  await assert.rejects(dialFirst(['127.0.0.1', '::1'], port, 2000), (err: unknown) => err instanceof UpstreamConnectError && err.reason === 'ECONNREFUSED');
+});
+
+test('the self-connect check applies exactly to ports in the kernel\'s ephemeral range', () => {
+  const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
+  assert.equal(mayConnectToItself(low), true);
+  assert.equal(mayConnectToItself(high), true);
+  assert.equal(mayConnectToItself(low - 1), false);
+  if (high < 65535) assert.equal(mayConnectToItself(high + 1), false);
+  // A typical dev-server port, below the range on Linux's default (32768–60999).
+  if (low > 8001) assert.equal(mayConnectToItself(8001), false);
+});
