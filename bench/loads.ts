@@ -23,15 +23,8 @@ export interface LoadSpec {
   unit: 'req/s' | 'MiB/s';
 }
 
-/** What a load generator reports about one run. */
-interface ToolResult {
-  requests: number;
-  bytes: number;
-  seconds: number;
-  errors: number;
-  latencyP50Us: number;
-  latencyP99Us: number;
-}
+/** What a load generator reports about one run: the part of a RunSample it measures itself. */
+type ToolResult = Pick<RunSample, 'requests' | 'bytes' | 'seconds' | 'errors' | 'latencyP50Us' | 'latencyP99Us'>;
 
 /**
  * One run of `spec` against `port`, with what the upstream accepted meanwhile (≈ requests when
