@@ -75,7 +75,9 @@ describe('stopping', () => {
     assert.equal((await h.get('app.localhost')).status, 200);
     const [server] = h.launches();
     assert.equal(h.supervisor.info('app')!.state, 'running');
-    assert.ok(h.log.lines.some((line) => /app's command finished; it runs in the background/.test(line)));
+    // The shell's exit is taken once its pipes close or 100 ms later (the background server keeps
+    // them open), which may be after the server became ready and answered: wait for it.
+    await waitFor(() => h.log.lines.some((line) => /app's command finished; it runs in the background/.test(line)), 'the background note');
     await h.supervisor.stopByUser('app');
     assert.equal(isLiveProcess(server!.pid), false);
     assert.equal(readFileSync(join(h.dir, 'stop-marker'), 'utf8').trim(), 'stopped-by-command');
