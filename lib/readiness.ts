@@ -14,6 +14,8 @@ import type { ExitStatus } from './launch.js';
 const POLL_INTERVAL_MS = 5;
 /** A health check is a request the starting server has to answer: ask less often. */
 const HTTP_POLL_INTERVAL_MS = 50;
+/** The least time left for one more round of checks once a round has failed. */
+const LAST_ROUND_MIN_MS = 100;
 
 export interface ReadinessCheck {
   /** Addresses the service may listen on, tried in order (127.0.0.1 and ::1 by default). */
@@ -51,7 +53,9 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   for (;;) {
     if (exit !== undefined) return { state: 'exited', status: exit };
     const remaining = deadline - Date.now();
-    if (remaining <= 0) return { state: 'timeout', failing };
+    // A round squeezed into the last few milliseconds would time out and report "no answer" over
+    // what the checks really said (a 503, say): give up with the last full round's reasons instead.
+    if (remaining <= 0 || (failing.length > 0 && remaining < LAST_ROUND_MIN_MS)) return { state: 'timeout', failing };
     failing = await failingChecks(check, Math.min(remaining, 1000));
     if (failing.length === 0) return { state: 'ready' };
     await exitedOrSleep(Math.min(interval, Math.max(0, deadline - Date.now())));
