@@ -7,7 +7,8 @@
 import { execFileSync, fork, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import { dial } from '../lib/dial.js';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -255,15 +256,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** One connect attempt through lib/dial.ts, whose self-connect guard matters here: freePort() ports are ephemeral. */
 function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+  return dial('127.0.0.1', port, 1000).then((socket) => (socket.destroy(), true), () => false);
 }
 
 function shellQuote(text: string): string {

@@ -14,7 +14,7 @@ export const DEFAULT_UPSTREAM_HOST = '127.0.0.1';
  * Connects to `host:port`; the socket is half-open capable with Nagle off, like the client side.
  * A port that never answers (SYNs dropped) fails with ETIMEDOUT after `timeoutMs`.
  */
-export function dial(host: string, port: number, timeoutMs = 5000): Promise<Socket> {
+export function dial(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
     const onError = (err: NodeJS.ErrnoException): void => {
@@ -23,10 +23,11 @@ export function dial(host: string, port: number, timeoutMs = 5000): Promise<Sock
       reject(new UpstreamConnectError(host, port, err.code ?? err.message, { cause: err }));
     };
     const timer = setTimeout(() => onError(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
-    socket.once('error', onError);
-    socket.once('connect', () => {
+    // `on`, not `once`: each fires once here, and once() costs a wrapper per connection.
+    socket.on('error', onError);
+    socket.on('connect', () => {
       clearTimeout(timer);
-      if (mayConnectToItself(port) && isSelfConnection(socket)) {
+      if (isSelfConnection(socket, port)) {
         // TCP simultaneous open: a connect to a free port in the ephemeral range can land on itself.
         onError(Object.assign(new Error('connected to itself'), { code: 'ECONNREFUSED' }));
         return;
@@ -45,7 +46,7 @@ export function dial(host: string, port: number, timeoutMs = 5000): Promise<Sock
  * so trying one after the other costs next to nothing. Rejects with the first host's error when
  * none accepts.
  */
-export async function dialFirst(hosts: readonly string[], port: number, timeoutMs = 5000): Promise<{ socket: Socket; host: string }> {
+export async function dialFirst(hosts: readonly string[], port: number, timeoutMs: number): Promise<{ socket: Socket; host: string }> {
   let first: unknown;
   for (const host of hosts) {
     try {
@@ -60,7 +61,8 @@ export async function dialFirst(hosts: readonly string[], port: number, timeoutM
 
 /** The one error handler of a spliced socket: the 'close' that follows does the cleanup. */
 export function logSocketError(this: Socket, err: NodeJS.ErrnoException): void {
-  debug('socket %s:%s error %s', this.remoteAddress, this.remotePort, err.code ?? err.message);
+  // The address getters are system calls: only when someone reads the debug output.
+  if (debug.enabled) debug('socket %s:%s error %s', this.remoteAddress, this.remotePort, err.code ?? err.message);
 }
 
 /** The kernel's ephemeral port range (Linux; elsewhere the IANA one), read once. */
@@ -82,7 +84,8 @@ export function mayConnectToItself(port: number): boolean {
   return port >= EPHEMERAL_PORTS[0] && port <= EPHEMERAL_PORTS[1];
 }
 
-/** True for a loopback socket connected to itself (same address and port on both ends). */
-export function isSelfConnection(socket: Socket): boolean {
+/** True for a loopback socket, connected to `port`, that is connected to itself (same address and port on both ends). */
+export function isSelfConnection(socket: Socket, port: number): boolean {
+  if (!mayConnectToItself(port)) return false;
   return socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress;
 }

@@ -7,15 +7,13 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { ReadyChecks } from './config.js';
-import { isSelfConnection, mayConnectToItself } from './dial.js';
+import { isSelfConnection } from './dial.js';
 import type { ExitStatus } from './launch.js';
 
 /** A refused connect on loopback costs microseconds; polling often puts the first response close behind the bind. */
 const POLL_INTERVAL_MS = 5;
 /** A health check is a request the starting server has to answer: ask less often. */
 const HTTP_POLL_INTERVAL_MS = 50;
-/** The least time left for one more round of checks once a round has failed. */
-const LAST_ROUND_MIN_MS = 100;
 
 export interface ReadinessCheck {
   /** Addresses the service may listen on, tried in order (127.0.0.1 and ::1 by default). */
@@ -43,9 +41,17 @@ export type Readiness =
 export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> {
   const deadline = Date.now() + check.timeoutMs;
   let exit: ExitStatus | undefined;
-  void check.exited.then((status) => (exit = status));
-  // Wakes a sleeping poll loop as soon as the process exits.
-  const exitedOrSleep = (ms: number): Promise<unknown> => Promise.race([check.exited, sleep(ms)]);
+  let wake: (() => void) | undefined;
+  // One subscription wakes a sleeping poll loop as soon as the process exits (a race per poll
+  // would leave a reaction on `exited` every few milliseconds for as long as the service runs).
+  void check.exited.then((status) => {
+    exit = status;
+    wake?.();
+  });
+  const exitedOrSleep = (ms: number): Promise<void> => new Promise((resolve) => {
+    wake = resolve;
+    setTimeout(resolve, ms);
+  });
   let failing: string[] = [];
   const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
 
@@ -53,11 +59,12 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   for (;;) {
     if (exit !== undefined) return { state: 'exited', status: exit };
     const remaining = deadline - Date.now();
-    // A round squeezed into the last few milliseconds would time out and report "no answer" over
-    // what the checks really said (a 503, say): give up with the last full round's reasons instead.
-    if (remaining <= 0 || (failing.length > 0 && remaining < LAST_ROUND_MIN_MS)) return { state: 'timeout', failing };
-    failing = await failingChecks(check, Math.min(remaining, 1000));
-    if (failing.length === 0) return { state: 'ready' };
+    if (remaining <= 0) return { state: 'timeout', failing };
+    const round = await failingChecks(check, Math.min(remaining, 1000));
+    if (round.length === 0) return { state: 'ready' };
+    // A round the deadline cut short says "no answer" where the one before heard a 503, say:
+    // the 504 page gives the reasons of the last round that ran in full.
+    if (Date.now() < deadline || failing.length === 0) failing = round;
     await exitedOrSleep(Math.min(interval, Math.max(0, deadline - Date.now())));
   }
 }
@@ -67,11 +74,10 @@ async function failingChecks(check: ReadinessCheck, timeoutMs: number): Promise<
   const { checks, port } = check;
   const failing: string[] = [];
   if (checks.log !== undefined && !check.logMatched()) failing.push(`no line of output matched /${checks.log.source}/ yet`);
-  if (checks.tcp && await acceptingHost(check.hosts, port, timeoutMs) === undefined) {
-    failing.push(`port ${port} did not accept connections`);
-  }
+  // One probe of the port serves both the tcp check and the address of the health check.
+  const host = checks.tcp || checks.http !== undefined ? await acceptingHost(check.hosts, port, timeoutMs) : undefined;
+  if (checks.tcp && host === undefined) failing.push(`port ${port} did not accept connections`);
   if (checks.http !== undefined) {
-    const host = await acceptingHost(check.hosts, port, timeoutMs);
     const status = host === undefined ? undefined : await httpStatus(host, port, checks.http, check.httpHost, timeoutMs);
     if (status === undefined || status >= 500) {
       failing.push(`GET ${checks.http} ${status === undefined ? 'got no answer' : `answered ${status}`}`);
@@ -89,7 +95,7 @@ export async function acceptingHost(hosts: readonly string[], port: number, time
 }
 
 /** One connect attempt: true if the port accepted within `timeoutMs`. */
-export function accepts(host: string, port: number, timeoutMs: number): Promise<boolean> {
+function accepts(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (ok: boolean): void => {
@@ -98,7 +104,7 @@ export function accepts(host: string, port: number, timeoutMs: number): Promise<
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once('connect', () => done(!(mayConnectToItself(port) && isSelfConnection(socket))));
+    socket.once('connect', () => done(!isSelfConnection(socket, port)));
     socket.once('error', () => done(false));
   });
 }
@@ -114,8 +120,4 @@ function httpStatus(host: string, port: number, path: string, hostHeader: string
     req.on('error', () => resolve(undefined));
     req.end();
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -37,11 +37,11 @@ export class SpliceServer {
   /** Open client connections, so close() can end them. */
   private readonly clients = new Set<Socket>();
   /**
-   * Connections still sending their first head, with what to do when their time is up. All share
-   * one timeout, so insertion order is deadline order and one sweep a second finds the expired
-   * ones at the front: no timer per connection.
+   * Connections still sending their first head: when they connected, and how to give up on them.
+   * All share one timeout, so insertion order is deadline order (also after a reload changes
+   * `head_timeout`) and one sweep a second finds the expired ones at the front: no timer per connection.
    */
-  private readonly sniffing = new Map<Socket, { deadline: number; expire: () => void }>();
+  private readonly sniffing = new Map<Socket, { since: number; giveUp: (error: HeadError) => void }>();
   private sweeper: NodeJS.Timeout | undefined;
   private router: Router;
   private readonly log: Log;
@@ -213,21 +213,20 @@ export class SpliceServer {
       else writeAnswer(client, headErrorPage(error), '');
     };
     const onEnd = (): void => giveUp(new HeadError('NORIKAE_ERR_HEAD_INCOMPLETE', 400, 'The connection was closed before the request head was complete.'));
+    // `on`, not `once`: stopSniffing removes them, and once() costs a wrapper per connection.
     client.on('data', onData);
-    client.once('end', onEnd);
-    client.once('close', stopSniffing);
-    this.sniffing.set(client, {
-      deadline: Date.now() + this.config.headTimeout * 1000,
-      expire: () => giveUp(new HeadError('NORIKAE_ERR_HEAD_TIMEOUT', 408, `The request head was not complete within ${this.config.headTimeout} s.`)),
-    });
+    client.on('end', onEnd);
+    client.on('close', stopSniffing);
+    this.sniffing.set(client, { since: Date.now(), giveUp });
   }
 
   /** Answers 408 to every connection whose first head is overdue (see `sniffing`). */
   private expireSlowHeads(): void {
-    const now = Date.now();
-    for (const { deadline, expire } of this.sniffing.values()) {
-      if (deadline > now) break;
-      expire();
+    const { headTimeout } = this.config;
+    const cutoff = Date.now() - headTimeout * 1000;
+    for (const { since, giveUp } of this.sniffing.values()) {
+      if (since > cutoff) break;
+      giveUp(new HeadError('NORIKAE_ERR_HEAD_TIMEOUT', 408, `The request head was not complete within ${headTimeout} s.`));
     }
   }
 

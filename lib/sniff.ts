@@ -66,7 +66,9 @@ export class HeadSniffer {
   private pushTls(chunk: Buffer): SniffResult | undefined {
     const max = Math.min(CLIENT_HELLO_MAX, this.maxHeadSize);
     const room = max - this.tlsBytes!.length;
-    this.tlsBytes = Buffer.concat([this.tlsBytes!, chunk.length > room ? chunk.subarray(0, room) : chunk]);
+    const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    // A ClientHello in one read (the usual case) is parsed where it lies; nothing writes to it.
+    this.tlsBytes = this.tlsBytes!.length === 0 ? piece : Buffer.concat([this.tlsBytes!, piece]);
     this.received = this.tlsBytes.length;
     const hello = parseClientHello(this.tlsBytes, max);
     if (hello.kind === 'incomplete') {

@@ -144,7 +144,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       state: runtime.launching ? 'starting' : process ? 'running' : backingOff ? 'crashed' : runtime.failed ? 'failed' : 'stopped',
       pid: process?.pid ?? null,
       startedAt: process?.startedAt ?? null,
-      connections: runtime.connections,
+      connections: runtime.upstreams.size,
       bytesIn,
       bytesOut,
       lastExit: runtime.lastExit ?? null,
@@ -375,7 +375,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     const { name } = runtime.service;
     const message = `port ${runtime.port} of ${name} is held by pid ${owner.pid} (${owner.command}), which norikae-splice did not start`;
     this.log.warn(message);
-    this.announce(runtime);
+    // No announce here: the launch's end (ensureLaunched) announces it, holder included.
     throw new LaunchError(name, `${message}. Stop that process, or give [service.${name}] another port.`);
   }
 
@@ -443,7 +443,6 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   /** Counts a spliced connection; the idle timer runs only while there are none. */
   private track(runtime: ServiceRuntime, upstream: Socket): Socket {
-    runtime.connections++;
     runtime.upstreams.add(upstream);
     clearTimeout(runtime.idleTimer);
     // `on`, not `once`: 'close' comes once anyway, and once() costs a wrapper per connection.
@@ -451,7 +450,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       runtime.upstreams.delete(upstream);
       runtime.bytesIn += upstream.bytesWritten;
       runtime.bytesOut += upstream.bytesRead;
-      if (--runtime.connections === 0) this.armIdleTimer(runtime);
+      if (runtime.upstreams.size === 0) this.armIdleTimer(runtime);
       this.announceSoon(runtime);
     });
     this.announceSoon(runtime);
@@ -461,7 +460,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   private armIdleTimer(runtime: ServiceRuntime): void {
     const seconds = runtime.service.idleTimeout;
     clearTimeout(runtime.idleTimer);
-    if (seconds === undefined || runtime.process === undefined || runtime.connections > 0) return;
+    if (seconds === undefined || runtime.process === undefined || runtime.upstreams.size > 0) return;
     runtime.idleTimer = setTimeout(() => {
       runtime.idleStoppedAt = Date.now();
       void this.stop(runtime, `idle for ${seconds} s`);
@@ -489,7 +488,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 }
 
 class ServiceRuntime {
-  /** Open spliced upstream sockets, for live byte counts. */
+  /** Open spliced upstream sockets: the connection count, live byte counts, the idle stop. */
   readonly upstreams = new Set<Socket>();
   bytesIn = 0;
   bytesOut = 0;
@@ -511,7 +510,6 @@ class ServiceRuntime {
   readonly launchIds = new Map<LaunchedProcess, string>();
   launching: Promise<void> | undefined;
   stopping: Promise<void> | undefined;
-  connections = 0;
   idleTimer: NodeJS.Timeout | undefined;
   log: ServiceLog | undefined;
   /** Times of recent unexpected exits, for the crash-loop back-off. */
