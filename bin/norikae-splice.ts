@@ -70,11 +70,14 @@ cli.command('', 'Run the proxy')
           return;
         }
         // Editors and file systems report saves that change nothing; those are not reloads.
-        if (why === 'file changed' && JSON.stringify(next) === JSON.stringify(current)) return;
+        if (why === 'file changed' && configKey(next) === configKey(current)) return;
         const summary = describeChanges(current, next);
         current = next;
+        // Both swap their tables before their first await, so no request sees a host the router
+        // knows and the supervisor does not.
+        const supervised = supervisor.reconfigure(next);
         await server.reconfigure(next);
-        await supervisor.reconfigure(next);
+        await supervised;
         log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
       }).catch((err: unknown) => log.error(`reload failed: ${String(err)}`));
     };
@@ -181,10 +184,15 @@ function printRoutingTable(config: Config, port: number | undefined, print: (lin
   if (config.services.length === 0) print('  (no services configured)');
 }
 
+/** A config (or a part) as text to compare: JSON, with `ready.log` patterns as their source (JSON makes every RegExp `{}`). */
+function configKey(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) => (item instanceof RegExp ? String(item) : item));
+}
+
 /** `added a, b; removed c; changed d` between two configs, or '' when no service changed. */
 function describeChanges(before: Config, after: Config): string {
-  const old = new Map(before.services.map((service) => [service.name, JSON.stringify(service)]));
-  const now = new Map(after.services.map((service) => [service.name, JSON.stringify(service)]));
+  const old = new Map(before.services.map((service) => [service.name, configKey(service)]));
+  const now = new Map(after.services.map((service) => [service.name, configKey(service)]));
   const added = [...now.keys()].filter((name) => !old.has(name));
   const removed = [...old.keys()].filter((name) => !now.has(name));
   const changed = [...now.keys()].filter((name) => old.has(name) && old.get(name) !== now.get(name));

@@ -4,7 +4,7 @@
 
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { parseConfig, type Config } from '../lib/config.js';
@@ -135,11 +135,9 @@ export async function freePort(): Promise<number> {
 
 /** The first flight of a TLS client (one ClientHello record), as a plain TCP server receives it. */
 export async function captureClientHello(options: ConnectionOptions): Promise<Buffer> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
+  // A plain TCP server: an HTTP one would try to parse the hello and answer 400.
+  const server = createTcpServer();
+  await listenOn(server);
   const captured = new Promise<Buffer>((resolve) => {
     server.once('connection', (socket) => {
       let bytes = Buffer.alloc(0);
@@ -162,6 +160,6 @@ export async function captureClientHello(options: ConnectionOptions): Promise<Bu
     return bytes;
   } finally {
     client.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
   }
 }
