@@ -179,4 +179,12 @@ describe('hot reload', () => {
     // The connection from before every reload still works.
     assert.match(await keptRequest(), /"url":"\/kept"/);
   });
+
+  test('an edit of only a ready.log pattern is a change, not a save that changes nothing', async (t) => {
+    const port = await freePort();
+    const service = (pattern: string): string => `[service.app]\nport = ${port}\ncommand = "node ${DEV_SERVER}"\nready = { log = "${pattern}" }\n`;
+    const norikae = await startInstance(t, service('listening'));
+    norikae.writeConfig(service('listening on'));
+    await waitFor(() => /config reloaded \(file changed\): changed app/.test(norikae.stderr()), 'the reload');
+  });
 });
