@@ -24,8 +24,10 @@ export function dial(host: string, port: number, timeoutMs: number): Promise<Soc
     };
     const timer = setTimeout(() => onError(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
     // `on`, not `once`: each fires once here, and once() costs a wrapper per connection.
-    socket.on('error', onError);
-    socket.on('connect', () => {
+    const onConnect = (): void => {
+      // Off again: a listener left on the socket would keep this closure, its cleared timer and
+      // the settled promise alive for as long as the connection lasts.
+      socket.off('connect', onConnect);
       clearTimeout(timer);
       if (isSelfConnection(socket, port)) {
         // TCP simultaneous open: a connect to a free port in the ephemeral range can land on itself.
@@ -36,7 +38,9 @@ export function dial(host: string, port: number, timeoutMs: number): Promise<Soc
       // From here on errors end the splice through 'close'; this only keeps them from throwing.
       socket.on('error', logSocketError);
       resolve(socket);
-    });
+    };
+    socket.on('error', onError);
+    socket.on('connect', onConnect);
   });
 }
 

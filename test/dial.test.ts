@@ -26,6 +26,19 @@ test('dialFirst connects to the first host that accepts and says which one it wa
   }
 });
 
+test('a connected socket keeps no listener of the dial: they would hold its closures as long as the connection lasts', async (t) => {
+  const server = createServer(() => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => closeServer(server));
+  const socket = await dial('127.0.0.1', (server.address() as AddressInfo).port, 2000);
+  try {
+    assert.equal(socket.listenerCount('connect'), 0);
+    assert.equal(socket.listenerCount('error'), 1, 'only the shared error logger');
+  } finally {
+    socket.destroy();
+  }
+});
+
 test('a port nothing listens on is refused with an UpstreamConnectError naming ECONNREFUSED', async () => {
   const port = await freePort();
   await assert.rejects(dial('127.0.0.1', port, 2000), (err: unknown) => {
