@@ -10,11 +10,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
-import { closeServer, delay, exchange, freePort, getHead, listenOn, parseResponse, startHttpUpstream } from './helpers.js';
+import {
+  CLI, closeServer, delay, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse, startHttpUpstream,
+} from './helpers.js';
 
-const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
-
-const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Run {

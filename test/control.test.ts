@@ -7,12 +7,10 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
-import { connectTo, delay, exchange, freePort, getHead, parseResponse, startHttpUpstream } from './helpers.js';
-
-const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
-const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
+import {
+  CLI, connectTo, delay, DEV_SERVER, exchange, freePort, getHead, parseResponse, startHttpUpstream, waitFor,
+} from './helpers.js';
 
 interface Instance {
   dir: string;
@@ -55,13 +53,6 @@ async function startInstance(t: TestContext, services: string): Promise<Instance
     return { code, stdout, stderr: err };
   };
   return { dir, port, child, stderr: () => stderr, run, writeConfig };
-}
-
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; !condition(); i++) {
-    if (i > 200) throw new Error(`timed out waiting for ${what}`);
-    await delay(25);
-  }
 }
 
 describe('CLI against a running instance', () => {

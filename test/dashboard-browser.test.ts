@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { parseConfig } from '../lib/config.js';
@@ -14,9 +13,8 @@ import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { exchange, freePort, getHead, parseResponse } from './helpers.js';
+import { DEV_SERVER, exchange, freePort, getHead, parseResponse } from './helpers.js';
 
-const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
 /** Debian's package; `.ci/run` installs it. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** What a headless Chromium needs in this sandbox: no network of its own, no GPU, no sandbox as root. */

@@ -5,16 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { parseConfig } from '../lib/config.js';
 import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
-import { delay, exchange, freePort, getHead, parseResponse } from './helpers.js';
-
-const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
+import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse } from './helpers.js';
 
 async function start(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'norikae-dashboard-'));

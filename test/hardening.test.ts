@@ -7,13 +7,10 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import {
-  closed, closeServer, connectTo, delay, exchange, getHead, listenOn, parseResponse, readAll, startHttpUpstream, startSplicer,
+  CLI, closed, closeServer, connectTo, delay, exchange, getHead, listenOn, parseResponse, readAll, startHttpUpstream, startSplicer,
 } from './helpers.js';
-
-const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
 
 describe('timeouts', () => {
   test('a head not complete within head_timeout gets 408; a silent connection is just closed', async (t) => {

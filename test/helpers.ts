@@ -7,9 +7,16 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { connect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { parseConfig, type Config } from '../lib/config.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer, type SpliceServerOptions } from '../lib/server.js';
+
+/** The compiled CLI, run as a child process by the tests that go through it. */
+export const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
+
+/** A small HTTP dev server that services launch (fixtures/dev-server.ts). */
+export const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
 
 /** Starts a node:http server on 127.0.0.1:0, closed after the test. */
 export async function startHttpUpstream(
@@ -101,6 +108,15 @@ export function parseResponse(raw: Buffer): ParsedResponse {
 /** A GET head for `host`, closing the connection after the response. */
 export function getHead(host: string, path = '/', extra = ''): string {
   return `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`;
+}
+
+/** Polls `condition` every 20 ms; rejects naming `what` when it is still false after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
 }
 
 export function delay(ms: number): Promise<void> {

@@ -5,15 +5,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../lib/config.js';
 import { LaunchRecord } from '../lib/launch-record.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { delay, exchange, getHead, parseResponse, type ParsedResponse } from './helpers.js';
-
-export const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
+import { DEV_SERVER, exchange, getHead, parseResponse, type ParsedResponse } from './helpers.js';
 
 export interface Harness {
   port: number;
@@ -53,12 +50,3 @@ export async function start(t: TestContext, services: string): Promise<Harness> 
     get: async (host, path = '/') => parseResponse(await exchange(t, port, [getHead(host, path)])),
   };
 }
-
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
-}
-

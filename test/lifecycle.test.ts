@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
-import { closeServer, connectTo, delay, freePort } from './helpers.js';
-import { start, waitFor } from './launch-harness.js';
+import { closeServer, connectTo, delay, freePort, waitFor } from './helpers.js';
+import { start } from './launch-harness.js';
 
 const GREETER = fileURLToPath(new URL('./fixtures/tcp-greeter.js', import.meta.url));
 

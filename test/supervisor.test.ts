@@ -7,8 +7,8 @@ import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
-import { closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse } from './helpers.js';
-import { start, waitFor } from './launch-harness.js';
+import { closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, waitFor } from './helpers.js';
+import { start } from './launch-harness.js';
 
 describe('launch on demand', () => {
   test('a refused connection launches the command once, however many connections wait', async (t) => {
