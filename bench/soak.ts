@@ -7,12 +7,13 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fdCount, rssOf } from './targets.js';
 
 const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
 const args = process.argv.slice(2);
@@ -50,8 +51,7 @@ const request = 'GET / HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\
 
 /** Descriptors and resident memory of the norikae process. */
 function usage(): { fds: number; rssKiB: number } {
-  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-  return { fds: readdirSync(`/proc/${child.pid}/fd`).length, rssKiB: Number(/VmRSS:\s+(\d+)/.exec(status)![1]) };
+  return { fds: fdCount(child.pid!), rssKiB: rssOf(child.pid!) / 1024 };
 }
 
 function oneConnection(i: number): Promise<'ok' | 'refused' | 'other'> {
