@@ -4,19 +4,8 @@
 
 import { request } from 'node:http';
 import type { Config } from './config.js';
-import { NorikaeError } from './errors.js';
+import { NorikaeError, NotRunningError } from './errors.js';
 import type { ServiceInfo } from './supervisor.js';
-
-export class NotRunningError extends NorikaeError {
-  constructor(message: string) {
-    super('NORIKAE_ERR_NOT_RUNNING', message);
-  }
-}
-
-export interface ApiResponse {
-  status: number;
-  body: unknown;
-}
 
 export class ControlClient {
   private readonly host: string;

@@ -115,3 +115,10 @@ export class ControlError extends NorikaeError {
     this.status = status;
   }
 }
+
+/** The CLI found no running norikae-splice to talk to (or something else on its port). */
+export class NotRunningError extends NorikaeError {
+  constructor(message: string) {
+    super('NORIKAE_ERR_NOT_RUNNING', message);
+  }
+}
