@@ -96,7 +96,8 @@ export async function startUpstream(): Promise<Upstream> {
   };
 }
 
-export interface Norikae {
+/** A Node process under test (norikae or node-floor), with bench/probe.ts preloaded. */
+export interface NodeTarget {
   port: number;
   pid: number;
   /** process.memoryUsage() after a full GC, from inside the process (bench/probe.ts). */
@@ -110,7 +111,7 @@ export interface ColdService {
 }
 
 /** The real CLI with a generated config: `bench.localhost` → the upstream, plus one launched service per cold-start trial. */
-export async function startNorikae(upstreamPort: number, dir: string, cold: ColdService[], extraNodeArgs: string[] = []): Promise<Norikae> {
+export async function startNorikae(upstreamPort: number, dir: string, cold: ColdService[], extraNodeArgs: string[] = []): Promise<NodeTarget> {
   const coldServer = join(here, 'cold-server.js');
   const toml = [
     `log_dir = ${JSON.stringify(join(dir, 'logs'))}`,
@@ -147,18 +148,11 @@ export async function startNorikae(upstreamPort: number, dir: string, cold: Cold
   return { port, pid: child.pid!, memory: () => reply<NodeJS.MemoryUsage>(child, 'memory', 'memory', 10_000) };
 }
 
-export interface NodeFloor {
-  port: number;
-  pid: number;
-  /** process.memoryUsage() after a full GC, through the same preloaded probe as norikae's. */
-  memory(): Promise<NodeJS.MemoryUsage>;
-}
-
 /**
  * The naive `net` + `pipe` splicer (bench/node-floor.ts) in front of the same upstream, under
  * spawnNode's raised descriptor limit (it holds the idle connections too) and with the probe.
  */
-export async function startNodeFloor(upstreamPort: number): Promise<NodeFloor> {
+export async function startNodeFloor(upstreamPort: number): Promise<NodeTarget> {
   const nodeArgs = ['--expose-gc', '--import', pathToFileURL(join(here, 'probe.js')).href];
   const child = spawnNode(join(here, 'node-floor.js'), [String(upstreamPort)], nodeArgs);
   // Its crash would otherwise only show as clients left without answers.
