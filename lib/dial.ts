@@ -82,7 +82,7 @@ const EPHEMERAL_PORTS = ((): [number, number] => {
 
 /**
  * Only a connect to a port in the ephemeral range can be given that same port as its source, so
- * dev-server ports (3000, 8001, 5432…) skip the check and its two address lookups (syscalls).
+ * dev-server ports (3000, 8001, 5432…) skip the check and its address lookups (syscalls).
  */
 export function mayConnectToItself(port: number): boolean {
   return port >= EPHEMERAL_PORTS[0] && port <= EPHEMERAL_PORTS[1];
@@ -91,5 +91,6 @@ export function mayConnectToItself(port: number): boolean {
 /** True for a loopback socket, connected to `port`, that is connected to itself (same address and port on both ends). */
 export function isSelfConnection(socket: Socket, port: number): boolean {
   if (!mayConnectToItself(port)) return false;
-  return socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress;
+  // The remote port is `port`: one getsockname settles nearly every case, getpeername only a match.
+  return socket.localPort === port && socket.localAddress === socket.remoteAddress;
 }

@@ -3,9 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { dial, dialFirst, mayConnectToItself } from '../lib/dial.js';
+import { dial, dialFirst, isSelfConnection, mayConnectToItself } from '../lib/dial.js';
 import { UpstreamConnectError } from '../lib/errors.js';
 import { closeServer, freePort } from './helpers.js';
 
@@ -47,6 +47,30 @@ test('a port nothing listens on is refused with an UpstreamConnectError naming E
     return true;
   });
   await assert.rejects(dialFirst(['127.0.0.1', '::1'], port, 2000), (err: unknown) => err instanceof UpstreamConnectError && err.reason === 'ECONNREFUSED');
+});
+
+test('a socket connected to itself is told apart from one connected to a listener', async (t) => {
+  // Bound to the port it connects to, with nothing listening: TCP simultaneous open with itself.
+  const port = await freePort();
+  const self = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: port });
+  try {
+    await new Promise<void>((resolve, reject) => self.once('connect', resolve).once('error', reject));
+    assert.equal(isSelfConnection(self, port), true);
+  } finally {
+    self.destroy();
+  }
+
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => closeServer(server));
+  const listening = (server.address() as AddressInfo).port;
+  const other = connect({ host: '127.0.0.1', port: listening });
+  try {
+    await new Promise<void>((resolve, reject) => other.once('connect', resolve).once('error', reject));
+    assert.equal(isSelfConnection(other, listening), false);
+  } finally {
+    other.destroy();
+  }
 });
 
 test('the self-connect check applies exactly to ports in the kernel\'s ephemeral range', () => {
