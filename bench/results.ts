@@ -153,34 +153,56 @@ export function primaryLoad(results: BenchResults, kind: string): ThroughputLoad
 export interface Check {
   what: string;
   goal: string;
-  /** Undefined when it could not be measured (haproxy missing). */
+  /** Undefined when it could not be measured (haproxy missing) or does not apply to the target. */
   measured: number | undefined;
   shown: string;
   pass: boolean | undefined;
 }
 
-/** The issue's targets, each with what this run measured. */
-export function checks(results: BenchResults): Check[] {
+/** A proxy the targets can be taken of: norikae is judged, the other two are its references. */
+export type Subject = 'norikae' | 'haproxy' | 'node-floor';
+
+/**
+ * The issue's targets, each as this run measured it of `subject`. The list is the same for every
+ * subject, in the same order, so the report can set haproxy's and node-floor's figures beside
+ * norikae's; what does not apply to a subject (haproxy over itself, sniffing and cold starts,
+ * which only norikae does) is shown as "—".
+ */
+export function checks(results: BenchResults, subject: Subject = 'norikae'): Check[] {
   const list: Check[] = [];
+  const notApplicable = (what: string, goal: string): void => {
+    list.push({ what, goal, measured: undefined, shown: '—', pass: undefined });
+  };
   const atLeast = (what: string, goal: number, measured: number | undefined, note = ''): void => {
     list.push({ what, goal: `≥ ${goal.toFixed(1)}×`, measured, shown: measured === undefined ? `n/a${note}` : `${measured.toFixed(2)}×`, pass: measured === undefined ? undefined : measured >= goal });
   };
   const noHaproxy = results.targets.includes('haproxy') ? '' : ' (haproxy not installed)';
+  const overHaproxy = (what: string, load: ThroughputLoad): void => {
+    if (subject === 'haproxy') notApplicable(what, '≥ 1.0×');
+    else atLeast(what, 1.0, ratio(load, subject, 'haproxy'), noHaproxy);
+  };
   for (const kind of ['keepalive-1', 'keepalive-50']) {
     const load = primaryLoad(results, kind);
     if (load === undefined) continue;
-    atLeast(`${load.title}: norikae / direct (${load.tool})`, 0.8, ratio(load, 'norikae', 'direct'));
-    atLeast(`${load.title}: norikae / haproxy (${load.tool})`, 1.0, ratio(load, 'norikae', 'haproxy'), noHaproxy);
+    atLeast(`${load.title}: ${subject} / direct (${load.tool})`, 0.8, ratio(load, subject, 'direct'), subject === 'haproxy' ? noHaproxy : '');
+    overHaproxy(`${load.title}: ${subject} / haproxy (${load.tool})`, load);
   }
   const fresh = primaryLoad(results, 'new-connection');
-  if (fresh !== undefined) atLeast(`${fresh.title}: norikae / haproxy (${fresh.tool})`, 1.0, ratio(fresh, 'norikae', 'haproxy'), noHaproxy);
+  if (fresh !== undefined) overHaproxy(`${fresh.title}: ${subject} / haproxy (${fresh.tool})`, fresh);
   const atMost = (what: string, goal: number, unit: string, measured: number | undefined, digits: number): void => {
     list.push({ what, goal: `≤ ${goal} ${unit}`, measured, shown: measured === undefined ? 'n/a' : `${measured.toFixed(digits)} ${unit}`, pass: measured === undefined ? undefined : measured <= goal });
   };
-  atMost('WebSocket 32 B echo: added round trip p50 (norikae − direct)', 30, 'µs', addedLatencyUs(results, 'norikae', 'p50Us'), 1);
-  const idle = results.idle.norikae;
-  atMost(`memory per idle spliced connection at ${idle.connections}`, 4, 'KiB', bytesPerConnection(idle) / 1024, 2);
-  atMost('head sniffing per ~800-byte browser head', 2, 'µs', median(results.sniff.roundsUs), 2);
-  atMost('cold start: first response after the server accepts (median)', 30, 'ms', median(results.coldStart.trials.map((t) => t.overheadMs)), 1);
+  atMost(`WebSocket 32 B echo: added round trip p50 (${subject} − direct)`, 30, 'µs', addedLatencyUs(results, subject, 'p50Us'), 1);
+  const idle = subject === 'norikae' ? results.idle.norikae : subject === 'haproxy' ? results.idle.haproxy : results.idle.nodeFloor;
+  atMost(`memory per idle spliced connection at ${results.idle.norikae.connections}`, 4, 'KiB', idle === undefined ? undefined : bytesPerConnection(idle) / 1024, 2);
+  const sniffing = 'head sniffing per ~800-byte browser head';
+  const coldStart = 'cold start: first response after the server accepts (median)';
+  if (subject === 'norikae') {
+    atMost(sniffing, 2, 'µs', median(results.sniff.roundsUs), 2);
+    atMost(coldStart, 30, 'ms', median(results.coldStart.trials.map((t) => t.overheadMs)), 1);
+  } else {
+    notApplicable(sniffing, '≤ 2 µs');
+    notApplicable(coldStart, '≤ 30 ms');
+  }
   return list;
 }

@@ -54,10 +54,12 @@ try {
   writeFileSync(join(resultsDir, 'latest.json'), json);
   const written = writeReport(results, `bench/results/${stamp}.json`);
   say(`\nwrote bench/results/${stamp}.json, bench/results/latest.json, ${written.join(', ')} in ${results.durationSeconds.toFixed(0)} s\n`);
-  for (const check of checks(results)) {
+  const haproxyChecks = checks(results, 'haproxy');
+  const nodeFloorChecks = checks(results, 'node-floor');
+  checks(results).forEach((check, i) => {
     const mark = check.pass === undefined ? 'n/a ' : check.pass ? 'pass' : 'MISS';
-    say(`${mark}  ${check.what}: ${check.shown} (goal ${check.goal})`);
-  }
+    say(`${mark}  ${check.what}: ${check.shown} (goal ${check.goal}; haproxy ${haproxyChecks[i]!.shown}, node-floor ${nodeFloorChecks[i]!.shown})`);
+  });
 } catch (err) {
   process.exitCode = 1;
   say(`bench failed: ${(err as Error).stack ?? err}`);
