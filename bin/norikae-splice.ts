@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { findConfigFile, formatAddress, loadConfig, parseListenAddress, stateDir, type Config, type ListenAddress } from '../lib/config.js';
-import { ConfigError, NorikaeError } from '../lib/errors.js';
+import { findAddressClash, findConfigFile, formatAddress, loadConfig, parseListenAddress, stateDir, type Config, type ListenAddress } from '../lib/config.js';
+import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
 import { watchConfigFile } from '../lib/config-watcher.js';
 import { ControlClient } from '../lib/control-client.js';
@@ -23,6 +23,10 @@ interface CliOptions {
 }
 
 const log = streamLog();
+// A terminal that was closed makes every write fail (EIO); that must not crash norikae before it
+// has stopped its services. Only the commands print to stdout: `logs -f | head` ends with head.
+process.stderr.on('error', () => {});
+process.stdout.on('error', () => process.exit(0));
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const cli = cac('norikae-splice');
@@ -72,22 +76,34 @@ cli.command('', 'Run the proxy')
         // Editors and file systems report saves that change nothing; those are not reloads.
         if (why === 'file changed' && configKey(next) === configKey(current)) return;
         const summary = describeChanges(current, next);
+        try {
+          // Binds new listeners first, then swaps the router and the supervisor's table in one tick.
+          await server.reconfigure(next);
+        } catch (err) {
+          if (!(err instanceof ListenError)) throw err;
+          log.error(`${err.message} (keeping the running config)`);
+          return;
+        }
         current = next;
-        // Both swap their tables before their first await, so no request sees a host the router
-        // knows and the supervisor does not.
-        const supervised = supervisor.reconfigure(next);
-        await server.reconfigure(next);
-        await supervised;
         log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
       }).catch((err: unknown) => log.error(`reload failed: ${String(err)}`));
     };
     const stopWatching = watchConfigFile(config.file, () => reload('file changed'));
-    process.on('SIGHUP', () => reload('SIGHUP'));
+    // In a terminal, SIGHUP is the terminal closing: exit like Ctrl-C (the file watch reloads
+    // anyway). Run as a daemon (no terminal), it is the usual "reload your config".
+    const hangupExits = process.stderr.isTTY === true;
+    if (!hangupExits) process.on('SIGHUP', () => reload('SIGHUP'));
 
     exitOnSignals(async () => {
       stopWatching();
       await server.close();
       await supervisor.stopAll();
+    }, () => supervisor.killAllNow(), hangupExits);
+    // A bug of ours must not leave the services running without anyone to stop them.
+    process.on('uncaughtException', (err) => {
+      supervisor.killAllNow();
+      log.error(`norikae-splice crashed; its services were killed: ${err.stack ?? String(err)}`);
+      process.exit(70);
     });
   });
 
@@ -120,8 +136,10 @@ cli.command('logs <name>', 'Print the recent output of a service')
   .option('-f, --follow', 'Keep printing new lines')
   .action(async (name: string, options: CliOptions & { lines: number; follow?: boolean }) => {
     const client = new ControlClient(readConfig(options));
-    const lines = Number(options.lines) || 50;
+    const lines = Number(options.lines);
+    if (!Number.isInteger(lines) || lines < 0) fail(`--lines ${options.lines}: expected a whole number of lines, 0 or more`);
     if (!options.follow) {
+      if (lines === 0) return;
       for (const line of await client.logs(name, lines)) process.stdout.write(`${line}\n`);
       return;
     }
@@ -131,6 +149,7 @@ cli.command('logs <name>', 'Print the recent output of a service')
       const entry = data as { name: string; line: string };
       if (event === 'log' && entry.name === name) process.stdout.write(`${entry.line}\n`);
     }, { name, lines });
+    log.info('norikae-splice stopped; no more lines to follow');
   });
 
 for (const action of ['start', 'stop', 'restart'] as const) {
@@ -164,6 +183,9 @@ function readConfig(options: CliOptions): Config {
       if (typeof address === 'string') fail(`--listen ${value}: ${address}`);
       return address;
     });
+    const clash = findAddressClash(config);
+    // A ConfigError, not fail(): on a reload it keeps the running config instead of exiting.
+    if (clash !== undefined) throw new ConfigError(config.file, `with --listen ${values.join(' ')}: ${clash.message}`);
   }
   return config;
 }
@@ -210,11 +232,14 @@ function formatDuration(ms: number): string {
   return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
 }
 
-/** First SIGINT/SIGTERM closes gracefully; a second one exits at once. */
-function exitOnSignals(close: () => Promise<void>): void {
+/** First SIGINT/SIGTERM (and SIGHUP, if `hangup`) closes gracefully; a second one kills what is left and exits at once. */
+function exitOnSignals(close: () => Promise<void>, killNow: () => void, hangup: boolean): void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (closing) process.exit(130);
+    if (closing) {
+      killNow();
+      process.exit(130);
+    }
     closing = true;
     log.info(`${signal}: closing`);
     close().then(() => process.exit(0), (err) => {
@@ -224,6 +249,7 @@ function exitOnSignals(close: () => Promise<void>): void {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (hangup) process.on('SIGHUP', onSignal);
 }
 
 function handleError(err: unknown): never {

@@ -4,7 +4,7 @@
 // client reads the answer before the connection goes.
 
 import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { ServiceConfig } from './config.js';
 import { HeadError, LaunchError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 
@@ -57,13 +57,26 @@ export function headErrorPage(error: HeadError): AnswerPage {
   return { status: error.status, title: STATUS_CODES[error.status] ?? 'Bad request', message: error.message };
 }
 
-/** 404: an unknown host, with every configured service as a link on the port the client used. */
+/**
+ * 404: an unknown host, with every configured service as a link on the port the client used. The
+ * list is only for names a developer mistypes (see mayListServices); a name of someone else's
+ * domain gets the 404 without it.
+ */
 export function notFoundPage(
   host: string,
   services: readonly ServiceConfig[],
   listenPort: number | undefined,
   dashboardHost?: string | undefined,
 ): AnswerPage {
+  if (!mayListServices(host, services)) {
+    return {
+      status: 404,
+      title: `No service is configured for ${host}`,
+      message: 'norikae-splice only forwards to the hosts in its config file. It lists them on this page only for local names '
+        + '(*.localhost, or a sibling of a configured host), so that a web page whose domain was pointed at 127.0.0.1 cannot read them.',
+      items: [],
+    };
+  }
   const port = listenPort === undefined || listenPort === 80 ? '' : `:${listenPort}`;
   const items = services.flatMap((service) => service.hosts.map((name) => ({
     label: name,
@@ -79,6 +92,32 @@ export function notFoundPage(
       : 'norikae-splice only forwards to the hosts in its config file. These are configured:',
     items,
   };
+}
+
+/** Top-level names reserved for private use (RFC 6761, RFC 2606, RFC 6762, ICANN's .internal): nobody can register one. */
+const PRIVATE_TLDS = new Set(['localhost', 'test', 'example', 'invalid', 'local', 'internal', 'lan', 'home.arpa']);
+
+/**
+ * Whether a 404 for `host` may list the configured services. DNS rebinding points a domain
+ * someone controls at 127.0.0.1, so a page on it can read our answers: it must not learn the
+ * names of the user's projects. An address, `localhost`, a `.localhost` name or a sibling of a
+ * configured name (`typo.app.test` beside `api.app.test`, under a parent nobody else can
+ * register) is the developer's own typo, and there the list is what helps.
+ */
+export function mayListServices(host: string, services: readonly ServiceConfig[]): boolean {
+  if (isIP(host) !== 0 || host === 'localhost' || host.endsWith('.localhost')) return true;
+  const within = (suffix: string): boolean => host === suffix || host.endsWith(`.${suffix}`);
+  for (const service of services) {
+    for (const name of service.hosts) {
+      const bare = name.startsWith('*.') ? name.slice(2) : name;
+      if (within(bare)) return true;
+      const dot = bare.indexOf('.');
+      const parent = dot === -1 ? '' : bare.slice(dot + 1);
+      // `com` is anyone's parent; `mycorp.com` or `test` is not.
+      if ((parent.includes('.') || PRIVATE_TLDS.has(parent)) && within(parent)) return true;
+    }
+  }
+  return false;
 }
 
 /** The answer for an error reaching a service's upstream: 502, or 504 when a launch timed out. */

@@ -1,7 +1,8 @@
 // smol-toml gives positions only for syntax errors. A config that parses but is wrong (an unknown
 // key, a port out of range) still deserves a file:line:column, so we find the key in the source
 // text. This is a locator for error messages, not a TOML parser: it understands table headers,
-// dotted keys and the first line of a key; when it cannot find a key it falls back to its table.
+// dotted keys, the first line of a key and multi-line strings (whose lines are never keys); when
+// it cannot find a key it falls back to its table.
 
 export interface SourcePosition {
   line: number;
@@ -18,20 +19,30 @@ export function locateKey(source: string, path: readonly string[]): SourcePositi
   const lines = source.split(/\r?\n/);
   let table: string[] = [];
   let tableHeader: SourcePosition | undefined;
+  /** The delimiter of the multi-line string the current line is inside, if any. */
+  let inString: string | undefined;
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!;
+    if (inString !== undefined) {
+      if (count(text, inString) % 2 === 1) inString = undefined;
+      continue;
+    }
     const header = /^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$/.exec(text);
     if (header) {
-      table = splitDottedKey(header[1]!);
+      table = splitDottedKey(header[1]!) ?? [];
       const nameColumn = text.indexOf(header[1]!) + 1;
       // `[services.web]` when `services` itself is wrong: point at that part of the header.
       if (isPrefix(path, table)) return at(lines, i, nameColumn + offsetOfPart(header[1]!, path.length - 1));
       if (isPrefix(table, path)) tableHeader = at(lines, i, nameColumn);
       continue;
     }
-    const assignment = /^(\s*)([^=#]+?)\s*=/.exec(text);
-    if (!assignment || !isPrefix(table, path)) continue;
-    const key = [...table, ...splitDottedKey(assignment[2]!)];
+    const assignment = /^(\s*)([^=#]+?)\s*=(.*)$/.exec(text);
+    if (!assignment) continue;
+    const value = assignment[3]!;
+    inString = ['"""', "'''"].find((delimiter) => count(value, delimiter) % 2 === 1);
+    const keyParts = splitDottedKey(assignment[2]!);
+    if (keyParts === undefined || !isPrefix(table, path)) continue;
+    const key = [...table, ...keyParts];
     if (isPrefix(path, key) || isPrefix(key, path)) {
       // The key itself, or an inline table holding it: either way, this line is the place.
       const column = assignment[1]!.length + 1 + offsetOfPart(assignment[2]!, path.length - table.length - 1);
@@ -51,15 +62,22 @@ function at(lines: string[], index: number, column: number): SourcePosition {
   return { line: index + 1, column, codeFrame: frame };
 }
 
-/** `a."b.c".d` → ['a', 'b.c', 'd'] (bare and quoted keys, as TOML writes them). */
-function splitDottedKey(text: string): string[] {
+/** `a."b.c".d` → ['a', 'b.c', 'd'] (bare and quoted keys, as TOML writes them); undefined when `text` is not a key. */
+function splitDottedKey(text: string): string[] | undefined {
   const parts: string[] = [];
   const re = /\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*(?:\.|$)/y;
   let match: RegExpExecArray | null;
   while (re.lastIndex < text.length && (match = re.exec(text))) {
     parts.push(match[1] ?? match[2] ?? match[3]!);
   }
-  return parts;
+  return parts.length > 0 && re.lastIndex === text.length ? parts : undefined;
+}
+
+/** How often `needle` occurs in `text`, without overlaps. */
+function count(text: string, needle: string): number {
+  let n = 0;
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) n++;
+  return n;
 }
 
 /** 0-based character offset of the `n`th dotted part within a key as written. */

@@ -1,8 +1,10 @@
 // Watching the config file for edits. Editors save by writing a new file and renaming it over the
 // old one, which ends a watch on the file itself; watching its folder and filtering by name
-// survives that. Bursts of events (one save can make several) are folded into one call.
+// survives that. A config that is a symlink (dotfile managers make those) is edited where it
+// points, so that folder is watched too. Bursts of events (one save can make several) are folded
+// into one call.
 
-import { watch } from 'node:fs';
+import { realpathSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import createDebug from 'debug';
 
@@ -11,17 +13,31 @@ const SETTLE_MS = 100;
 
 /** Calls `onChange` after `file` changed (and has been quiet for a moment); returns a stop function. */
 export function watchConfigFile(file: string, onChange: () => void): () => void {
-  const name = basename(file);
   let timer: NodeJS.Timeout | undefined;
-  const watcher = watch(dirname(file), (_event, changed) => {
-    if (changed !== null && changed.toString() !== name) return;
+  const changed = (): void => {
     clearTimeout(timer);
     timer = setTimeout(onChange, SETTLE_MS);
+  };
+  const paths = new Set([file]);
+  try {
+    paths.add(realpathSync(file));
+  } catch {
+    // Gone already: the folder watch sees it come back.
+  }
+  const watchers = [...paths].map((path) => watchName(path, changed));
+  return () => {
+    clearTimeout(timer);
+    for (const watcher of watchers) watcher.close();
+  };
+}
+
+/** Watches `path`'s folder for events about `path`'s name. */
+function watchName(path: string, onEvent: () => void): FSWatcher {
+  const name = basename(path);
+  const watcher = watch(dirname(path), (_event, changed) => {
+    if (changed === null || changed.toString() === name) onEvent();
   });
   watcher.on('error', (err) => debug('watch error: %s', err.message));
   watcher.unref();
-  return () => {
-    clearTimeout(timer);
-    watcher.close();
-  };
+  return watcher;
 }

@@ -164,6 +164,50 @@ export function formatAddress(address: ListenAddress): string {
   return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
+/**
+ * Two listeners on one address, or a service whose upstream is one of norikae's own listeners
+ * (every connection would loop back into norikae until it runs out of descriptors): the first
+ * such mistake, with the config key to point at. Also checked after `--listen` replaces `listen`.
+ */
+export function findAddressClash(config: Config): { path: string[]; message: string } | undefined {
+  const listeners = [
+    ...config.listen.map((address) => ({ address, path: ['listen'], what: 'the `listen` of norikae-splice' })),
+    ...config.services.flatMap((service) => service.listen.map((address) => ({
+      address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"`,
+    }))),
+  ].filter(({ address }) => address.port !== 0);
+  for (let i = 0; i < listeners.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const [earlier, later] = [listeners[j]!, listeners[i]!];
+      if (earlier.address.port === later.address.port && hostsOverlap(earlier.address.host, later.address.host)) {
+        return { path: later.path, message: `${formatAddress(later.address)} is also ${earlier.what} (${formatAddress(earlier.address)}); each address can be listened on once` };
+      }
+    }
+  }
+  for (const service of config.services) {
+    if (service.port === undefined) continue;
+    const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : [service.upstream];
+    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => hostsOverlap(address.host, host)));
+    if (own !== undefined) {
+      return {
+        path: ['service', service.name, 'port'],
+        message: `port ${service.port} is ${own.what} (${formatAddress(own.address)}), so "${service.name}" would connect back to norikae-splice; `
+          + 'give its dev server a port of its own',
+      };
+    }
+  }
+  return undefined;
+}
+
+/** Whether two listen hosts can take the same connections: the same host, or a wildcard of its family. */
+function hostsOverlap(a: string, b: string): boolean {
+  const canonical = (host: string): string => (host === 'localhost' ? '127.0.0.1' : host);
+  [a, b] = [canonical(a), canonical(b)];
+  if (a === b) return true;
+  const wildcard = (host: string, other: string): boolean => (host === '0.0.0.0' && isIP(other) !== 6) || (host === '::' && isIP(other) === 6);
+  return wildcard(a, b) || wildcard(b, a);
+}
+
 /** `~` and `~/x` → the home folder. */
 export function expandHome(path: string): string {
   if (path === '~') return homedir();
@@ -199,6 +243,8 @@ class ConfigReader {
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };
     this.checkHostsAreUnique(config.services, config.dashboardHost);
+    const clash = findAddressClash(config);
+    if (clash !== undefined) this.fail(clash.path, clash.message);
     this.checkDependencies(config.services);
     return config;
   }
@@ -211,8 +257,8 @@ class ConfigReader {
   ): ServiceConfig {
     const raw = this.table(value, path);
     this.checkKeys(raw, path, SERVICE_KEYS);
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
-      this.fail(path, `service name "${name}" must be letters, digits, "-", "_" or "." (it names log files and URLs)`);
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
+      this.fail(path, `service name "${name}" must be letters, digits, "-", "_" or ".", and not start with "-" or "." (it names log files and URLs)`);
     }
     const listen = raw.listen === undefined ? [] : this.addresses(raw.listen, [...path, 'listen']);
     // A service with neither `host` nor `listen` would be unreachable: give it NAME.localhost.
@@ -425,6 +471,8 @@ function describe(value: unknown): string {
   if (value instanceof Date) return 'a date';
   if (value === null || value === undefined) return 'nothing';
   if (typeof value === 'object') return 'a table';
+  // TOML's own spelling: JSON would print inf and nan as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return `number ${Number.isNaN(value) ? 'nan' : value > 0 ? 'inf' : '-inf'}`;
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 

@@ -36,8 +36,9 @@ export class ControlClient {
   }
 
   /**
-   * Calls `onEvent` for every server-sent event until the connection ends; resolves then. With
-   * `tail`, the stream starts with that service's last lines.
+   * Calls `onEvent` for every server-sent event until the connection ends; resolves then, also
+   * when norikae-splice went away without ending it (it was stopped). With `tail`, the stream
+   * starts with that service's last lines.
    */
   events(onEvent: (event: string, data: unknown) => void, tail?: { name: string; lines: number }): Promise<void> {
     const path = tail === undefined ? '/api/events' : `/api/events?service=${encodeURIComponent(tail.name)}&lines=${tail.lines}`;
@@ -60,7 +61,9 @@ export class ControlClient {
             if (event !== undefined && data !== undefined) onEvent(event, JSON.parse(data));
           }
         });
-        res.on('end', () => resolve());
+        // 'close', not 'end': a norikae that stops destroys the connection, and 'end' never comes.
+        res.on('error', () => {});
+        res.on('close', () => resolve());
       });
       req.on('error', (err) => reject(this.explain(err)));
       req.end();

@@ -165,6 +165,8 @@ function connectEvents(wasConnected) {
     const info = parseJson(event.data);
     if (info && typeof info.name === 'string') upsertService(info);
   });
+  // A reload added or removed services: the full list says which.
+  source.addEventListener('config', () => loadServices());
   source.addEventListener('log', (event) => {
     const message = parseJson(event.data);
     if (message && typeof message.name === 'string') onLogLine(message.name, String(message.line));

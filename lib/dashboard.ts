@@ -54,7 +54,7 @@ export class Dashboard {
     }
     const match = /^\/api\/services\/([^/]+)(?:\/(logs|start|stop|restart))?$/.exec(path);
     if (match === null) throw new ControlError(404, `no such page: ${path}`);
-    const name = decodeURIComponent(match[1]!);
+    const name = decodeName(match[1]!);
     const action = match[2];
     if (action === undefined || action === 'logs') {
       if (req.method !== 'GET') throw new ControlError(405, `${req.method} is not allowed here`);
@@ -76,7 +76,8 @@ export class Dashboard {
   }
 
   /**
-   * Server-Sent Events: `service` on every change, `log` for every line a service prints. With
+   * Server-Sent Events: `service` on every change, `log` for every line a service prints, `config`
+   * when a reload changed the list (the page then loads it again). With
    * `?service=NAME&lines=N` the stream starts with NAME's last N lines, sent in the same tick as
    * the subscription, so a follower (`logs -f`) neither misses nor repeats a line.
    */
@@ -92,21 +93,36 @@ export class Dashboard {
     const onLog = (entry: { name: string; line: string }): void => {
       res.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
     };
+    const onConfig = (): void => {
+      res.write('event: config\ndata: {}\n\n');
+    };
     this.supervisor.on('service', onService);
     this.supervisor.on('log', onLog);
+    this.supervisor.on('config', onConfig);
     const heartbeat = setInterval(() => res.write(': \n\n'), HEARTBEAT_MS);
     heartbeat.unref();
     res.once('close', () => {
       clearInterval(heartbeat);
       this.supervisor.off('service', onService);
       this.supervisor.off('log', onLog);
+      this.supervisor.off('config', onConfig);
     });
   }
 }
 
-/** `?lines=N` within 1…MAX_LOG_LINES, 100 when absent or not a number. */
+/** A service name from a URL path; bad percent-encoding is the client's mistake, not ours. */
+function decodeName(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new ControlError(400, `"${text}" is not a service name (bad percent-encoding)`);
+  }
+}
+
+/** `?lines=N` within 0…MAX_LOG_LINES, 100 when absent or not a number. */
 function clampLines(value: string | null): number {
-  return Math.min(MAX_LOG_LINES, Math.max(1, Number(value ?? 100) || 100));
+  const lines = value === null || value === '' ? 100 : Number(value);
+  return Number.isFinite(lines) ? Math.min(MAX_LOG_LINES, Math.max(0, Math.floor(lines))) : 100;
 }
 
 /** Links to a service's hosts on the port the dashboard itself was reached on. */

@@ -48,7 +48,8 @@ export function dial(host: string, port: number, timeoutMs: number): Promise<Soc
  * Connects to the first of `hosts` that accepts, in order, and says which one did. A dev server
  * bound to `localhost` may listen on 127.0.0.1 or on ::1 only; a refusal on loopback is instant,
  * so trying one after the other costs next to nothing. Rejects with the first host's error when
- * none accepts.
+ * none accepts: a later host whose family the machine lacks (IPv6 switched off, as in many
+ * containers) says nothing about the service, and the refusal must stay a refusal, which launches it.
  */
 export async function dialFirst(hosts: readonly string[], port: number, timeoutMs: number): Promise<{ socket: Socket; host: string }> {
   let first: unknown;
@@ -56,12 +57,20 @@ export async function dialFirst(hosts: readonly string[], port: number, timeoutM
     try {
       return { socket: await dial(host, port, timeoutMs), host };
     } catch (err) {
-      first ??= err;
-      if (!(err instanceof UpstreamConnectError) || err.reason !== 'ECONNREFUSED') throw err;
+      const reason = err instanceof UpstreamConnectError ? err.reason : undefined;
+      if (first === undefined) {
+        first = err;
+        if (reason !== 'ECONNREFUSED') throw err;
+      } else if (reason !== 'ECONNREFUSED' && !FAMILY_MISSING.has(reason ?? '')) {
+        throw err;
+      }
     }
   }
   throw first;
 }
+
+/** Connect errors that mean "this address family is not usable here", not "nothing listens". */
+const FAMILY_MISSING = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT', 'ENETUNREACH']);
 
 /** The one error handler of a spliced socket: the 'close' that follows does the cleanup. */
 export function logSocketError(this: Socket, err: NodeJS.ErrnoException): void {

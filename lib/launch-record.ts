@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import createDebug from 'debug';
 import { LAUNCH_ID_VARIABLE } from './launch.js';
+import { NorikaeError } from './errors.js';
 import { environValue, groupMembers, isLiveProcess, signalGroup } from './process-group.js';
 
 const debug = createDebug('norikae:launch-record');
@@ -23,10 +24,19 @@ export class LaunchRecord {
 
   constructor(readonly file: string) {}
 
-  /** Stops the groups a previous run left behind and starts a fresh record; returns what it stopped. */
+  /**
+   * Stops the groups a previous run left behind and starts a fresh record; returns what it
+   * stopped. Throws, touching nothing, while the norikae that wrote the record still runs: its
+   * services are not orphans.
+   */
   async cleanOrphans(stopTimeoutMs: number): Promise<{ service: string; pids: number[] }[]> {
+    const { owner, entries } = readRecord(this.file);
+    if (owner !== undefined && owner !== process.pid && isNorikae(owner)) {
+      throw new NorikaeError('NORIKAE_ERR_RUNNING', `norikae-splice is already running with this config (pid ${owner}); `
+        + 'stop it first, or use `norikae-splice status` to see its services');
+    }
     const stopped: { service: string; pids: number[] }[] = [];
-    for (const entry of readEntries(this.file)) {
+    for (const entry of entries) {
       const pids = groupMembers(entry.pgid).filter((pid) => environValue(pid, LAUNCH_ID_VARIABLE) === entry.launchId);
       if (pids.length === 0) continue;
       debug('orphaned group %d of %s: %o', entry.pgid, entry.service, pids);
@@ -65,14 +75,29 @@ export class LaunchRecord {
   }
 }
 
-function readEntries(file: string): LaunchEntry[] {
+/** The pid of the norikae that wrote the record, and its entries; nothing when it is missing or unreadable. */
+function readRecord(file: string): { owner: number | undefined; entries: LaunchEntry[] } {
   try {
-    const data = JSON.parse(readFileSync(file, 'utf8')) as { launched?: unknown };
-    if (!Array.isArray(data.launched)) return [];
-    return data.launched.filter((entry): entry is LaunchEntry =>
-      typeof entry?.launchId === 'string' && Number.isInteger(entry?.pgid) && entry.pgid > 1 && typeof entry?.service === 'string');
+    const data = JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown; launched?: unknown };
+    const owner = Number.isInteger(data.pid) && (data.pid as number) > 1 ? data.pid as number : undefined;
+    if (!Array.isArray(data.launched)) return { owner, entries: [] };
+    return {
+      owner,
+      entries: data.launched.filter((entry): entry is LaunchEntry =>
+        typeof entry?.launchId === 'string' && Number.isInteger(entry?.pgid) && entry.pgid > 1 && typeof entry?.service === 'string'),
+    };
   } catch {
-    return [];
+    return { owner: undefined, entries: [] };
+  }
+}
+
+/** A live process running norikae-splice (a pid the system gave to something else since does not count). */
+function isNorikae(pid: number): boolean {
+  if (!isLiveProcess(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('norikae-splice');
+  } catch {
+    return false;
   }
 }
 

@@ -113,11 +113,17 @@ function accepts(host: string, port: number, timeoutMs: number): Promise<boolean
 function httpStatus(host: string, port: number, path: string, hostHeader: string, timeoutMs: number): Promise<number | undefined> {
   return new Promise((resolve) => {
     const req = request({ host, port, path, headers: { host: hostHeader, connection: 'close' }, agent: false }, (res) => {
+      clearTimeout(timer);
       res.resume();
       resolve(res.statusCode);
     });
-    req.setTimeout(timeoutMs, () => req.destroy());
-    req.on('error', () => resolve(undefined));
+    // A deadline, not req.setTimeout: that one only fires on silence, and a server that sends
+    // its head a byte at a time would keep the launch waiting past ready_timeout.
+    const timer = setTimeout(() => req.destroy(), timeoutMs);
+    req.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
     req.end();
   });
 }

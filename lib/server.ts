@@ -21,6 +21,16 @@ const debug = createDebug('norikae:server');
 export interface UpstreamConnector {
   /** A connected upstream socket, or a rejection that becomes the client's answer. */
   connect(service: ServiceConfig): Promise<Socket>;
+  /** Takes a reloaded config; called in the same tick as the router's swap (see SpliceServer.reconfigure). */
+  reconfigure?(config: Config): Promise<void>;
+}
+
+/** A bound listener: an HTTP one, or a service's raw TCP one (`service` set; a reload may move it to another service). */
+interface Listener {
+  server: Server;
+  /** As configured (port 0 unresolved): what a reload compares. */
+  address: ListenAddress;
+  service?: ServiceConfig;
 }
 
 export interface SpliceServerOptions {
@@ -33,7 +43,7 @@ export interface SpliceServerOptions {
 
 export class SpliceServer {
   /** HTTP listeners, then the raw TCP listeners of services (`service` set). */
-  private readonly listeners: { server: Server; service?: ServiceConfig }[] = [];
+  private listeners: Listener[] = [];
   /** Open client connections, so close() can end them. */
   private readonly clients = new Set<Socket>();
   /**
@@ -73,51 +83,75 @@ export class SpliceServer {
     try {
       for (const address of this.config.listen) {
         const server = createServer(serverOptions, (socket) => this.onHttpConnection(socket));
-        this.listeners.push({ server });
+        this.listeners.push({ server, address });
         await bind(server, address);
       }
-      for (const service of this.config.services) await this.bindService(service);
+      for (const service of this.config.services) {
+        for (const address of service.listen) this.listeners.push(await this.bindService(service, address));
+      }
     } catch (err) {
       await this.close();
       throw err;
     }
-    this.sweeper = setInterval(() => this.expireSlowHeads(), Math.min(1000, this.config.headTimeout * 250));
-    this.sweeper.unref();
+    this.startSweeper();
     return this.addresses();
   }
 
+  /** The 408 sweep, four times per `head_timeout` (at most once a second). */
+  private startSweeper(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = setInterval(() => this.expireSlowHeads(), Math.min(1000, this.config.headTimeout * 250));
+    this.sweeper.unref();
+  }
+
   /**
-   * Takes a new config without dropping a connection: routing changes at once, raw TCP
-   * listeners of removed or changed services close (their open connections stay), new ones bind.
-   * The HTTP listen addresses stay as they are until a restart.
+   * Takes a new config without dropping a connection: routing changes at once, raw TCP listeners
+   * no service asks for any more close (their open connections stay), new ones bind, and one
+   * whose address stays moves to the service that now names it. New listeners are bound before
+   * anything changes, so an address that cannot be bound rejects the whole reload and leaves the
+   * running config as it was. The HTTP listen addresses stay as they are until a restart.
    */
   async reconfigure(config: Config): Promise<void> {
+    const keyOf = (address: ListenAddress): string => formatAddress(address);
+    const current = new Map(this.listeners.filter((entry) => entry.service !== undefined).map((entry) => [keyOf(entry.address), entry]));
+    const wanted = config.services.flatMap((service) => service.listen.map((address) => ({ service, address })));
+    const bound: Listener[] = [];
+    try {
+      for (const { service, address } of wanted) {
+        if (!current.has(keyOf(address))) bound.push(await this.bindService(service, address));
+      }
+    } catch (err) {
+      for (const entry of bound) entry.server.close();
+      throw err;
+    }
+    // From here to the connector's swap nothing is awaited: no connection sees half a reload.
     const old = this.config;
     this.config = config;
     this.router = new Router(config.services);
-    const listenOf = (service: ServiceConfig | undefined): string => JSON.stringify(service?.listen ?? []);
-    for (const entry of [...this.listeners]) {
-      if (entry.service === undefined) continue;
-      const now = config.services.find((service) => service.name === entry.service!.name);
-      if (listenOf(now) === listenOf(entry.service)) continue;
-      this.listeners.splice(this.listeners.indexOf(entry), 1);
-      entry.server.close();
+    const kept: Listener[] = [];
+    for (const { service, address } of wanted) {
+      const entry = current.get(keyOf(address));
+      if (entry === undefined) continue;
+      entry.service = service;
+      current.delete(keyOf(address));
+      kept.push(entry);
     }
-    for (const service of config.services) {
-      const before = old.services.find((s) => s.name === service.name);
-      if (before === undefined || listenOf(before) !== listenOf(service)) await this.bindService(service);
-    }
+    for (const entry of current.values()) entry.server.close();
+    this.listeners = [...this.listeners.filter((entry) => entry.service === undefined), ...kept, ...bound];
+    if (old.headTimeout !== config.headTimeout && this.sweeper !== undefined) this.startSweeper();
+    const connectorDone = this.connector.reconfigure?.(config);
     if (JSON.stringify(old.listen) !== JSON.stringify(config.listen)) {
       this.log.warn('`listen` changed: the new addresses apply when norikae-splice is restarted');
     }
+    await connectorDone;
   }
 
-  private async bindService(service: ServiceConfig): Promise<void> {
-    for (const address of service.listen) {
-      const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(service, socket));
-      this.listeners.push({ server, service });
-      await bind(server, address);
-    }
+  /** Binds one raw TCP listener of `service` (a server that fails to bind holds nothing to close). */
+  private async bindService(service: ServiceConfig, address: ListenAddress): Promise<Listener> {
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(entry.service!, socket));
+    const entry: Listener = { server, address, service };
+    await bind(server, address);
+    return entry;
   }
 
   /** The HTTP addresses actually bound (port 0 resolved). */
@@ -207,9 +241,11 @@ export class SpliceServer {
     };
     /** The client closed its side, or ran out of time, before its head was complete. */
     const giveUp = (error: HeadError): void => {
+      const tls = sniffer.isTls;
       stopSniffing();
-      // A connection that never sent a byte (a browser's preconnect) is just closed.
-      if (chunks.length === 0) client.destroy();
+      // A connection that never sent a byte (a browser's preconnect) is just closed, and so is a
+      // cut-short ClientHello: a TLS client cannot read an HTTP answer.
+      if (chunks.length === 0 || tls) client.destroy();
       else writeAnswer(client, headErrorPage(error), '');
     };
     const onEnd = (): void => giveUp(new HeadError('NORIKAE_ERR_HEAD_INCOMPLETE', 400, 'The connection was closed before the request head was complete.'));

@@ -61,7 +61,7 @@ export class ServiceLog {
   /** The last `count` lines the service printed. */
   tail(count = 20): string[] {
     const lines = this.partial ? [...this.ring, this.partial.replace(ANSI, '')] : this.ring;
-    return lines.slice(-count);
+    return count > 0 ? lines.slice(-count) : []; // slice(-0) would be every line
   }
 
   close(): void {

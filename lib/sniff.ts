@@ -55,6 +55,11 @@ export class HeadSniffer {
     return this.finish(parser, checkHead(parser));
   }
 
+  /** The bytes so far start a TLS handshake (a ClientHello), not an HTTP request. */
+  get isTls(): boolean {
+    return this.tlsBytes !== undefined;
+  }
+
   /** Releases the parser if the connection ends before a result. Idempotent. */
   destroy(): void {
     this.done = true;
@@ -64,7 +69,9 @@ export class HeadSniffer {
   }
 
   private pushTls(chunk: Buffer): SniffResult | undefined {
-    const max = Math.min(CLIENT_HELLO_MAX, this.maxHeadSize);
+    // Not max_head_size, an HTTP limit that may be set below what a browser's ClientHello takes
+    // (post-quantum key shares make them about 2 KB).
+    const max = CLIENT_HELLO_MAX;
     const room = max - this.tlsBytes!.length;
     const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
     // A ClientHello in one read (the usual case) is parsed where it lies; nothing writes to it.

@@ -13,7 +13,7 @@ import { ControlError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, 
 import { launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
-import { groupAlive } from './process-group.js';
+import { groupAlive, signalGroup } from './process-group.js';
 import { findPortOwner, type PortOwner } from './port-owner.js';
 import { acceptingHost, waitUntilReady } from './readiness.js';
 import type { UpstreamConnector } from './server.js';
@@ -66,8 +66,9 @@ export interface ServiceInfo {
 const UPDATE_INTERVAL_MS = 250;
 
 /**
- * Emits `service` (ServiceInfo) whenever a service changes and `log` ({ name, line }) for every
- * line a service prints; the dashboard streams both.
+ * Emits `service` (ServiceInfo) whenever a service changes, `log` ({ name, line }) for every line
+ * a service prints, and `config` when a reload added, removed or changed services; the dashboard
+ * streams all three.
  */
 export class ServiceSupervisor extends EventEmitter implements UpstreamConnector {
   private readonly runtimes = new Map<string, ServiceRuntime>();
@@ -178,7 +179,15 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** Stops a service and keeps it stopped: requests for it get 503 until it is started again. */
   async stopByUser(name: string): Promise<ServiceInfo> {
     const runtime = this.controllable(name);
+    if (runtime.process === undefined && runtime.launching === undefined && runtime.port !== undefined
+      && await acceptingHost(upstreamHosts(runtime), runtime.port, 1000) !== undefined) {
+      // A server started by hand is only forwarded to; "stopped" would be a lie while it answers.
+      const owner = findPortOwner(runtime.port);
+      throw new ControlError(409, `${name} was not started by norikae-splice: ${owner ? `pid ${owner.pid} (${owner.command})` : 'a process of its own'} `
+        + `listens on port ${runtime.port}. Stop it where it was started.`);
+    }
     runtime.stoppedByUser = true;
+    this.cancelLaunch(runtime, 'stopped by you');
     await this.stop(runtime, 'stopped by you');
     this.announce(runtime);
     return this.info(name)!;
@@ -186,13 +195,15 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   async restart(name: string): Promise<ServiceInfo> {
     const runtime = this.controllable(name);
+    this.cancelLaunch(runtime, 'restarted');
     await this.stop(runtime, 'restart');
     return this.start(name);
   }
 
   /**
    * Takes a new config: added services route at once, removed ones are stopped, a changed one
-   * keeps running and uses its new settings from its next launch.
+   * keeps running and uses its new settings from its next launch (its port too: the running
+   * process listens on the old one). Emits `config` once the table has changed, for the dashboard.
    */
   async reconfigure(config: Config): Promise<void> {
     this.config = config;
@@ -205,12 +216,13 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
         continue;
       }
       runtime.service = service;
-      // A port chosen at launch stays while its process runs; a configured one applies at once.
-      if (service.port !== undefined || runtime.process === undefined) runtime.port = service.port;
-      this.announce(runtime);
+      if (runtime.process === undefined) runtime.port = service.port ?? runtime.port;
     }
     for (const runtime of removed) this.runtimes.delete(runtime.service.name);
+    for (const runtime of this.runtimes.values()) this.announce(runtime);
+    this.emit('config');
     await Promise.all(removed.map(async (runtime) => {
+      this.cancelLaunch(runtime, 'removed from the config');
       await this.stop(runtime, 'removed from the config');
       runtime.log?.close();
     }));
@@ -218,8 +230,35 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   /** Stops every service norikae launched (on exit). */
   async stopAll(reason = 'norikae-splice is exiting'): Promise<void> {
-    await Promise.all([...this.runtimes.values()].map((runtime) => this.stop(runtime, reason)));
+    await Promise.all([...this.runtimes.values()].map((runtime) => {
+      this.cancelLaunch(runtime, reason);
+      return this.stop(runtime, reason);
+    }));
     for (const runtime of this.runtimes.values()) runtime.log?.close();
+  }
+
+  /**
+   * SIGKILLs every process group norikae launched, at once and synchronously: for an exit that
+   * cannot wait for a graceful stop (a second Ctrl-C, a crash of norikae itself).
+   */
+  killAllNow(): void {
+    for (const runtime of this.runtimes.values()) {
+      if (runtime.process === undefined) continue;
+      try {
+        signalGroup(runtime.process.pid, 'SIGKILL');
+      } catch {
+        // Not ours to signal any more; nothing else can be done on the way out.
+      }
+    }
+  }
+
+  /**
+   * Keeps a launch in flight (still waiting for its dependencies) from starting its process:
+   * it ends with an error when it gets there. A process it already started is for stop().
+   */
+  private cancelLaunch(runtime: ServiceRuntime, reason: string): void {
+    runtime.cancelledLaunches++;
+    runtime.cancelReason = reason;
   }
 
   /** Stops one service's process group, if norikae launched it. */
@@ -246,8 +285,13 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   /** The one launch of a service that every waiting connection shares. */
   private ensureLaunched(runtime: ServiceRuntime): Promise<void> {
+    if (runtime.launching !== undefined && runtime.launchTicket !== runtime.cancelledLaunches) {
+      // A cancelled launch that has not given up yet: the new one starts once it has.
+      return runtime.launching.catch(() => {}).then(() => this.ensureLaunched(runtime));
+    }
     if (runtime.launching === undefined) {
-      runtime.launching = this.startDependencies(runtime).then(() => this.launch(runtime)).then(() => {
+      const ticket = runtime.launchTicket = runtime.cancelledLaunches;
+      runtime.launching = this.startDependencies(runtime).then(() => this.launch(runtime, ticket)).then(() => {
         runtime.failed = false;
       }, (err: unknown) => {
         runtime.failed = true;
@@ -266,6 +310,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     const { service } = runtime;
     for (const name of service.requires) {
       const dependency = this.runtimes.get(name)!;
+      // One being stopped (an idle stop, say) is launched again once it is down, not waited on.
+      if (dependency.stopping !== undefined) await dependency.stopping;
       if (dependency.port !== undefined && await acceptingHost(upstreamHosts(dependency), dependency.port, 1000) !== undefined) continue;
       const why = `${service.name} requires ${name}`;
       if (dependency.service.command === undefined) {
@@ -310,9 +356,17 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   }
 
   /** One launch: spawn (unless its process is still up), then wait until the port accepts. */
-  private async launch(runtime: ServiceRuntime): Promise<void> {
+  private async launch(runtime: ServiceRuntime, ticket: number): Promise<void> {
     const { service } = runtime;
     const log = (runtime.log ??= this.serviceLog(runtime));
+    let process = runtime.process;
+    if (process !== undefined && process.exitStatus !== undefined) {
+      // Its shell is gone but some of its group lives on without serving (`helper & server`
+      // whose server died): clear it away, and count it as the crash it is.
+      await this.stop(runtime, 'not accepting connections');
+      this.countCrash(runtime, process, process.exitStatus);
+      process = undefined;
+    }
     if (Date.now() < runtime.backoffUntil) {
       const seconds = Math.ceil((runtime.backoffUntil - Date.now()) / 1000);
       throw new LaunchError(service.name, `${service.name} keeps crashing (it exited ${runtime.exits.length} times within ${CRASH_WINDOW_MS / 1000} s), `
@@ -320,14 +374,11 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
         exitCode: runtime.lastExit?.code, signal: runtime.lastExit?.signal, logTail: log.tail(LOG_TAIL_LINES),
       });
     }
-    let process = runtime.process;
-    if (process !== undefined && process.exitStatus !== undefined) {
-      // Its shell is gone but some of its group lives on without serving: clear it away first.
-      await this.stop(runtime, 'not accepting connections');
-      process = undefined;
-    }
     if (process === undefined) {
       runtime.port ??= service.port ?? await findFreePort();
+      if (runtime.cancelledLaunches !== ticket) {
+        throw runtime.stoppedByUser ? new ServiceStoppedError(service.name) : new LaunchError(service.name, `${service.name} was not launched: ${runtime.cancelReason}.`);
+      }
       this.checkPortIsFree(runtime);
       process = this.spawn(runtime, log);
     } else {
@@ -420,6 +471,13 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     this.log.info(`${name} exited ${describeExit(status)}`);
     this.forget(runtime, process);
+    this.countCrash(runtime, process, status);
+    this.announce(runtime);
+  }
+
+  /** An exit nobody asked for: remembered, and after CRASH_LIMIT of them in a row, a back-off. */
+  private countCrash(runtime: ServiceRuntime, process: LaunchedProcess, status: ExitStatus): void {
+    const { name } = runtime.service;
     const now = Date.now();
     runtime.lastExit = { code: status.code, signal: status.signal, at: now };
     runtime.exits = [...runtime.exits.filter((at) => now - at < CRASH_WINDOW_MS), now];
@@ -429,12 +487,15 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       runtime.backoffUntil = now + runtime.backoffMs;
       this.log.warn(`${name} exited ${runtime.exits.length} times within ${CRASH_WINDOW_MS / 1000} s; not relaunching it for ${runtime.backoffMs / 1000} s`);
     }
-    this.announce(runtime);
   }
 
   /** Drops a process that is gone (or stopped) from its service's state and the launch record. */
   private forget(runtime: ServiceRuntime, process: LaunchedProcess): void {
-    if (runtime.process === process) runtime.process = undefined;
+    if (runtime.process === process) {
+      runtime.process = undefined;
+      // A port edited while it ran applies from the next launch.
+      runtime.port = runtime.service.port ?? runtime.port;
+    }
     const launchId = runtime.launchIds.get(process);
     if (launchId !== undefined) this.options.record?.remove(launchId);
     runtime.launchIds.delete(process);
@@ -509,6 +570,10 @@ class ServiceRuntime {
   process: LaunchedProcess | undefined;
   readonly launchIds = new Map<LaunchedProcess, string>();
   launching: Promise<void> | undefined;
+  /** `cancelledLaunches` when `launching` began: a launch whose ticket is behind was cancelled. */
+  launchTicket = 0;
+  cancelledLaunches = 0;
+  cancelReason = '';
   stopping: Promise<void> | undefined;
   idleTimer: NodeJS.Timeout | undefined;
   log: ServiceLog | undefined;

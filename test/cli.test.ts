@@ -147,6 +147,8 @@ describe('norikae-splice (run)', () => {
     const child = startCli(t, ['--listen', '0.0.0.0:0'], dir);
     for (let i = 0; i < 200 && !/listening on/.test(child.output().stderr); i++) await delay(25);
     assert.match(child.output().stderr, /warning: listening beyond loopback: every machine that can reach this address can start the configured commands/);
+    child.kill('SIGTERM');
+    await once(child, 'exit');
     const loopback = startCli(t, ['--listen', '127.0.0.1:0'], dir);
     await listeningPort(loopback);
     assert.doesNotMatch(loopback.output().stderr, /warning/);
