@@ -218,6 +218,51 @@ ready = "tcp"
     const err = configError('service.web.port = 1\nservice.web.prot = 2\n');
     assert.match(err.message, /:2:13: unknown key "prot"/);
   });
+
+  test('lines inside a multi-line string are never taken for keys', () => {
+    const command = 'command = """\ncd app && env NODE_ENV=development npm run dev\nport = 1\n"""\n';
+    const port = configError(`[service.web]\n${command}port = 99999\n`);
+    assert.match(port.message, /:6:1: expected a whole number from 1 to 65535, got number 99999/);
+    const typo = configError(`[service.web]\nport = 3000\n${command.replaceAll('"""', "'''")}comand = "x"\n`);
+    assert.match(typo.message, /:7:1: unknown key "comand"/);
+    // Opened and closed on one line, it is an ordinary value.
+    const inline = configError('[service.web]\ncommand = """npm run dev"""\nport = 0\n');
+    assert.match(inline.message, /:3:1: /);
+  });
+
+  test('two listeners on one address are refused at the second', () => {
+    const cases: [string, RegExp][] = [
+      ['listen = 8080\n[service.a]\nport = 1\nlisten = 5433\n[service.b]\nport = 2\nlisten = [5434, "127.0.0.1:5433"]\n',
+        /:7:1: 127\.0\.0\.1:5433 is also the `listen` of service "a" \(127\.0\.0\.1:5433\)/],
+      ['listen = 8080\n[service.a]\nport = 1\nlisten = 8080\n', /:4:1: 127\.0\.0\.1:8080 is also the `listen` of norikae-splice/],
+      ['listen = "0.0.0.0:8080"\n[service.a]\nport = 1\nlisten = "127.0.0.1:8080"\n', /:4:1: .*0\.0\.0\.0:8080/],
+      ['listen = ["[::]:8080", "localhost:9000"]\n[service.a]\nport = 1\nlisten = ["[::1]:8080"]\n', /:4:1: \[::1\]:8080 is also/],
+      ['listen = ["127.0.0.1:9000", "localhost:9000"]\n', /:1:1: localhost:9000 is also/],
+    ];
+    for (const [source, pattern] of cases) assert.match(configError(source).message, pattern, source);
+    // Other families, other addresses and port 0 (chosen by the system) do not clash.
+    parseConfig('listen = ["0.0.0.0:8080", "[::1]:8080", "127.0.0.1:0", "127.0.0.1:0"]\n[service.a]\nport = 1\nlisten = "[::1]:8081"\n', FILE);
+    parseConfig('listen = "127.0.0.2:8080"\n[service.a]\nport = 1\nlisten = "127.0.0.1:8080"\n', FILE);
+  });
+
+  test('a service whose port is one of norikae-splice\'s own listeners is refused (it would loop into itself)', () => {
+    assert.match(configError('listen = 8080\n[service.a]\nport = 8080\n').message,
+      /:3:1: port 8080 is the `listen` of norikae-splice \(127\.0\.0\.1:8080\), so "a" would connect back to norikae-splice/);
+    assert.match(configError('[service.pg]\nlisten = 5433\nport = 5433\n').message, /:3:1: port 5433 is the `listen` of service "pg"/);
+    assert.match(configError('listen = "0.0.0.0:8080"\n[service.a]\nport = 8080\n').message, /:3:1: port 8080/);
+    // On an upstream elsewhere, the same port number is another server.
+    parseConfig('listen = 8080\n[service.a]\nport = 8080\nupstream = "10.0.0.5"\n', FILE);
+    parseConfig('listen = "127.0.0.1:8080"\n[service.a]\nport = 8080\nupstream = "::1"\n', FILE);
+  });
+
+  test('service names: "_" may lead, "-" and "." may not; inf and nan are named as TOML writes them', () => {
+    assert.equal(parseConfig('[service._db]\nport = 5432\n', FILE).services[0]!.hosts[0], '_db.localhost');
+    assert.match(configError('[service.-db]\nport = 1\n').message, /service name "-db" must be .*and not start with "-" or "\."/);
+    assert.match(configError('[service.".db"]\nport = 1\n').message, /not start with "-" or "\."/);
+    assert.match(configError('[service.a]\nport = inf\n').message, /got number inf$/);
+    assert.match(configError('[service.a]\nport = 1\ndelay = -inf\n').message, /got number -inf$/);
+    assert.match(configError('[service.a]\nport = nan\n').message, /got number nan$/);
+  });
 });
 
 describe('parseListenAddress', () => {

@@ -49,6 +49,17 @@ test('a port nothing listens on is refused with an UpstreamConnectError naming E
   await assert.rejects(dialFirst(['127.0.0.1', '::1'], port, 2000), (err: unknown) => err instanceof UpstreamConnectError && err.reason === 'ECONNREFUSED');
 });
 
+test('a fallback host the machine cannot reach does not hide the refusal of the first (IPv6 switched off)', async () => {
+  const port = await freePort();
+  // TCP to a multicast address always fails with ENETUNREACH (the kernel refuses it before any
+  // packet), as a connect to ::1 does where IPv6 is off: a stand-in that needs no namespace.
+  const refused = (err: unknown): boolean => err instanceof UpstreamConnectError && err.reason === 'ECONNREFUSED' && err.host === '127.0.0.1';
+  await assert.rejects(dialFirst(['127.0.0.1', 'ff02::1'], port, 2000), refused);
+  await assert.rejects(dialFirst(['127.0.0.1', '224.0.0.1'], port, 2000), refused);
+  // The first host's own failure, when it is not a refusal, is the answer at once.
+  await assert.rejects(dialFirst(['ff02::1', '127.0.0.1'], port, 2000), (err: unknown) => err instanceof UpstreamConnectError && err.reason === 'ENETUNREACH');
+});
+
 test('a socket connected to itself is told apart from one connected to a listener', async (t) => {
   // Bound to the port it connects to, with nothing listening: TCP simultaneous open with itself.
   const port = await freePort();

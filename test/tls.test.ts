@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { captureClientHello, closeServer, connectTo, delay, listenOn, readAll, startSplicer } from './helpers.js';
 
 const cert = readFileSync(new URL('../../test/fixtures/tls/cert.pem', import.meta.url));
@@ -25,9 +25,9 @@ async function splicerFor(t: TestContext, upstreamPort: number) {
   return startSplicer(t, `[service.secure]\nhost = ["secure.localhost", "*.secure.localhost"]\nport = ${upstreamPort}\n`);
 }
 
-function tlsRequest(t: TestContext, port: number, servername: string): Promise<string> {
+function tlsRequest(t: TestContext, port: number, servername: string, options: ConnectionOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port, servername, ca: cert });
+    const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port, servername, ca: cert, ...options });
     t.after(() => socket.destroy());
     let text = '';
     socket.setEncoding('utf8');
@@ -81,6 +81,28 @@ describe('TLS passthrough', () => {
     // A handshake record whose message is not a ClientHello.
     client.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00]));
     assert.equal((await reply).length, 0);
+  });
+
+  test('a ClientHello cut short, by a FIN or by head_timeout, is closed without an HTTP answer', async (t) => {
+    const hello = await captureClientHello({ servername: 'secure.localhost' });
+    const { port } = await startSplicer(t, `[service.secure]\nhost = "secure.localhost"\nport = ${await startTlsUpstream(t)}\n`, { top: 'head_timeout = 0.5' });
+    const cut = await connectTo(t, port, { allowHalfOpen: true });
+    const cutReply = readAll(cut);
+    cut.end(hello.subarray(0, 100));
+    assert.equal((await cutReply).length, 0);
+    const stalled = await connectTo(t, port);
+    const stalledReply = readAll(stalled);
+    stalled.write(hello.subarray(0, 100));
+    assert.equal((await stalledReply).length, 0);
+  });
+
+  test('a ClientHello larger than max_head_size (an HTTP limit) is still routed', async (t) => {
+    // Many ALPN names make the hello as large as a browser's with post-quantum key shares (~2 KB).
+    const options = { ALPNProtocols: Array.from({ length: 80 }, (_, i) => `protocol-${i}-padding`) };
+    const hello = await captureClientHello({ servername: 'secure.localhost', ...options });
+    assert.ok(hello.length > 1500, `the hello is ${hello.length} bytes`);
+    const { port } = await startSplicer(t, `[service.secure]\nhost = "secure.localhost"\nport = ${await startTlsUpstream(t)}\n`, { top: 'max_head_size = 1024' });
+    assert.equal(await tlsRequest(t, port, 'secure.localhost', options), 'tls upstream got GET / HTTP/1.1 for secure.localhost\n');
   });
 
   test('plain HTTP and TLS share the listener', async (t) => {
