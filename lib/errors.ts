@@ -83,6 +83,17 @@ export class LaunchError extends NorikaeError {
   }
 }
 
+/** A launch that a stop, restart or reload ended before it started the process. */
+export class LaunchCancelledError extends LaunchError {
+  /** A restart: the launch that replaces it is the one to wait for. */
+  readonly replaced: boolean;
+
+  constructor(service: string, reason: string, replaced: boolean) {
+    super(service, `${service} was not launched: ${reason}.`);
+    this.replaced = replaced;
+  }
+}
+
 /** A launched service did not accept connections within its `ready_timeout`. */
 export class ReadinessTimeoutError extends NorikaeError {
   readonly service: string;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import createDebug from 'debug';
 import { DEFAULT_STOP_TIMEOUT, formatAddress, type Config, type ServiceConfig } from './config.js';
 import { DEFAULT_UPSTREAM_HOST, dialFirst } from './dial.js';
-import { ControlError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
+import { ControlError, LaunchCancelledError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import { launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
@@ -98,7 +98,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     if (runtime === undefined) throw new ControlError(404, `no service named ${target.name}`);
     // Awaited only when set: an await costs a turn of the microtask queue on every connection.
     if (runtime.stopping !== undefined) await runtime.stopping;
-    if (runtime.launching !== undefined) await runtime.launching;
+    if (runtime.launching !== undefined) await this.launched(runtime, runtime.launching);
     // The runtime holds the current config of the service, which a reload may have changed.
     const { service } = runtime;
     if (runtime.port !== undefined) {
@@ -110,7 +110,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     // Connect first, launch only when refused: a server the user started by hand is simply used.
     if (runtime.stoppedByUser) throw new ServiceStoppedError(service.name);
-    await this.ensureLaunched(runtime);
+    await this.launched(runtime, this.ensureLaunched(runtime));
     return this.track(runtime, await this.dialService(runtime));
   }
 
@@ -195,7 +195,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   async restart(name: string): Promise<ServiceInfo> {
     const runtime = this.controllable(name);
-    this.cancelLaunch(runtime, 'restarted');
+    this.cancelLaunch(runtime, 'restarted', true);
     await this.stop(runtime, 'restart');
     return this.start(name);
   }
@@ -256,9 +256,20 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
    * Keeps a launch in flight (still waiting for its dependencies) from starting its process:
    * it ends with an error when it gets there. A process it already started is for stop().
    */
-  private cancelLaunch(runtime: ServiceRuntime, reason: string): void {
+  private cancelLaunch(runtime: ServiceRuntime, reason: string, replaced = false): void {
     runtime.cancelledLaunches++;
     runtime.cancelReason = reason;
+    runtime.cancelReplaced = replaced;
+  }
+
+  /** Waits for `launch`; when a restart cancelled it, for the launch that replaced it. */
+  private async launched(runtime: ServiceRuntime, launch: Promise<void>): Promise<void> {
+    try {
+      await launch;
+    } catch (err) {
+      if (!(err instanceof LaunchCancelledError && err.replaced)) throw err;
+      await this.launched(runtime, this.ensureLaunched(runtime));
+    }
   }
 
   /** Stops one service's process group, if norikae launched it. */
@@ -274,7 +285,11 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       const stopCommand = service.stop === undefined ? undefined : () => runStopCommand({
         name: service.name, command: service.command!, stop: service.stop!, cwd: service.cwd, env: service.env, port: runtime.port!, launchId: randomUUID(),
       }, runtime.log!, timeoutMs);
-      runtime.stopping = process.stop(timeoutMs, stopCommand).finally(() => {
+      runtime.stopping = process.stop(timeoutMs, stopCommand).catch((err: unknown) => {
+        // EPERM (a command that changed its user), a failing `stop` command: say so; an idle
+        // stop or an exit has nobody else to tell, and a rejection here would end norikae.
+        this.log.warn(`stopping ${service.name} failed: ${(err as Error).message}`);
+      }).finally(() => {
         runtime.stopping = undefined;
         this.forget(runtime, process);
         this.announce(runtime);
@@ -294,7 +309,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       runtime.launching = this.startDependencies(runtime).then(() => this.launch(runtime, ticket)).then(() => {
         runtime.failed = false;
       }, (err: unknown) => {
-        runtime.failed = true;
+        // A cancelled launch did not fail: the service is simply not running.
+        if (!(err instanceof LaunchCancelledError || err instanceof ServiceStoppedError)) runtime.failed = true;
         throw err;
       }).finally(() => {
         runtime.launching = undefined;
@@ -377,7 +393,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     if (process === undefined) {
       runtime.port ??= service.port ?? await findFreePort();
       if (runtime.cancelledLaunches !== ticket) {
-        throw runtime.stoppedByUser ? new ServiceStoppedError(service.name) : new LaunchError(service.name, `${service.name} was not launched: ${runtime.cancelReason}.`);
+        throw runtime.stoppedByUser ? new ServiceStoppedError(service.name) : new LaunchCancelledError(service.name, runtime.cancelReason, runtime.cancelReplaced);
       }
       this.checkPortIsFree(runtime);
       process = this.spawn(runtime, log);
@@ -446,6 +462,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       name: service.name, command: service.command!, cwd: service.cwd, env: service.env, port: runtime.port!, launchId,
     }, log);
     runtime.process = process;
+    // Its dependencies are in use as long as it runs (see armIdleTimer).
+    for (const name of service.requires) clearTimeout(this.runtimes.get(name)?.idleTimer);
     runtime.launchedAs = launchSignature(service);
     runtime.launchIds.set(process, launchId);
     this.options.record?.add({ launchId, pgid: process.pid, service: service.name });
@@ -495,6 +513,11 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       runtime.process = undefined;
       // A port edited while it ran applies from the next launch.
       runtime.port = runtime.service.port ?? runtime.port;
+      // Its dependencies may be idle now.
+      for (const name of runtime.service.requires) {
+        const dependency = this.runtimes.get(name);
+        if (dependency !== undefined) this.armIdleTimer(dependency);
+      }
     }
     const launchId = runtime.launchIds.get(process);
     if (launchId !== undefined) this.options.record?.remove(launchId);
@@ -518,10 +541,19 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     return upstream;
   }
 
+  /**
+   * Starts counting a service's idle time, unless it has connections, or a running service
+   * `requires` it: a dependent talks to its dependency directly (a web app to its database),
+   * past norikae, so those connections are not counted. The count starts when the last dependent stops.
+   */
   private armIdleTimer(runtime: ServiceRuntime): void {
     const seconds = runtime.service.idleTimeout;
     clearTimeout(runtime.idleTimer);
     if (seconds === undefined || runtime.process === undefined || runtime.upstreams.size > 0) return;
+    const { name } = runtime.service;
+    for (const other of this.runtimes.values()) {
+      if (other.process !== undefined && other.service.requires.includes(name)) return;
+    }
     runtime.idleTimer = setTimeout(() => {
       runtime.idleStoppedAt = Date.now();
       void this.stop(runtime, `idle for ${seconds} s`);
@@ -574,6 +606,7 @@ class ServiceRuntime {
   launchTicket = 0;
   cancelledLaunches = 0;
   cancelReason = '';
+  cancelReplaced = false;
   stopping: Promise<void> | undefined;
   idleTimer: NodeJS.Timeout | undefined;
   log: ServiceLog | undefined;

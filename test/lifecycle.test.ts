@@ -3,13 +3,19 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
+import type { ServiceConfig } from '../lib/config.js';
+import { ControlError, NorikaeError, ServiceStoppedError } from '../lib/errors.js';
+import { LAUNCH_ID_VARIABLE } from '../lib/launch.js';
+import { LaunchRecord } from '../lib/launch-record.js';
 import { isLiveProcess } from '../lib/process-group.js';
-import { closeServer, connectTo, delay, freePort, waitFor } from './helpers.js';
+import { closeServer, connectTo, delay, freePort, listenOn, waitFor } from './helpers.js';
 import { start } from './launch-harness.js';
 
 const GREETER = fileURLToPath(new URL('./fixtures/tcp-greeter.js', import.meta.url));
@@ -34,6 +40,20 @@ describe('readiness checks', () => {
     assert.equal(response.status, 504);
     assert.match(response.body, /was not ready within 0\.6 s \(ready_timeout\): GET \/healthz answered 503/);
     assert.doesNotMatch(response.body, /did not accept connections/, 'the tcp check held');
+  });
+
+  test('ready.http gives up at ready_timeout on a server that trickles its response head a byte at a time', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{trickle} --interval 300 --record {record}"\n`
+      + 'ready = { http = "/health" }\nready_timeout = 1\n');
+    // A hang guard, not a speed measurement: the head never ends, so without a deadline on the
+    // health check the launch waits forever.
+    const response = await settledWithin(h.get('app.localhost'), 6000);
+    assert.ok(response !== undefined, 'the launch did not settle within 6 s');
+    assert.equal(response.status, 504, response.body);
+    assert.match(response.body, /app was not ready within 1 s \(ready_timeout\): GET \/health got no answer\. It was stopped\./);
+    const [launch] = h.launches();
+    assert.equal(isLiveProcess(launch!.pid), false, 'the trickling server was stopped');
+    assert.notEqual(h.supervisor.info('app')!.state, 'running');
   });
 });
 
@@ -61,6 +81,93 @@ describe('dependencies', () => {
     assert.match(response.body, /web requires db, which failed to start: db exited with code 2/);
     assert.match(response.body, /missing-thing/, "the dependency's output");
     assert.equal(h.launches().length, 0, 'web itself was not launched');
+  });
+
+  test('a stop while the launch waits for a dependency keeps the service from being spawned', async (t) => {
+    const webPort = await freePort();
+    const h = await start(t, `[service.db]\nport = ${await freePort()}\ncommand = "{server} --listen-after 1500 --record {record}"\n`
+      + `[service.web]\nport = ${webPort}\ncommand = "{server} --record {record}"\nrequires = ["db"]\n`);
+    const direct = h.supervisor.connect({ name: 'web' } as ServiceConfig);
+    const response = h.get('web.localhost');
+    await waitFor(() => h.log.lines.some((line) => line.startsWith('launching db: ')), 'the launch of db');
+    assert.equal(h.supervisor.info('web')!.state, 'starting', 'web waits for db');
+    await h.supervisor.stopByUser('web');
+    await assert.rejects(direct, ServiceStoppedError);
+    const answer = await response;
+    assert.equal(answer.status, 503, answer.body);
+    assert.match(answer.body, /web was stopped by you/);
+    assert.equal(h.supervisor.info('db')!.state, 'running', 'db was launched all the same');
+    assert.deepEqual(h.launches().filter((launch) => launch.port === webPort), [], 'web never ran');
+    assert.ok(!h.log.lines.some((line) => line.startsWith('launching web')), 'web never ran');
+    const info = h.supervisor.info('web')!;
+    assert.equal(info.state, 'stopped', 'a cancelled launch is not a failed one');
+    assert.equal(info.pid, null);
+    assert.equal(info.stoppedByUser, true);
+  });
+
+  test('a restart while the launch waits for a dependency hands the waiting clients to the new launch', async (t) => {
+    const webPort = await freePort();
+    const h = await start(t, `[service.db]\nport = ${await freePort()}\ncommand = "{server} --listen-after 1000 --record {record}"\n`
+      + `[service.web]\nport = ${webPort}\ncommand = "{server} --record {record}"\nrequires = ["db"]\n`);
+    const response = h.get('web.localhost');
+    await waitFor(() => h.log.lines.some((line) => line.startsWith('launching db: ')), 'the launch of db');
+    assert.equal(h.supervisor.info('web')!.state, 'starting', 'web waits for db');
+    const restarted = await h.supervisor.restart('web');
+    assert.equal(restarted.state, 'running');
+    const answer = await response;
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal((JSON.parse(answer.body) as { port: number }).port, webPort);
+    assert.equal(h.launches().filter((launch) => launch.port === webPort).length, 1, 'web was launched once');
+  });
+
+  test('a dependency is not idle while a service that requires it runs; its idle time starts when that one stops', async (t) => {
+    const dbPort = await freePort();
+    const h = await start(t, `[service.db]\nport = ${dbPort}\ncommand = "{server} --record {record}"\nidle_timeout = 0.3\n`
+      + `[service.web]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\nrequires = ["db"]\n`);
+    assert.equal((await h.get('web.localhost')).status, 200);
+    // web talks to db directly, past norikae: db has no spliced connection, yet it is in use.
+    await delay(1000);
+    assert.equal(h.supervisor.info('db')!.state, 'running', 'db was kept while web runs');
+    assert.ok(!h.log.lines.some((line) => line.startsWith('stopping db')));
+    await h.supervisor.stopByUser('web');
+    await waitFor(() => h.log.lines.includes('stopping db (idle for 0.3 s)'), 'the idle stop of db once web stopped');
+    await waitFor(() => h.supervisor.info('db')!.state === 'stopped', 'db to stop');
+  });
+
+  test('a reload that removes a service while its launch waits for a dependency keeps it from being spawned', async (t) => {
+    const webPort = await freePort();
+    const db = `[service.db]\nport = ${await freePort()}\ncommand = "{server} --listen-after 1500 --record {record}"\n`;
+    const h = await start(t, `${db}[service.web]\nport = ${webPort}\ncommand = "{server} --record {record}"\nrequires = ["db"]\n`);
+    const response = h.get('web.localhost');
+    await waitFor(() => h.log.lines.some((line) => line.startsWith('launching db: ')), 'the launch of db');
+    assert.equal(h.supervisor.info('web')!.state, 'starting', 'web waits for db');
+    await h.reconfigure(db);
+    assert.equal(h.supervisor.info('web'), undefined);
+    const answer = await response;
+    assert.notEqual(answer.status, 200, answer.body);
+    assert.match(answer.body, /web was not launched: removed from the config/);
+    assert.deepEqual(h.launches().filter((launch) => launch.port === webPort), [], 'web never ran');
+    assert.ok(!h.log.lines.some((line) => line.startsWith('launching web')), 'web never ran');
+  });
+
+  test('a dependency in the middle of its idle stop is awaited, then launched again', async (t) => {
+    const dbPort = await freePort();
+    const webPort = await freePort();
+    // db takes 1.5 s to exit after SIGTERM (it stops listening at once): a wide window in which
+    // its stop is in flight.
+    const h = await start(t, `[service.db]\nport = ${dbPort}\ncommand = "{server} --linger-on-sigterm 1500 --record {record}"\n`
+      + 'idle_timeout = 0.2\nstop_timeout = 5\n'
+      + `[service.web]\nport = ${webPort}\ncommand = "{server} --record {record}"\nrequires = ["db"]\n`);
+    assert.equal((await h.get('db.localhost')).status, 200);
+    await waitFor(() => h.supervisor.logTail('db', 50).includes('closing on SIGTERM'), 'db to begin its idle stop');
+    assert.ok(h.log.lines.includes('stopping db (idle for 0.2 s)'));
+    assert.notEqual(h.supervisor.info('db')!.pid, null, 'the stop of db is still in flight');
+    const response = await h.get('web.localhost');
+    assert.equal(response.status, 200, response.body);
+    assert.equal((JSON.parse(response.body) as { port: number }).port, webPort);
+    assert.equal(h.launches().filter((launch) => launch.port === dbPort).length, 2, 'db was launched again');
+    assert.equal(h.launches().filter((launch) => launch.port === webPort).length, 1);
+    assert.ok(h.log.lines.includes('web requires db: launching db first'));
   });
 });
 
@@ -96,6 +203,26 @@ describe('stopping', () => {
     assert.equal(h.launches().length, 1);
     await h.supervisor.start('app');
     assert.equal((await h.get('app.localhost')).status, 200);
+  });
+
+  test('stopping a service that a server norikae did not start answers for is a 409, and the server keeps answering', async (t) => {
+    const external = createServer((_req, res) => res.end('external'));
+    await listenOn(external);
+    t.after(() => closeServer(external));
+    const port = (external.address() as { port: number }).port;
+    const h = await start(t, `[service.app]\nport = ${port}\ncommand = "{server} --record {record}"\n`);
+    assert.equal((await h.get('app.localhost')).body, 'external');
+    await assert.rejects(h.supervisor.stopByUser('app'), (err: unknown) => {
+      assert.ok(err instanceof ControlError, String(err));
+      assert.equal(err.status, 409);
+      assert.match(err.message, new RegExp(`^app was not started by norikae-splice: pid ${process.pid} \\(.*\\) listens on port ${port}\\.`));
+      return true;
+    });
+    assert.equal((await h.get('app.localhost')).body, 'external');
+    const info = h.supervisor.info('app')!;
+    assert.equal(info.stoppedByUser, false);
+    assert.notEqual(info.state, 'running');
+    assert.equal(h.launches().length, 0);
   });
 
   test('a relaunch soon after an idle stop is still done, and logged as a reconnect', async (t) => {
@@ -159,3 +286,67 @@ describe('raw TCP dependency reachable', () => {
     assert.equal(existsSync(join(h.dir, 'logs', 'db.log')), true);
   });
 });
+
+describe('launch record', () => {
+  /** A node process that idles for 30 s with `args` on its command line; killed after the test. */
+  function idler(t: TestContext, args: string[], options: { env?: NodeJS.ProcessEnv; detached?: boolean } = {}): number {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', ...args], { stdio: 'ignore', ...options });
+    t.after(() => child.kill('SIGKILL'));
+    return child.pid!;
+  }
+
+  /** A process group of its own carrying a launch id, as the supervisor launches them. */
+  function launchedGroup(t: TestContext, launchId: string): number {
+    return idler(t, [], { detached: true, env: { ...process.env, [LAUNCH_ID_VARIABLE]: launchId } });
+  }
+
+  test('cleanOrphans refuses while the norikae-splice that wrote the record runs, and signals none of its groups', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-record-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'launched.json');
+    const write = (owner: number, launchId: string, pgid: number): string => {
+      const text = JSON.stringify({ pid: owner, launched: [{ launchId, pgid, service: 'app' }] });
+      writeFileSync(file, text);
+      return text;
+    };
+
+    // The owner is alive and its command line names norikae-splice: its services are no orphans.
+    const running = idler(t, ['norikae-splice', '--config', 'norikae.toml']);
+    assert.match(readFileSync(`/proc/${running}/cmdline`, 'latin1'), /norikae-splice/);
+    const group = launchedGroup(t, 'launch-1');
+    const text = write(running, 'launch-1', group);
+    await assert.rejects(new LaunchRecord(file).cleanOrphans(1000), (err: unknown) => {
+      assert.ok(err instanceof NorikaeError, String(err));
+      assert.equal(err.code, 'NORIKAE_ERR_RUNNING');
+      assert.match(err.message, new RegExp(`already running with this config \\(pid ${running}\\)`));
+      return true;
+    });
+    assert.equal(isLiveProcess(group), true, 'the running norikae-splice keeps its service');
+    assert.equal(readFileSync(file, 'utf8'), text, 'the record is left as it was');
+
+    // An owner pid that some other live process has now: the groups are orphans, and stopped.
+    const other = idler(t, []);
+    write(other, 'launch-1', group);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [group] }]);
+    assert.equal(isLiveProcess(group), false);
+
+    // An owner that has exited: the same.
+    const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await once(gone, 'exit');
+    assert.equal(isLiveProcess(gone.pid!), false);
+    const another = launchedGroup(t, 'launch-2');
+    write(gone.pid!, 'launch-2', another);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [another] }]);
+    assert.equal(isLiveProcess(another), false);
+  });
+});
+
+/** What `promise` settles to, or undefined if it has not within `ms` (a hang guard). */
+async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { isLiveProcess } from '../lib/process-group.js';
+import { groupAlive, isLiveProcess } from '../lib/process-group.js';
 import { closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, waitFor } from './helpers.js';
 import { start } from './launch-harness.js';
 
@@ -123,6 +123,37 @@ describe('launch failures', () => {
     assert.equal(h.launches().length, 3);
   });
 
+  test('a shell that exits while its group lives on counts as a crash: after three, a back-off', async (t) => {
+    // `sleep 30 &` keeps the group alive after the shell (and its server) exited.
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "sleep 30 & {server} --exit-code 1 --record {record}"\n`);
+    const groups: number[] = [];
+    t.after(() => {
+      for (const group of groups) {
+        try {
+          if (groupAlive(group)) process.kill(-group, 'SIGKILL');
+        } catch {
+          // Gone in the meantime.
+        }
+      }
+    });
+    for (let i = 0; i < 3; i++) {
+      const response = await h.get('app.localhost');
+      assert.equal(response.status, 502);
+      assert.match(response.body, /app exited with code 1 before it accepted connections/);
+      const group = h.supervisor.info('app')!.pid;
+      assert.ok(group !== null);
+      groups.push(group);
+      assert.equal(groupAlive(group), true, 'the background sleep outlives the shell');
+    }
+    const refused = await h.get('app.localhost');
+    assert.equal(refused.status, 502);
+    assert.match(refused.body, /app keeps crashing \(it exited 3 times within 30 s\).*tries again in [1-5] s/);
+    assert.ok(h.log.lines.some((line) => /app exited 3 times within 30 s; not relaunching it for 5 s$/.test(line)), h.log.lines.join('\n'));
+    assert.equal(h.launches().length, 3);
+    assert.equal(h.supervisor.info('app')!.state, 'crashed');
+    for (const group of groups) assert.equal(groupAlive(group), false, `group ${group} (its background sleep) was stopped`);
+  });
+
   test('a cwd that does not exist is a 502 that says so', async (t) => {
     const h = await start(t, `[service.app]\nport = ${await freePort()}\ncwd = "/nonexistent/folder"\ncommand = "{server}"\n`);
     const response = await h.get('app.localhost');
@@ -162,5 +193,38 @@ describe('stopping', () => {
     await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('dev server listening'), 'the log file');
     assert.match(readFileSync(file, 'utf8'), /--- norikae: launching on port \d+: node /);
     assert.equal(statSync(file).mode & 0o777, 0o600);
+  });
+});
+
+describe('reloading', () => {
+  test('a port changed while the service runs applies from its next launch; until then the running process is used', async (t) => {
+    const portA = await freePort();
+    const portB = await freePort();
+    // ready_timeout: should a request wait for a launch on B, it fails in 3 s, not the default.
+    const table = (port: number): string => `[service.app]\nport = ${port}\ncommand = "{server} --record {record}"\nready_timeout = 3\n`;
+    const h = await start(t, table(portA));
+    const first = JSON.parse((await h.get('app.localhost')).body) as { pid: number; port: number };
+    assert.equal(first.port, portA);
+    await h.reconfigure(table(portB));
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 200, response.body);
+    const again = JSON.parse(response.body) as { pid: number; port: number };
+    assert.deepEqual([again.pid, again.port], [first.pid, portA]);
+    assert.equal(h.launches().length, 1, 'no launch');
+    assert.equal(h.log.lines.filter((line) => line.startsWith('launching app')).length, 1);
+    const changed = h.supervisor.info('app')!;
+    assert.equal(changed.state, 'running');
+    assert.equal(changed.pendingRestart, true);
+    assert.equal(changed.port, portA, 'the running process listens on the old port');
+
+    await h.supervisor.restart('app');
+    const restarted = h.supervisor.info('app')!;
+    assert.equal(restarted.port, portB);
+    assert.equal(restarted.pendingRestart, false);
+    const after = JSON.parse((await h.get('app.localhost')).body) as { pid: number; port: number };
+    assert.equal(after.port, portB);
+    assert.notEqual(after.pid, first.pid);
+    assert.deepEqual(h.launches().map((launch) => launch.port), [portA, portB]);
+    assert.equal(isLiveProcess(first.pid), false);
   });
 });
