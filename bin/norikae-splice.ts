@@ -4,15 +4,13 @@
 
 import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
-import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { findAddressClash, findConfigFile, formatAddress, loadConfig, parseListenAddress, stateDir, type Config, type ListenAddress } from '../lib/config.js';
 import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
 import { watchConfigFile } from '../lib/config-watcher.js';
 import { ControlClient } from '../lib/control-client.js';
 import { Dashboard } from '../lib/dashboard.js';
-import { LaunchRecord } from '../lib/launch-record.js';
+import { LaunchRecord, launchRecordFile, runningInstance } from '../lib/launch-record.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
 
@@ -37,16 +35,12 @@ cli.command('', 'Run the proxy')
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
     const config = readConfig(options);
-    // One record per config file, so two norikae instances never stop each other's services.
-    const recordName = `launched-${createHash('sha256').update(config.file).digest('hex').slice(0, 12)}.json`;
-    const supervisor = new ServiceSupervisor(config, {
-      log,
-      echoOutput: options.serviceOutput === true,
-      record: new LaunchRecord(join(stateDir(), recordName)),
-    });
+    const record = new LaunchRecord(launchRecordFile(stateDir(), config.file));
+    const supervisor = new ServiceSupervisor(config, { log, echoOutput: options.serviceOutput === true, record });
     await supervisor.cleanOrphans();
     const server = new SpliceServer(config, { log, connector: supervisor, dashboard: new Dashboard(supervisor) });
     const bound = await server.listen();
+    record.setListening(bound);
     printRoutingTable(config, bound[0]?.port, (line) => log.info(line));
     for (const address of bound) log.info(`listening on http://${formatAddress(address)}`);
     for (const service of config.services) {
@@ -114,7 +108,7 @@ cli.command('check', 'Validate the config, print the routing table, and exit').a
 });
 
 cli.command('status', 'Show the services of the running norikae-splice').action(async (options: CliOptions) => {
-  const services = await new ControlClient(readConfig(options)).services();
+  const services = await controlClient(options).services();
   const rows = [['NAME', 'STATE', 'PID', 'PORT', 'CONNS', 'UPTIME', 'URL']];
   for (const service of services) {
     rows.push([
@@ -135,11 +129,10 @@ cli.command('logs <name>', 'Print the recent output of a service')
   .option('-n, --lines <count>', 'How many lines', { default: 50 })
   .option('-f, --follow', 'Keep printing new lines')
   .action(async (name: string, options: CliOptions & { lines: number; follow?: boolean }) => {
-    const client = new ControlClient(readConfig(options));
+    const client = controlClient(options);
     const lines = Number(options.lines);
     if (!Number.isInteger(lines) || lines < 0) fail(`--lines ${options.lines}: expected a whole number of lines, 0 or more`);
     if (!options.follow) {
-      if (lines === 0) return;
       for (const line of await client.logs(name, lines)) process.stdout.write(`${line}\n`);
       return;
     }
@@ -155,7 +148,7 @@ cli.command('logs <name>', 'Print the recent output of a service')
 for (const action of ['start', 'stop', 'restart'] as const) {
   cli.command(`${action} <name>`, `${action[0]!.toUpperCase()}${action.slice(1)} a service of the running norikae-splice`)
     .action(async (name: string, options: CliOptions) => {
-      const service = await new ControlClient(readConfig(options)).control(name, action);
+      const service = await controlClient(options).control(name, action);
       process.stdout.write(`${service.name}: ${service.state}${service.pid ? ` (pid ${service.pid})` : ''}\n`);
     });
 }
@@ -188,6 +181,13 @@ function readConfig(options: CliOptions): Config {
     if (clash !== undefined) throw new ConfigError(config.file, `with --listen ${values.join(' ')}: ${clash.message}`);
   }
   return config;
+}
+
+/** A client of the norikae running this config: where it says it listens, unless --listen says where to look. */
+function controlClient(options: CliOptions): ControlClient {
+  const config = readConfig(options);
+  const running = options.listen === undefined ? runningInstance(launchRecordFile(stateDir(), config.file)) : undefined;
+  return new ControlClient(config, running?.listening[0]);
 }
 
 /** One line per service: where it is reached (on the first HTTP listener's `port`) and where it goes. */

@@ -1,9 +1,9 @@
 // The CLI's side of the dashboard API: `status`, `logs`, `start`, `stop` and `restart` talk to the
-// running norikae-splice found through the same config (its first listen address, with the
-// dashboard host in the Host header).
+// running norikae-splice found through the same config (where its launch record says it listens,
+// else the config's first listen address, with the dashboard host in the Host header).
 
 import { request } from 'node:http';
-import type { Config } from './config.js';
+import type { Config, ListenAddress } from './config.js';
 import { NorikaeError, NotRunningError } from './errors.js';
 import type { ServiceInfo } from './supervisor.js';
 
@@ -12,11 +12,12 @@ export class ControlClient {
   private readonly port: number;
   private readonly hostHeader: string;
 
-  constructor(private readonly config: Config) {
+  /** `listening`: where the running instance said it listens; default: the config's first `listen`. */
+  constructor(private readonly config: Config, listening: ListenAddress = config.listen[0]!) {
     if (config.dashboardHost === undefined) {
       throw new NorikaeError('NORIKAE_ERR_NO_DASHBOARD', `the dashboard is switched off in ${config.file} (dashboard = false), and the CLI reaches norikae-splice through it`);
     }
-    const address = config.listen[0]!;
+    const address = listening;
     // A wildcard listen address is reached on loopback.
     this.host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '::1' : address.host;
     this.port = address.port;

@@ -1,10 +1,14 @@
 // The state file of launched process groups. norikae may be killed with SIGKILL and get no
 // chance to stop what it launched; the next start reads this file and stops those groups. A
 // process is only touched if it still carries its launch's NORIKAE_LAUNCH_ID in its
-// environment, so a PID that the system gave to something else since is left alone.
+// environment, so a PID that the system gave to something else since is left alone. The file
+// also says which norikae owns it and where it listens, so the CLI's `status`, `logs`, `stop`…
+// find it even when it was started with --listen.
 
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import type { ListenAddress } from './config.js';
 import createDebug from 'debug';
 import { LAUNCH_ID_VARIABLE } from './launch.js';
 import { NorikaeError } from './errors.js';
@@ -19,10 +23,28 @@ export interface LaunchEntry {
   service: string;
 }
 
+/** The record of the norikae running `configFile`: one per config file, so two configs never stop each other's services. */
+export function launchRecordFile(stateDir: string, configFile: string): string {
+  return join(stateDir, `launched-${createHash('sha256').update(configFile).digest('hex').slice(0, 12)}.json`);
+}
+
+/** The norikae that owns the record `file`, while it runs: its pid and the HTTP addresses it listens on. */
+export function runningInstance(file: string): { pid: number; listening: ListenAddress[] } | undefined {
+  const { owner, listening } = readRecord(file);
+  return owner !== undefined && isNorikae(owner) ? { pid: owner, listening } : undefined;
+}
+
 export class LaunchRecord {
   private entries: LaunchEntry[] = [];
+  private listening: ListenAddress[] = [];
 
   constructor(readonly file: string) {}
+
+  /** Records where this norikae listens (port 0 resolved), for the CLI. */
+  setListening(addresses: ListenAddress[]): void {
+    this.listening = addresses;
+    this.save();
+  }
 
   /**
    * Stops the groups a previous run left behind and starts a fresh record; returns what it
@@ -67,7 +89,7 @@ export class LaunchRecord {
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const temporary = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(temporary, `${JSON.stringify({ pid: process.pid, launched: this.entries }, null, 2)}\n`, { mode: 0o600 });
+      writeFileSync(temporary, `${JSON.stringify({ pid: process.pid, listening: this.listening, launched: this.entries }, null, 2)}\n`, { mode: 0o600 });
       renameSync(temporary, this.file);
     } catch (err) {
       debug('cannot write %s: %s', this.file, (err as Error).message);
@@ -75,20 +97,23 @@ export class LaunchRecord {
   }
 }
 
-/** The pid of the norikae that wrote the record, and its entries; nothing when it is missing or unreadable. */
-function readRecord(file: string): { owner: number | undefined; entries: LaunchEntry[] } {
+/** The pid of the norikae that wrote the record, where it listens, and its entries; nothing when it is missing or unreadable. */
+function readRecord(file: string): { owner: number | undefined; listening: ListenAddress[]; entries: LaunchEntry[] } {
+  let data: { pid?: unknown; listening?: unknown; launched?: unknown };
   try {
-    const data = JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown; launched?: unknown };
-    const owner = Number.isInteger(data.pid) && (data.pid as number) > 1 ? data.pid as number : undefined;
-    if (!Array.isArray(data.launched)) return { owner, entries: [] };
-    return {
-      owner,
-      entries: data.launched.filter((entry): entry is LaunchEntry =>
-        typeof entry?.launchId === 'string' && Number.isInteger(entry?.pgid) && entry.pgid > 1 && typeof entry?.service === 'string'),
-    };
+    data = JSON.parse(readFileSync(file, 'utf8')) as typeof data;
   } catch {
-    return { owner: undefined, entries: [] };
+    return { owner: undefined, listening: [], entries: [] };
   }
+  const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+  return {
+    owner: Number.isInteger(data.pid) && (data.pid as number) > 1 ? data.pid as number : undefined,
+    listening: list(data.listening).filter((address): address is ListenAddress =>
+      typeof (address as ListenAddress)?.host === 'string' && Number.isInteger((address as ListenAddress)?.port)),
+    entries: list(data.launched).filter((entry): entry is LaunchEntry =>
+      typeof (entry as LaunchEntry)?.launchId === 'string' && Number.isInteger((entry as LaunchEntry)?.pgid)
+      && (entry as LaunchEntry).pgid > 1 && typeof (entry as LaunchEntry)?.service === 'string'),
+  };
 }
 
 /** A live process running norikae-splice (a pid the system gave to something else since does not count). */

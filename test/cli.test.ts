@@ -6,12 +6,12 @@ import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
 import {
-  CLI, closeServer, delay, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse, startHttpUpstream,
+  CLI, closeServer, delay, DEV_SERVER, exchange, freePort, exitWithin, getHead, listenOn, parseResponse, startHttpUpstream, waitFor,
 } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -116,6 +116,13 @@ describe('command line errors', () => {
     assert.match(listen.stderr, /--listen nowhere: "nowhere" is not "host:port"/);
   });
 
+  test('--listen on an address the config already gives a service is a config error, like the same clash in the file', async (t) => {
+    const dir = configDir(t, '[service.pg]\nlisten = 15433\nport = 5432\n');
+    const run = await runCli(t, ['check', '--listen', '15433'], dir);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /norikae\.toml: with --listen 15433: 127\.0\.0\.1:15433 is also the `listen` of norikae-splice/);
+  });
+
   test('--version and --help', async (t) => {
     const version = await runCli(t, ['--version']);
     assert.equal(version.code, 0);
@@ -165,24 +172,35 @@ describe('norikae-splice (run)', () => {
   });
 });
 
+/**
+ * A config in a temporary folder, with `log_dir` and the given service tables; `record` is a file
+ * where the services' processes write "pid port". Every recorded pid still alive is SIGKILLed after the test.
+ */
+function serviceConfig(t: TestContext, service: (record: string) => string): { dir: string; file: string; env: NodeJS.ProcessEnv; pids: () => number[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-cli-'));
+  const record = join(dir, 'launches.txt');
+  const file = join(dir, 'norikae.toml');
+  const pids = (): number[] => {
+    try {
+      return readFileSync(record, 'utf8').trim().split('\n').filter(Boolean).map((line) => Number(line.split(' ')[0]));
+    } catch {
+      return [];
+    }
+  };
+  // One hook, in this order: the record is read before its folder is removed.
+  t.after(() => {
+    for (const pid of pids()) if (isLiveProcess(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  writeFileSync(file, `log_dir = "logs"\n${service(record)}`);
+  return { dir, file, env: { XDG_STATE_HOME: join(dir, 'state') }, pids };
+}
+
 describe('launched services and the CLI', () => {
   /** A config whose service runs the dev-server fixture below two shells, recording its pid. */
   async function launchingConfig(t: TestContext): Promise<{ dir: string; env: NodeJS.ProcessEnv; pids: () => number[] }> {
-    const dir = configDir(t, '');
-    const record = join(dir, 'launches.txt');
-    writeFileSync(join(dir, 'norikae.toml'), `log_dir = "logs"\n[service.app]\nport = ${await freePort()}\n`
-      + `command = "sh -c 'node ${DEV_SERVER} --record ${record}'"\n`);
-    const pids = (): number[] => {
-      try {
-        return readFileSync(record, 'utf8').trim().split('\n').filter(Boolean).map((line) => Number(line.split(' ')[0]));
-      } catch {
-        return [];
-      }
-    };
-    t.after(() => {
-      for (const pid of pids()) if (isLiveProcess(pid)) process.kill(pid, 'SIGKILL');
-    });
-    return { dir, env: { XDG_STATE_HOME: join(dir, 'state') }, pids };
+    const port = await freePort();
+    return serviceConfig(t, (record) => `[service.app]\nport = ${port}\ncommand = "sh -c 'node ${DEV_SERVER} --record ${record}'"\n`);
   }
 
   test('SIGTERM stops every service norikae launched, grandchildren included', async (t) => {
@@ -228,5 +246,147 @@ describe('launched services and the CLI', () => {
     assert.equal(isLiveProcess(orphan!), false);
     assert.equal(isLiveProcess(bystander.pid!), true);
     assert.doesNotMatch(second.output().stderr, /ghost/);
+  });
+});
+
+/** The processes below `pid` (children, grandchildren, …), from /proc. */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const found: number[] = [];
+  for (let frontier = [pid]; frontier.length > 0;) {
+    const children = [...parents].filter(([, parent]) => frontier.includes(parent)).map(([child]) => child);
+    found.push(...children);
+    frontier = children;
+  }
+  return found;
+}
+
+function commandLine(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+describe('one norikae per config, and signals', () => {
+
+  test('a second norikae on the same config refuses to start, and the first one\'s service keeps serving', async (t) => {
+    const appPort = await freePort();
+    const { dir, env, pids } = serviceConfig(t, (record) => `[service.app]\nport = ${appPort}\ncommand = "sh -c 'node ${DEV_SERVER} --record ${record}'"\n`);
+    const first = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(first);
+    const served = parseResponse(await exchange(t, port, [getHead('app.localhost')]));
+    assert.equal(served.status, 200);
+    const [server] = pids();
+    assert.equal((JSON.parse(served.body) as { pid: number }).pid, server);
+
+    const second = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const code = await exitWithin(second, 15_000, 'the second norikae');
+    assert.notEqual(code, 0);
+    assert.match(second.output().stderr, new RegExp(`already running with this config \\(pid ${first.pid}\\)`));
+    assert.doesNotMatch(second.output().stderr, /left running by a previous norikae-splice/);
+
+    assert.equal(isLiveProcess(server!), true, 'the first one\'s service is alive');
+    const after = parseResponse(await exchange(t, port, [getHead('app.localhost')]));
+    assert.equal(after.status, 200);
+    assert.equal((JSON.parse(after.body) as { pid: number }).pid, server, 'served by the same process, not relaunched');
+    assert.equal(first.exitCode, null, 'the first norikae still runs');
+    // It still owns its service: it stops it on its way out.
+    first.kill('SIGTERM');
+    assert.equal(await exitWithin(first, 15_000, 'the first norikae'), 0);
+    assert.equal(isLiveProcess(server!), false);
+  });
+
+  test('a second SIGINT during a graceful stop SIGKILLs the services and exits 130', async (t) => {
+    const { dir, env, pids } = serviceConfig(t, (record) => {
+      // A server that ignores SIGTERM: its graceful stop would last the whole stop_timeout.
+      const script = join(dirname(record), 'stubborn.cjs');
+      writeFileSync(script, `process.on('SIGTERM', () => console.log('ignoring SIGTERM'));\n`
+        + `require('node:fs').appendFileSync(${JSON.stringify(record)}, process.pid + ' ' + process.env.PORT + '\\n');\n`
+        + `require('node:http').createServer((req, res) => res.end('stubborn')).listen(Number(process.env.PORT), '127.0.0.1');\n`);
+      return `[service.app]\nstop_timeout = 20\ncommand = "node ${script}"\n`;
+    });
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(child);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    const [server] = pids();
+    assert.equal(isLiveProcess(server!), true);
+
+    child.kill('SIGINT');
+    await waitFor(() => /stopping app \(norikae-splice is exiting\)/.test(child.output().stderr), 'the graceful stop');
+    await delay(300);
+    assert.equal(isLiveProcess(server!), true, 'the service ignores SIGTERM: the graceful stop is still waiting');
+    assert.equal(child.exitCode, null);
+
+    child.kill('SIGINT');
+    assert.equal(await exitWithin(child, 10_000, 'norikae after the second SIGINT'), 130);
+    // Well within the 20 s the graceful stop would have waited.
+    await waitFor(() => !isLiveProcess(server!), 'the service to be killed', 8_000);
+  });
+
+  test('SIGHUP in a terminal exits like Ctrl-C and stops the services', async (t) => {
+    const appPort = await freePort();
+    const { dir, file, env, pids } = serviceConfig(t, (record) => `[service.app]\nport = ${appPort}\ncommand = "sh -c 'node ${DEV_SERVER} --record ${record}'"\n`);
+    const port = await freePort();
+    // util-linux script runs norikae under a pseudo-terminal: its stderr is a TTY.
+    const terminal = spawn('script', ['-qfec', `${process.execPath} ${CLI} --config ${file} --listen 127.0.0.1:${port}`, '/dev/null'], {
+      cwd: dir, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...env },
+    });
+    let output = '';
+    terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk.replace(/\x1b\[[0-9;]*m/g, '')));
+    terminal.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    let norikaePid: number | undefined;
+    t.after(async () => {
+      if (norikaePid !== undefined && isLiveProcess(norikaePid)) {
+        process.kill(norikaePid, 'SIGTERM');
+        for (let i = 0; i < 250 && isLiveProcess(norikaePid); i++) await delay(20);
+        if (isLiveProcess(norikaePid)) process.kill(norikaePid, 'SIGKILL');
+      }
+      if (terminal.exitCode === null && terminal.signalCode === null) terminal.kill('SIGKILL');
+    });
+    await waitFor(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(output), `norikae in the terminal to listen (output: ${output})`);
+    // The node process itself, not script or its shell: the one whose command line is the CLI.
+    norikaePid = descendants(terminal.pid!).find((pid) => {
+      const argv = commandLine(pid);
+      return argv[1] === CLI && argv.includes(file);
+    });
+    assert.ok(norikaePid !== undefined, 'found norikae under script');
+
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    const [server] = pids();
+    assert.equal(isLiveProcess(server!), true);
+
+    process.kill(norikaePid, 'SIGHUP');
+    await waitFor(() => !isLiveProcess(norikaePid!), 'norikae to exit on SIGHUP', 15_000);
+    assert.equal(isLiveProcess(server!), false, 'the service was stopped');
+    assert.match(output, /SIGHUP: closing/);
+    assert.match(output, /stopping app \(norikae-splice is exiting\)/);
+    assert.doesNotMatch(output, /config reloaded/);
+    await exitWithin(terminal, 10_000, 'script');
+  });
+
+  test('the commands find a norikae started with --listen, where its state file says it listens', async (t) => {
+    const upstream = await startHttpUpstream(t);
+    const configPort = await freePort();
+    const { dir, env } = serviceConfig(t, () => `listen = ${configPort}\n[service.web]\nport = ${upstream.port}\n`);
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    await listeningPort(child);
+    const status = startCli(t, ['status'], dir, env);
+    assert.equal(await exitWithin(status, 10_000, 'status'), 0, status.output().stderr);
+    assert.match(status.output().stdout, /^web +stopped/m);
+    // With --listen, the command asks where it is told: nothing listens on the config's port.
+    const elsewhere = startCli(t, ['status', '--listen', String(configPort)], dir, env);
+    assert.equal(await exitWithin(elsewhere, 10_000, 'status --listen'), 1);
+    assert.match(elsewhere.output().stderr, /no norikae-splice is running/);
   });
 });

@@ -91,6 +91,19 @@ describe('dashboard API', () => {
     assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
   });
 
+  test('a malformed percent-encoded service name is a 400 with a JSON error, not a 500', async (t) => {
+    const { port } = await start(t);
+    const logs = await api(port, 'GET', '/api/services/%E0/logs');
+    assert.equal(logs.status, 400);
+    assert.equal(typeof logs.body, 'object', 'a JSON body');
+    assert.match(logs.body.error, /"%E0" is not a service name \(bad percent-encoding\)/);
+    const info = await api(port, 'GET', '/api/services/%E0');
+    assert.equal(info.status, 400);
+    assert.match(info.body.error, /bad percent-encoding/);
+    // The dashboard still answers afterwards.
+    assert.equal((await api(port, 'GET', '/api/services/app')).status, 200);
+  });
+
   test('a service without a command cannot be started; GET does not change anything', async (t) => {
     const { port } = await start(t);
     const refused = await api(port, 'POST', '/api/services/db/start');

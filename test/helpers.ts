@@ -2,6 +2,7 @@
 // socket clients. Everything started here is closed through `t.after`, so a failed assertion
 // cannot leave a server or a socket behind.
 
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -177,5 +178,21 @@ export async function captureClientHello(options: ConnectionOptions): Promise<Bu
   } finally {
     client.destroy();
     await closeServer(server);
+  }
+}
+
+/** The exit code of `child`; rejects when it has not exited within `timeoutMs`. */
+export async function exitWithin(child: ChildProcess, timeoutMs: number, what: string): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      once(child, 'exit').then(([code]) => code as number | null),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not exit within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
