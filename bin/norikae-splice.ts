@@ -55,6 +55,8 @@ cli.command('', 'Run the proxy')
 
     // Hot reload: a good edit applies without dropping a connection; a bad one changes nothing.
     let current = config;
+    /** The last edit was refused: a save that brings the file back to `current` deserves a word. */
+    let refused = false;
     let reloading = Promise.resolve();
     const reload = (why: string): void => {
       reloading = reloading.then(async () => {
@@ -65,10 +67,15 @@ cli.command('', 'Run the proxy')
           if (!(err instanceof ConfigError)) throw err;
           log.error(`${err.message} (keeping the running config)`);
           if (err.codeFrame) process.stderr.write(`${err.codeFrame.replace(/\n?$/, '\n')}`);
+          refused = true;
           return;
         }
         // Editors and file systems report saves that change nothing; those are not reloads.
-        if (why === 'file changed' && configKey(next) === configKey(current)) return;
+        if (why === 'file changed' && configKey(next) === configKey(current)) {
+          if (refused) log.info('the config file is valid again, and the same as the running config: nothing to apply');
+          refused = false;
+          return;
+        }
         const summary = describeChanges(current, next);
         try {
           // Binds new listeners first, then swaps the router and the supervisor's table in one tick.
@@ -76,9 +83,11 @@ cli.command('', 'Run the proxy')
         } catch (err) {
           if (!(err instanceof ListenError)) throw err;
           log.error(`${err.message} (keeping the running config)`);
+          refused = true;
           return;
         }
         current = next;
+        refused = false;
         log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
       }).catch((err: unknown) => log.error(`reload failed: ${String(err)}`));
     };
@@ -113,7 +122,7 @@ cli.command('status', 'Show the services of the running norikae-splice').action(
   for (const service of services) {
     rows.push([
       service.name,
-      service.stoppedByUser ? `${service.state} (by you)` : service.state,
+      service.stoppedByUser ? `${service.state} (by you)` : service.pendingRestart ? `${service.state} (restart to apply)` : service.state,
       String(service.pid ?? '-'),
       String(service.port ?? '-'),
       String(service.connections),

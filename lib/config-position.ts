@@ -53,6 +53,12 @@ export function locateKey(source: string, path: readonly string[]): SourcePositi
   return tableHeader;
 }
 
+/** The position `line`:`column` (1-based) of `source`, with its code frame. */
+export function positionAt(source: string, line: number, column: number): SourcePosition {
+  const lines = source.split(/\r?\n/);
+  return at(lines, Math.min(Math.max(line, 1), lines.length) - 1, column);
+}
+
 function at(lines: string[], index: number, column: number): SourcePosition {
   const gutter = String(index + 1).length;
   const frame = [

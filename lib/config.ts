@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
-import { locateKey } from './config-position.js';
+import { locateKey, positionAt } from './config-position.js';
 import { ConfigError } from './errors.js';
 
 export interface ListenAddress {
@@ -122,9 +122,18 @@ export function loadConfig(file: string): Config {
   try {
     source = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, `cannot read the config file: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new ConfigError(file, `cannot read the config file: ${describeReadError(err as NodeJS.ErrnoException)}`);
   }
   return parseConfig(source, file);
+}
+
+function describeReadError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT': return 'there is no such file';
+    case 'EACCES': return 'permission denied';
+    case 'EISDIR': return 'it is a folder, not a file';
+    default: return err.code ?? err.message;
+  }
 }
 
 /** Validates TOML text; `file` is used for error messages and to resolve relative paths. */
@@ -135,11 +144,28 @@ export function parseConfig(source: string, file: string): Config {
   } catch (err) {
     if (err instanceof TomlError) {
       const reason = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
-      throw new ConfigError(file, reason, { line: err.line, column: err.column, codeFrame: err.codeblock });
+      const position = positionAt(source, err.line, err.column);
+      throw new ConfigError(file, explainTomlError(reason, source.split(/\r?\n/)[err.line - 1] ?? '', err.column), position);
     }
     throw err;
   }
   return new ConfigReader(source, file).read(doc);
+}
+
+/**
+ * smol-toml says what it met ("illegal character in key"); the usual mistakes behind those words,
+ * said the way a person would look for them.
+ */
+function explainTomlError(reason: string, line: string, column: number): string {
+  const text = line.trim();
+  if (text.startsWith('[') && !text.includes(']')) return `${reason}: the table header has no closing "]"`;
+  if (/control characters are not allowed in strings|unfinished string/.test(reason) && column > line.trimEnd().length) {
+    return `${reason}: the string is not closed (a missing quote at the end of the line?)`;
+  }
+  if (reason === 'invalid value' && /=\s*$/.test(line)) return `${reason}: there is no value after "="`;
+  if (/expected comma or end of structure/.test(reason)) return `${reason}: an array or inline table opened before this line is not closed`;
+  if (/trying to redefine/.test(reason)) return `${reason}: this table or key is already defined above`;
+  return reason;
 }
 
 /** Parses `"host:port"`, `"[::1]:port"`, `"8080"` or `8080` (which means 127.0.0.1:8080). */

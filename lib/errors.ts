@@ -110,9 +110,10 @@ export class ReadinessTimeoutError extends NorikaeError {
 export class ServiceStoppedError extends NorikaeError {
   readonly service: string;
 
-  constructor(service: string) {
+  /** `configFile`: the running config, so the command given works from any folder. */
+  constructor(service: string, configFile: string) {
     super('NORIKAE_ERR_STOPPED', `${service} was stopped by you, so requests do not launch it. `
-      + `Start it from the dashboard or with \`norikae-splice start ${service}\`.`);
+      + `Start it from the dashboard or with \`norikae-splice start ${service} --config ${shellWord(configFile)}\`.`);
     this.service = service;
   }
 }
@@ -132,4 +133,9 @@ export class NotRunningError extends NorikaeError {
   constructor(message: string) {
     super('NORIKAE_ERR_NOT_RUNNING', message);
   }
+}
+
+/** `text` as one shell word: as it is when that is safe, else in single quotes. */
+function shellWord(text: string): string {
+  return /^[\w./~+:@%-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }

@@ -150,7 +150,7 @@ export class SpliceServer {
   private async bindService(service: ServiceConfig, address: ListenAddress): Promise<Listener> {
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(entry.service!, socket));
     const entry: Listener = { server, address, service };
-    await bind(server, address);
+    await bind(server, address, service.name);
     return entry;
   }
 
@@ -333,11 +333,14 @@ function boundAddress(server: Server): ListenAddress[] {
   return address ? [{ host: address.address, port: address.port }] : [];
 }
 
-/** server.listen as a promise, with the errors a user can act on turned into advice. */
-function bind(server: Server, address: ListenAddress): Promise<void> {
+/**
+ * server.listen as a promise, with the errors a user can act on turned into advice; `service`
+ * names the service whose own `listen` this is (none: an HTTP listener).
+ */
+function bind(server: Server, address: ListenAddress, service?: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new ListenError(listenAdvice(address, err), { cause: err }));
+      reject(new ListenError(listenAdvice(address, err, service), { cause: err }));
     };
     server.once('error', onError);
     server.listen({ host: address.host, port: address.port, ipv6Only: address.host.includes(':') }, () => {
@@ -348,12 +351,16 @@ function bind(server: Server, address: ListenAddress): Promise<void> {
   });
 }
 
-function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException): string {
-  const where = formatAddress(address);
+function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException, service?: string): string {
+  const where = service === undefined ? formatAddress(address) : `${formatAddress(address)} (the \`listen\` of service ${service})`;
   switch (err.code) {
     case 'EADDRINUSE':
+      if (service !== undefined) {
+        return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). `
+          + `Stop that process, or give [service.${service}] another \`listen\` port in the config file.`;
+      }
       return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). `
-        + 'Stop that process, or choose another port with --listen (for example --listen 8080) or `listen` in the config file.';
+        + `Stop that process, or choose another port with --listen (for example --listen ${address.port === 8080 ? 8081 : 8080}) or \`listen\` in the config file.`;
     case 'EACCES':
       return `cannot listen on ${where}: permission denied. Ports below 1024 need privileges on Linux. `
         + 'Use a higher port (--listen 8080), or allow port 80 for unprivileged users once with '

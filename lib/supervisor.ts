@@ -109,7 +109,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       }
     }
     // Connect first, launch only when refused: a server the user started by hand is simply used.
-    if (runtime.stoppedByUser) throw new ServiceStoppedError(service.name);
+    if (runtime.stoppedByUser) throw new ServiceStoppedError(service.name, this.config.file);
     await this.launched(runtime, this.ensureLaunched(runtime));
     return this.track(runtime, await this.dialService(runtime));
   }
@@ -393,7 +393,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     if (process === undefined) {
       runtime.port ??= service.port ?? await findFreePort();
       if (runtime.cancelledLaunches !== ticket) {
-        throw runtime.stoppedByUser ? new ServiceStoppedError(service.name) : new LaunchCancelledError(service.name, runtime.cancelReason, runtime.cancelReplaced);
+        throw runtime.stoppedByUser ? new ServiceStoppedError(service.name, this.config.file) : new LaunchCancelledError(service.name, runtime.cancelReason, runtime.cancelReplaced);
       }
       this.checkPortIsFree(runtime);
       process = this.spawn(runtime, log);

@@ -100,7 +100,23 @@ listen = [5433, "127.0.0.2:5434"]
     assert.equal(err.line, 3);
     assert.equal(err.column, 8);
     assert.match(err.message, /^\/home\/dev\/norikae\.toml:3:8: /);
-    assert.ok(err.codeFrame?.includes('port = = 3'));
+    assert.ok(err.codeFrame?.includes('3 | port = = 3'), err.codeFrame);
+  });
+
+  test('TOML syntax errors say the usual mistake behind the parser\'s words, in the same code frame as other errors', () => {
+    const cases: [string, RegExp, number][] = [
+      ['[service.bad\nport = 1\n', /:1:13: illegal character in key: the table header has no closing "\]"$/, 1],
+      ['[service.a]\ncommand = "npm run dev\nport = 1\n', /:2:\d+: .*: the string is not closed \(a missing quote at the end of the line\?\)$/, 2],
+      ['[service.a]\nport =\n', /:2:\d+: invalid value: there is no value after "="$/, 2],
+      ['[service.a]\nhost = ["a.localhost"\nport = 1\n', /:3:1: .*: an array or inline table opened before this line is not closed$/, 3],
+      ['[service.a]\nport = 1\n[service.a]\n', /:3:\d+: .*: this table or key is already defined above$/, 3],
+    ];
+    for (const [source, pattern, line] of cases) {
+      const err = configError(source);
+      assert.match(err.message, pattern, source);
+      assert.equal(err.line, line, source);
+      assert.match(err.codeFrame ?? '', new RegExp(`^${line} \\| `, 'm'), source);
+    }
   });
 
   test('an unknown key is named, located and matched to the nearest valid one', () => {
@@ -303,6 +319,7 @@ describe('findConfigFile and loadConfig', () => {
   });
 
   test('a missing file is a ConfigError naming it', () => {
-    assert.throws(() => loadConfig('/nonexistent/norikae.toml'), /\/nonexistent\/norikae\.toml: cannot read the config file: ENOENT/);
+    assert.throws(() => loadConfig('/nonexistent/norikae.toml'), /\/nonexistent\/norikae\.toml: cannot read the config file: there is no such file$/);
+    assert.throws(() => loadConfig(tmpdir()), /cannot read the config file: it is a folder, not a file$/);
   });
 });

@@ -162,10 +162,11 @@ describe('hot reload', () => {
     assert.equal(two.port, second.port);
 
     // Change app's command while it runs: it keeps running; the dashboard says a restart applies it.
-    norikae.writeConfig(`${app.replace('"node', '"FOO=x node')}[service.one]\nport = ${first.port}\n[service.two]\nport = ${second.port}\n`);
+    const changed = `${app.replace('"node', '"FOO=x node')}[service.one]\nport = ${first.port}\n[service.two]\nport = ${second.port}\n`;
+    norikae.writeConfig(changed);
     await waitFor(() => /changed app/.test(norikae.stderr()), 'the change');
     const status = await norikae.run('status');
-    assert.match(status.stdout, /app +running/);
+    assert.match(status.stdout, /app +running \(restart to apply\)/);
     const info = await new Promise<string>((resolve) => {
       void exchange(t, norikae.port, [getHead(`norikae.localhost:${norikae.port}`, '/api/services/app')]).then((raw) => resolve(parseResponse(raw).body));
     });
@@ -176,6 +177,9 @@ describe('hot reload', () => {
     await waitFor(() => /comand/.test(norikae.stderr()), 'the error');
     assert.match(norikae.stderr(), /norikae\.toml:8:1: unknown key "comand".*\(keeping the running config\)/);
     assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('two.localhost')])).status, 200);
+    // Fixing it back to what runs changes nothing, and says the file is good again.
+    norikae.writeConfig(changed);
+    await waitFor(() => /the config file is valid again, and the same as the running config/.test(norikae.stderr()), 'the word on the fix');
 
     // Remove app and two: app's process is stopped, both hosts are gone.
     norikae.writeConfig(`[service.one]\nport = ${first.port}\n`);
@@ -284,7 +288,8 @@ describe('reload fixes', () => {
 
     norikae.writeConfig(withB);
     await waitFor(() => /already in use/.test(norikae.stderr()), 'the listen error', 15_000);
-    assert.match(norikae.stderr(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${heldPort}: the port is already in use[^\\n]*\\(keeping the running config\\)`));
+    assert.match(norikae.stderr(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${heldPort} \\(the \`listen\` of service b\\): the port is already in use`
+      + '[^\\n]*give \\[service\\.b\\] another `listen` port in the config file\\. \\(keeping the running config\\)'));
     assert.doesNotMatch(norikae.stderr(), /config reloaded/);
     // The router did not change: b is not routed, a still is.
     assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('b.localhost')])).status, 404);
