@@ -70,6 +70,13 @@ cli.command('', 'Run the proxy')
           refused = true;
           return;
         }
+        // `listen` edits apply at the next start: what the edit must not clash with is what is bound now.
+        const clash = findAddressClash({ ...next, listen: server.addresses() }, 'running');
+        if (clash !== undefined) {
+          log.error(`${next.file}: ${clash.message} (keeping the running config)`);
+          refused = true;
+          return;
+        }
         // Editors and file systems report saves that change nothing; those are not reloads.
         if (why === 'file changed' && configKey(next) === configKey(current)) {
           if (refused) log.info('the config file is valid again, and the same as the running config: nothing to apply');
@@ -175,21 +182,18 @@ try {
   handleError(err);
 }
 
-/** Loads the config the options point to, with `--listen` applied. */
+/** Loads the config the options point to, with `--listen` applied (before its addresses are checked). */
 function readConfig(options: CliOptions): Config {
-  const config = loadConfig(findConfigFile(options.config));
+  let listen: ListenAddress[] | undefined;
   if (options.listen !== undefined) {
     const values = Array.isArray(options.listen) ? options.listen : [options.listen];
-    config.listen = values.map((value): ListenAddress => {
+    listen = values.map((value): ListenAddress => {
       const address = parseListenAddress(value);
       if (typeof address === 'string') fail(`--listen ${value}: ${address}`);
       return address;
     });
-    const clash = findAddressClash(config);
-    // A ConfigError, not fail(): on a reload it keeps the running config instead of exiting.
-    if (clash !== undefined) throw new ConfigError(config.file, `with --listen ${values.join(' ')}: ${clash.message}`);
   }
-  return config;
+  return loadConfig(findConfigFile(options.config), { listen });
 }
 
 /** A client of the norikae running this config: where it says it listens, unless --listen says where to look. */

@@ -116,15 +116,15 @@ export function findConfigFile(explicit: string | undefined, cwd = process.cwd()
   );
 }
 
-/** Reads and validates a config file. */
-export function loadConfig(file: string): Config {
+/** Reads and validates a config file; `options.listen` (the command line's --listen) replaces its `listen`. */
+export function loadConfig(file: string, options: { listen?: ListenAddress[] } = {}): Config {
   let source: string;
   try {
     source = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, `cannot read the config file: ${describeReadError(err as NodeJS.ErrnoException)}`);
   }
-  return parseConfig(source, file);
+  return parseConfig(source, file, options);
 }
 
 function describeReadError(err: NodeJS.ErrnoException): string {
@@ -137,7 +137,7 @@ function describeReadError(err: NodeJS.ErrnoException): string {
 }
 
 /** Validates TOML text; `file` is used for error messages and to resolve relative paths. */
-export function parseConfig(source: string, file: string): Config {
+export function parseConfig(source: string, file: string, options: { listen?: ListenAddress[] } = {}): Config {
   let doc: Record<string, unknown>;
   try {
     doc = parse(source) as Record<string, unknown>;
@@ -149,7 +149,7 @@ export function parseConfig(source: string, file: string): Config {
     }
     throw err;
   }
-  return new ConfigReader(source, file).read(doc);
+  return new ConfigReader(source, file, options.listen).read(doc);
 }
 
 /**
@@ -190,14 +190,20 @@ export function formatAddress(address: ListenAddress): string {
   return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
+/** Where the top-level listen addresses being checked come from: they are named so in errors. */
+export type ListenOrigin = 'file' | 'cli' | 'running';
+
 /**
  * Two listeners on one address, or a service whose upstream is one of norikae's own listeners
  * (every connection would loop back into norikae until it runs out of descriptors): the first
- * such mistake, with the config key to point at. Also checked after `--listen` replaces `listen`.
+ * such mistake, with the config key to point at (none when only `--listen` or the running
+ * listeners are to blame). `origin` says what `config.listen` holds: the file's `listen`, the
+ * command line's `--listen`, or, on a reload, the addresses the running norikae has bound.
  */
-export function findAddressClash(config: Config): { path: string[]; message: string } | undefined {
+export function findAddressClash(config: Config, origin: ListenOrigin = 'file'): { path: string[] | undefined; message: string } | undefined {
+  const topWhat = { file: 'the `listen` of norikae-splice', cli: 'the --listen of norikae-splice', running: 'a listener of the running norikae-splice' }[origin];
   const listeners = [
-    ...config.listen.map((address) => ({ address, path: ['listen'], what: 'the `listen` of norikae-splice' })),
+    ...config.listen.map((address) => ({ address, path: origin === 'file' ? ['listen'] : undefined, what: topWhat })),
     ...config.services.flatMap((service) => service.listen.map((address) => ({
       address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"`,
     }))),
@@ -205,15 +211,18 @@ export function findAddressClash(config: Config): { path: string[]; message: str
   for (let i = 0; i < listeners.length; i++) {
     for (let j = 0; j < i; j++) {
       const [earlier, later] = [listeners[j]!, listeners[i]!];
-      if (earlier.address.port === later.address.port && hostsOverlap(earlier.address.host, later.address.host)) {
-        return { path: later.path, message: `${formatAddress(later.address)} is also ${earlier.what} (${formatAddress(earlier.address)}); each address can be listened on once` };
+      if (earlier.address.port === later.address.port && listenersOverlap(earlier.address.host, later.address.host)) {
+        return {
+          path: later.path ?? earlier.path,
+          message: `${formatAddress(later.address)} is also ${earlier.what} (${formatAddress(earlier.address)}); each address can be listened on once`,
+        };
       }
     }
   }
   for (const service of config.services) {
     if (service.port === undefined) continue;
     const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : [service.upstream];
-    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => hostsOverlap(address.host, host)));
+    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host)));
     if (own !== undefined) {
       return {
         path: ['service', service.name, 'port'],
@@ -225,13 +234,31 @@ export function findAddressClash(config: Config): { path: string[]; message: str
   return undefined;
 }
 
-/** Whether two listen hosts can take the same connections: the same host, or a wildcard of its family. */
-function hostsOverlap(a: string, b: string): boolean {
-  const canonical = (host: string): string => (host === 'localhost' ? '127.0.0.1' : host);
-  [a, b] = [canonical(a), canonical(b)];
+/** `localhost` as the address it is bound on here. */
+function canonicalHost(host: string): string {
+  return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+/**
+ * Whether two listeners on one port cannot both be bound: the same host, or a wildcard and an
+ * address of its family. Other names are not resolved here; binding says so if they clash.
+ */
+function listenersOverlap(a: string, b: string): boolean {
+  [a, b] = [canonicalHost(a), canonicalHost(b)];
   if (a === b) return true;
-  const wildcard = (host: string, other: string): boolean => (host === '0.0.0.0' && isIP(other) !== 6) || (host === '::' && isIP(other) === 6);
-  return wildcard(a, b) || wildcard(b, a);
+  const covers = (wildcard: string, other: string): boolean => (wildcard === '0.0.0.0' && isIP(other) === 4) || (wildcard === '::' && isIP(other) === 6);
+  return covers(a, b) || covers(b, a);
+}
+
+/**
+ * Whether a connection to `upstream` lands on a listener bound to `listenHost`: the same address,
+ * or loopback on a wildcard listener. An address or name of another machine never does (the same
+ * port there is another server); one of this machine's own non-loopback addresses is not known here.
+ */
+function listenerReaches(listenHost: string, upstream: string): boolean {
+  [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];
+  if (listenHost === upstream) return true;
+  return (listenHost === '0.0.0.0' && upstream.startsWith('127.') && isIP(upstream) === 4) || (listenHost === '::' && upstream === '::1');
 }
 
 /** `~` and `~/x` → the home folder. */
@@ -246,6 +273,8 @@ class ConfigReader {
   constructor(
     private readonly source: string,
     private readonly file: string,
+    /** `--listen`: replaces the file's `listen` before anything is checked against it. */
+    private readonly listenOverride: ListenAddress[] | undefined,
   ) {}
 
   read(doc: Record<string, unknown>): Config {
@@ -258,9 +287,11 @@ class ConfigReader {
       idleCooldown: this.seconds(doc.idle_cooldown, ['idle_cooldown'], true) ?? DEFAULT_IDLE_COOLDOWN,
     };
     const logDir = this.string(doc.log_dir, ['log_dir']);
+    // Checked even when --listen replaces it: the file must stay valid without the flag.
+    const fileListen = doc.listen === undefined ? [DEFAULT_LISTEN] : this.addresses(doc.listen, ['listen']);
     const config: Config = {
       file: this.file,
-      listen: doc.listen === undefined ? [DEFAULT_LISTEN] : this.addresses(doc.listen, ['listen']),
+      listen: this.listenOverride ?? fileListen,
       maxHeadSize: this.integer(doc.max_head_size, ['max_head_size'], 1024, 1024 * 1024) ?? DEFAULT_MAX_HEAD_SIZE,
       headTimeout: this.seconds(doc.head_timeout, ['head_timeout'], false) ?? DEFAULT_HEAD_TIMEOUT,
       connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
@@ -269,8 +300,11 @@ class ConfigReader {
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };
     this.checkHostsAreUnique(config.services, config.dashboardHost);
-    const clash = findAddressClash(config);
-    if (clash !== undefined) this.fail(clash.path, clash.message);
+    const clash = findAddressClash(config, this.listenOverride === undefined ? 'file' : 'cli');
+    if (clash !== undefined) {
+      if (clash.path === undefined) throw new ConfigError(this.file, clash.message);
+      this.fail(clash.path, clash.message);
+    }
     this.checkDependencies(config.services);
     return config;
   }

@@ -116,11 +116,16 @@ describe('command line errors', () => {
     assert.match(listen.stderr, /--listen nowhere: "nowhere" is not "host:port"/);
   });
 
-  test('--listen on an address the config already gives a service is a config error, like the same clash in the file', async (t) => {
+  test('--listen replaces `listen` before the addresses are checked: a clash with it is a config error, one with the replaced value is none', async (t) => {
     const dir = configDir(t, '[service.pg]\nlisten = 15433\nport = 5432\n');
     const run = await runCli(t, ['check', '--listen', '15433'], dir);
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /norikae\.toml: with --listen 15433: 127\.0\.0\.1:15433 is also the `listen` of norikae-splice/);
+    assert.match(run.stderr, /norikae\.toml:2:1: 127\.0\.0\.1:15433 is also the --listen of norikae-splice \(127\.0\.0\.1:15433\)/);
+    // The file's default listen is 127.0.0.1:80: a dev server on port 80 is fine once --listen moves norikae away.
+    const nginx = configDir(t, '[service.nginx]\nport = 80\n');
+    const moved = await runCli(t, ['check', '--listen', '8080'], nginx);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.equal((await runCli(t, ['check'], nginx)).code, 2);
   });
 
   test('--version and --help', async (t) => {

@@ -266,9 +266,16 @@ ready = "tcp"
       /:3:1: port 8080 is the `listen` of norikae-splice \(127\.0\.0\.1:8080\), so "a" would connect back to norikae-splice/);
     assert.match(configError('[service.pg]\nlisten = 5433\nport = 5433\n').message, /:3:1: port 5433 is the `listen` of service "pg"/);
     assert.match(configError('listen = "0.0.0.0:8080"\n[service.a]\nport = 8080\n').message, /:3:1: port 8080/);
-    // On an upstream elsewhere, the same port number is another server.
+    assert.match(configError('listen = "0.0.0.0:8080"\n[service.a]\nport = 8080\nupstream = "127.0.0.2"\n').message, /:3:1: port 8080/);
+    assert.match(configError('listen = "[::]:8080"\n[service.a]\nport = 8080\nupstream = "::1"\n').message, /:3:1: port 8080/);
+    // On an upstream elsewhere, the same port number is another server, also behind a wildcard listener.
     parseConfig('listen = 8080\n[service.a]\nport = 8080\nupstream = "10.0.0.5"\n', FILE);
     parseConfig('listen = "127.0.0.1:8080"\n[service.a]\nport = 8080\nupstream = "::1"\n', FILE);
+    parseConfig('listen = "0.0.0.0:8080"\n[service.a]\nport = 8080\nupstream = "192.0.2.10"\n[service.b]\nport = 8080\nupstream = "devbox.example"\n', FILE);
+    // --listen replaces the file's listen before the check.
+    parseConfig('[service.nginx]\nport = 80\n', FILE, { listen: [{ host: '127.0.0.1', port: 8080 }] });
+    assert.throws(() => parseConfig('[service.a]\nport = 8080\n', FILE, { listen: [{ host: '127.0.0.1', port: 8080 }] }),
+      /:2:1: port 8080 is the --listen of norikae-splice/);
   });
 
   test('service names: "_" may lead, "-" and "." may not; inf and nan are named as TOML writes them', () => {

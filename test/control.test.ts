@@ -275,6 +275,17 @@ function recordFile(t: TestContext): string {
 }
 
 describe('reload fixes', () => {
+  test('a reload may not point a service at the running listener, even when it also edits `listen` (which applies at the next start)', async (t) => {
+    const upstream = await startHttpUpstream(t);
+    const norikae = await startInstance(t, `[service.a]\nport = ${upstream.port}\n`);
+    writeFileSync(norikae.file, `listen = ${await freePort()}\nlog_dir = "logs"\n[service.a]\nport = ${norikae.port}\n`);
+    await waitFor(() => /would connect back to norikae-splice; give its dev server a port of its own \(keeping the running config\)/.test(norikae.stderr()), 'the refusal');
+    assert.match(norikae.stderr(), new RegExp(`port ${norikae.port} is a listener of the running norikae-splice \\(127\\.0\\.0\\.1:${norikae.port}\\)`));
+    assert.doesNotMatch(norikae.stderr(), /config reloaded/);
+    const body = JSON.parse(parseResponse(await exchange(t, norikae.port, [getHead('a.localhost')])).body) as { port: number };
+    assert.equal(body.port, upstream.port, 'a still goes to its old upstream');
+  });
+
   test('a reload whose new listener cannot be bound changes nothing; saving it again once the port is free applies it', async (t) => {
     const a = await startHttpUpstream(t);
     const b = await startHttpUpstream(t);
