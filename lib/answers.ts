@@ -95,26 +95,26 @@ export function notFoundPage(
 }
 
 /** Top-level names reserved for private use (RFC 6761, RFC 2606, RFC 6762, ICANN's .internal): nobody can register one. */
-const PRIVATE_TLDS = new Set(['localhost', 'test', 'example', 'invalid', 'local', 'internal', 'lan', 'home.arpa']);
+const PRIVATE_TLDS = ['localhost', 'test', 'example', 'invalid', 'local', 'internal', 'lan', 'home.arpa'];
 
 /**
  * Whether a 404 for `host` may list the configured services. DNS rebinding points a domain
  * someone controls at 127.0.0.1, so a page on it can read our answers: it must not learn the
- * names of the user's projects. An address, `localhost`, a `.localhost` name or a sibling of a
- * configured name (`typo.app.test` beside `api.app.test`, under a parent nobody else can
- * register) is the developer's own typo, and there the list is what helps.
+ * names of the user's projects. An address, `localhost`, a `.localhost` name, a name under a
+ * configured one, or a sibling of a configured name under a private top-level name
+ * (`typo.app.test` beside `api.app.test`) is the developer's own typo, and there the list is
+ * what helps. A sibling under a public name is not: `co.uk` and `github.io` look like any
+ * registrable parent, and anyone can register beside `myshop.co.uk`.
  */
 export function mayListServices(host: string, services: readonly ServiceConfig[]): boolean {
-  if (isIP(host) !== 0 || host === 'localhost' || host.endsWith('.localhost')) return true;
   const within = (suffix: string): boolean => host === suffix || host.endsWith(`.${suffix}`);
+  if (isIP(host) !== 0 || within('localhost')) return true;
   for (const service of services) {
     for (const name of service.hosts) {
       const bare = name.startsWith('*.') ? name.slice(2) : name;
       if (within(bare)) return true;
-      const dot = bare.indexOf('.');
-      const parent = dot === -1 ? '' : bare.slice(dot + 1);
-      // `com` is anyone's parent; `mycorp.com` or `test` is not.
-      if ((parent.includes('.') || PRIVATE_TLDS.has(parent)) && within(parent)) return true;
+      const parent = bare.slice(bare.indexOf('.') + 1);
+      if (bare.includes('.') && PRIVATE_TLDS.some((tld) => parent === tld || parent.endsWith(`.${tld}`)) && within(parent)) return true;
     }
   }
   return false;

@@ -24,7 +24,7 @@ export function locateKey(source: string, path: readonly string[]): SourcePositi
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!;
     if (inString !== undefined) {
-      if (count(text, inString) % 2 === 1) inString = undefined;
+      if (text.includes(inString)) inString = undefined;
       continue;
     }
     const header = /^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$/.exec(text);
@@ -39,7 +39,7 @@ export function locateKey(source: string, path: readonly string[]): SourcePositi
     const assignment = /^(\s*)([^=#]+?)\s*=(.*)$/.exec(text);
     if (!assignment) continue;
     const value = assignment[3]!;
-    inString = ['"""', "'''"].find((delimiter) => count(value, delimiter) % 2 === 1);
+    inString = openedMultiLineString(value);
     const keyParts = splitDottedKey(assignment[2]!);
     if (keyParts === undefined || !isPrefix(table, path)) continue;
     const key = [...table, ...keyParts];
@@ -79,11 +79,33 @@ function splitDottedKey(text: string): string[] | undefined {
   return parts.length > 0 && re.lastIndex === text.length ? parts : undefined;
 }
 
-/** How often `needle` occurs in `text`, without overlaps. */
-function count(text: string, needle: string): number {
-  let n = 0;
-  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) n++;
-  return n;
+/**
+ * The delimiter of a multi-line string that `value` (a line's text after `=`) opens and does not
+ * close, if any. Strings closed on the line and comments are skipped, so a `"""` inside
+ * `'...'` or after `#` opens nothing.
+ */
+function openedMultiLineString(value: string): string | undefined {
+  let i = 0;
+  while (i < value.length) {
+    const ch = value[i];
+    if (ch === '#') return undefined;
+    const triple = value.startsWith('"""', i) ? '"""' : value.startsWith("'''", i) ? "'''" : undefined;
+    if (triple !== undefined) {
+      const close = value.indexOf(triple, i + 3);
+      if (close === -1) return triple;
+      i = close + 3;
+    } else if (ch === '"') {
+      // A basic string: a backslash escapes the next character, a quote among them.
+      for (i++; i < value.length && value[i] !== '"'; i += value[i] === '\\' ? 2 : 1);
+      i++;
+    } else if (ch === "'") {
+      const close = value.indexOf("'", i + 1);
+      i = close === -1 ? value.length : close + 1;
+    } else {
+      i++;
+    }
+  }
+  return undefined;
 }
 
 /** 0-based character offset of the `n`th dotted part within a key as written. */

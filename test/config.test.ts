@@ -241,9 +241,12 @@ ready = "tcp"
     assert.match(port.message, /:6:1: expected a whole number from 1 to 65535, got number 99999/);
     const typo = configError(`[service.web]\nport = 3000\n${command.replaceAll('"""', "'''")}comand = "x"\n`);
     assert.match(typo.message, /:7:1: unknown key "comand"/);
-    // Opened and closed on one line, it is an ordinary value.
+    // Opened and closed on one line, it is an ordinary value; a """ in a comment or another string opens nothing.
     const inline = configError('[service.web]\ncommand = """npm run dev"""\nport = 0\n');
     assert.match(inline.message, /:3:1: /);
+    for (const line of ['command = "npm run dev" # not """ a string', "command = '''echo \"\"\"'''", "command = 'echo \"\"\"'", 'command = "echo \\"\\"\\" done"']) {
+      assert.match(configError(`[service.web]\n${line}\nport = 0\n`).message, /:3:1: /, line);
+    }
   });
 
   test('two listeners on one address are refused at the second', () => {

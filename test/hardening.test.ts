@@ -116,18 +116,20 @@ describe('never an open proxy', () => {
   test('a 404 lists the services for local names only, so a rebound domain cannot read them', async (t) => {
     const upstream = await startHttpUpstream(t);
     const { port } = await startSplicer(t, `[service.secret-project]\nport = ${upstream.port}\n`
-      + `[service.corp]\nhost = "api.mycorp.test"\nport = ${upstream.port}\n[service.site]\nhost = "mysite.com"\nport = ${upstream.port}\n`);
+      + `[service.corp]\nhost = "api.mycorp.test"\nport = ${upstream.port}\n[service.site]\nhost = "mysite.com"\nport = ${upstream.port}\n`
+      + `[service.shop]\nhost = "myshop.co.uk"\nport = ${upstream.port}\n[service.api]\nhost = "api.mycorp.com"\nport = ${upstream.port}\n`);
     const listing = async (host: string): Promise<boolean> => {
       const answer = parseResponse(await exchange(t, port, [getHead(host)]));
       assert.equal(answer.status, 404, host);
       return /secret-project/.test(answer.body);
     };
     // DNS rebinding: the page's own name, pointed at 127.0.0.1.
-    for (const host of ['evil.example.com', 'rebind.attacker.net', 'evil.com', 'mysite.com.evil.net']) {
+    // Siblings under public names are anyone's to register, two-label suffixes (co.uk) included.
+    for (const host of ['evil.example.com', 'rebind.attacker.net', 'evil.com', 'mysite.com.evil.net', 'attacker.co.uk', 'evil.mycorp.com']) {
       assert.equal(await listing(host), false, host);
     }
     // A developer's typo: addresses, .localhost names, siblings under a parent nobody else can register.
-    for (const host of ['127.0.0.1', '[::1]', 'localhost', 'typo.localhost', 'web.mycorp.test', 'www.mysite.com']) {
+    for (const host of ['127.0.0.1', '[::1]', 'localhost', 'typo.localhost', 'web.mycorp.test', 'www.mysite.com', 'v2.api.mycorp.com']) {
       assert.equal(await listing(host), true, host);
     }
   });
