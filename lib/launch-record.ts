@@ -12,7 +12,7 @@ import type { ListenAddress } from './config.js';
 import createDebug from 'debug';
 import { LAUNCH_ID_VARIABLE } from './launch.js';
 import { NorikaeError } from './errors.js';
-import { environValue, groupMembers, isLiveProcess, signalGroup } from './process-group.js';
+import { environValue, groupMembers, isLiveProcess, processStartTime, signalGroup } from './process-group.js';
 
 const debug = createDebug('norikae:launch-record');
 
@@ -31,7 +31,7 @@ export function launchRecordFile(stateDir: string, configFile: string): string {
 /** The norikae that owns the record `file`, while it runs: its pid and the HTTP addresses it listens on. */
 export function runningInstance(file: string): { pid: number; listening: ListenAddress[] } | undefined {
   const { owner, listening } = readRecord(file);
-  return owner !== undefined && isNorikae(owner) ? { pid: owner, listening } : undefined;
+  return owner !== undefined && ownerRuns(owner) ? { pid: owner.pid, listening } : undefined;
 }
 
 export class LaunchRecord {
@@ -53,8 +53,8 @@ export class LaunchRecord {
    */
   async cleanOrphans(stopTimeoutMs: number): Promise<{ service: string; pids: number[] }[]> {
     const { owner, entries } = readRecord(this.file);
-    if (owner !== undefined && owner !== process.pid && isNorikae(owner)) {
-      throw new NorikaeError('NORIKAE_ERR_RUNNING', `norikae-splice is already running with this config (pid ${owner}); `
+    if (owner !== undefined && owner.pid !== process.pid && ownerRuns(owner)) {
+      throw new NorikaeError('NORIKAE_ERR_RUNNING', `norikae-splice is already running with this config (pid ${owner.pid}); `
         + 'stop it first, or use `norikae-splice status` to see its services');
     }
     const stopped: { service: string; pids: number[] }[] = [];
@@ -89,7 +89,8 @@ export class LaunchRecord {
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const temporary = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(temporary, `${JSON.stringify({ pid: process.pid, listening: this.listening, launched: this.entries }, null, 2)}\n`, { mode: 0o600 });
+      const record = { pid: process.pid, started: processStartTime(process.pid), listening: this.listening, launched: this.entries };
+      writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
       renameSync(temporary, this.file);
     } catch (err) {
       debug('cannot write %s: %s', this.file, (err as Error).message);
@@ -97,9 +98,15 @@ export class LaunchRecord {
   }
 }
 
-/** The pid of the norikae that wrote the record, where it listens, and its entries; nothing when it is missing or unreadable. */
-function readRecord(file: string): { owner: number | undefined; listening: ListenAddress[]; entries: LaunchEntry[] } {
-  let data: { pid?: unknown; listening?: unknown; launched?: unknown };
+/** The norikae that wrote a record: its pid and, when known, its start time (see processStartTime). */
+interface Owner {
+  pid: number;
+  started: string | undefined;
+}
+
+/** The norikae that wrote the record, where it listens, and its entries; nothing when it is missing or unreadable. */
+function readRecord(file: string): { owner: Owner | undefined; listening: ListenAddress[]; entries: LaunchEntry[] } {
+  let data: { pid?: unknown; started?: unknown; listening?: unknown; launched?: unknown };
   try {
     data = JSON.parse(readFileSync(file, 'utf8')) as typeof data;
   } catch {
@@ -107,7 +114,9 @@ function readRecord(file: string): { owner: number | undefined; listening: Liste
   }
   const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
   return {
-    owner: Number.isInteger(data.pid) && (data.pid as number) > 1 ? data.pid as number : undefined,
+    owner: Number.isInteger(data.pid) && (data.pid as number) > 1
+      ? { pid: data.pid as number, started: typeof data.started === 'string' ? data.started : undefined }
+      : undefined,
     listening: list(data.listening).filter((address): address is ListenAddress =>
       typeof (address as ListenAddress)?.host === 'string' && Number.isInteger((address as ListenAddress)?.port)),
     entries: list(data.launched).filter((entry): entry is LaunchEntry =>
@@ -116,11 +125,16 @@ function readRecord(file: string): { owner: number | undefined; listening: Liste
   };
 }
 
-/** A live process running norikae-splice (a pid the system gave to something else since does not count). */
-function isNorikae(pid: number): boolean {
-  if (!isLiveProcess(pid)) return false;
+/**
+ * Whether the norikae that wrote a record still runs: its pid is live, with the start time it
+ * recorded (a pid the system gave to another process since, even another norikae-splice, does not
+ * count). A record without a start time (written by an older version) takes any live process running norikae-splice for it.
+ */
+function ownerRuns(owner: Owner): boolean {
+  if (!isLiveProcess(owner.pid)) return false;
+  if (owner.started !== undefined) return processStartTime(owner.pid) === owner.started;
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('norikae-splice');
+    return readFileSync(`/proc/${owner.pid}/cmdline`, 'latin1').includes('norikae-splice');
   } catch {
     return false;
   }

@@ -58,13 +58,21 @@ export function environValue(pid: number, name: string): string | undefined {
   return undefined;
 }
 
-/** State and process group of a process from /proc/PID/stat, if it still exists. */
-function readStat(pid: number): { state: string; pgrp: number } | undefined {
+/**
+ * When a process started (clock ticks since boot, /proc/PID/stat field 22): with its pid, it names
+ * one process for good, where a pid alone may be given to another process later.
+ */
+export function processStartTime(pid: number): string | undefined {
+  return readStat(pid)?.startTime;
+}
+
+/** State, process group and start time of a process from /proc/PID/stat, if it still exists. */
+function readStat(pid: number): { state: string; pgrp: number; startTime: string } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0]!, pgrp: Number(fields[2]) };
+    return { state: fields[0]!, pgrp: Number(fields[2]), startTime: fields[19]! };
   } catch {
     return undefined;
   }

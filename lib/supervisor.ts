@@ -166,6 +166,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** Launches a service now (from the dashboard or the CLI), and lets requests launch it again. */
   async start(name: string): Promise<ServiceInfo> {
     const runtime = this.controllable(name);
+    // A stop that cancelled a launch still in flight, then this start: its clients wait for this one.
+    if (runtime.launching !== undefined && runtime.launchTicket !== runtime.cancelledLaunches) runtime.cancelReplaced = true;
     runtime.stoppedByUser = false;
     runtime.backoffUntil = 0;
     await runtime.stopping;
@@ -219,7 +221,11 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       if (runtime.process === undefined) runtime.port = service.port ?? runtime.port;
     }
     for (const runtime of removed) this.runtimes.delete(runtime.service.name);
-    for (const runtime of this.runtimes.values()) this.announce(runtime);
+    for (const runtime of this.runtimes.values()) {
+      // Kept for a dependent that may no longer require it (or be there at all).
+      if (runtime.heldByDependent) this.armIdleTimer(runtime);
+      this.announce(runtime);
+    }
     this.emit('config');
     await Promise.all(removed.map(async (runtime) => {
       this.cancelLaunch(runtime, 'removed from the config');
@@ -260,6 +266,12 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     runtime.cancelledLaunches++;
     runtime.cancelReason = reason;
     runtime.cancelReplaced = replaced;
+  }
+
+  /** Why a cancelled launch ends, for the connections that waited for it. */
+  private cancellation(runtime: ServiceRuntime): Error {
+    const { name } = runtime.service;
+    return runtime.stoppedByUser ? new ServiceStoppedError(name, this.config.file) : new LaunchCancelledError(name, runtime.cancelReason, runtime.cancelReplaced);
   }
 
   /** Waits for `launch`; when a restart cancelled it, for the launch that replaced it. */
@@ -392,9 +404,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     if (process === undefined) {
       runtime.port ??= service.port ?? await findFreePort();
-      if (runtime.cancelledLaunches !== ticket) {
-        throw runtime.stoppedByUser ? new ServiceStoppedError(service.name, this.config.file) : new LaunchCancelledError(service.name, runtime.cancelReason, runtime.cancelReplaced);
-      }
+      if (runtime.cancelledLaunches !== ticket) throw this.cancellation(runtime);
       this.checkPortIsFree(runtime);
       process = this.spawn(runtime, log);
     } else {
@@ -418,6 +428,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
         this.armIdleTimer(runtime);
         return;
       case 'exited':
+        // Stopped or restarted while it was getting ready: that is why it exited.
+        if (runtime.cancelledLaunches !== ticket) throw this.cancellation(runtime);
         throw new LaunchError(service.name, `${service.name} exited ${describeExit(readiness.status)} before it accepted connections on port ${runtime.port}.`, {
           exitCode: readiness.status.code, signal: readiness.status.signal, logTail: log.tail(LOG_TAIL_LINES),
         });
@@ -463,7 +475,12 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }, log);
     runtime.process = process;
     // Its dependencies are in use as long as it runs (see armIdleTimer).
-    for (const name of service.requires) clearTimeout(this.runtimes.get(name)?.idleTimer);
+    for (const name of service.requires) {
+      const dependency = this.runtimes.get(name);
+      if (dependency === undefined) continue;
+      clearTimeout(dependency.idleTimer);
+      dependency.heldByDependent = dependency.process !== undefined;
+    }
     runtime.launchedAs = launchSignature(service);
     runtime.launchIds.set(process, launchId);
     this.options.record?.add({ launchId, pgid: process.pid, service: service.name });
@@ -549,16 +566,30 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   private armIdleTimer(runtime: ServiceRuntime): void {
     const seconds = runtime.service.idleTimeout;
     clearTimeout(runtime.idleTimer);
+    runtime.heldByDependent = false;
     if (seconds === undefined || runtime.process === undefined || runtime.upstreams.size > 0) return;
-    const { name } = runtime.service;
-    for (const other of this.runtimes.values()) {
-      if (other.process !== undefined && other.service.requires.includes(name)) return;
+    if (this.hasRunningDependent(runtime)) {
+      runtime.heldByDependent = true;
+      return;
     }
     runtime.idleTimer = setTimeout(() => {
+      // A reload may have made a running service require it meanwhile.
+      if (this.hasRunningDependent(runtime)) {
+        runtime.heldByDependent = true;
+        return;
+      }
       runtime.idleStoppedAt = Date.now();
       void this.stop(runtime, `idle for ${seconds} s`);
     }, seconds * 1000);
     runtime.idleTimer.unref();
+  }
+
+  private hasRunningDependent(runtime: ServiceRuntime): boolean {
+    const { name } = runtime.service;
+    for (const other of this.runtimes.values()) {
+      if (other.process !== undefined && other.service.requires.includes(name)) return true;
+    }
+    return false;
   }
 
   private serviceLog(runtime: ServiceRuntime): ServiceLog {
@@ -609,6 +640,8 @@ class ServiceRuntime {
   cancelReplaced = false;
   stopping: Promise<void> | undefined;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Not counting idle time because a running service requires it (see armIdleTimer). */
+  heldByDependent = false;
   log: ServiceLog | undefined;
   /** Times of recent unexpected exits, for the crash-loop back-off. */
   exits: number[] = [];

@@ -14,7 +14,7 @@ import type { ServiceConfig } from '../lib/config.js';
 import { ControlError, NorikaeError, ServiceStoppedError } from '../lib/errors.js';
 import { LAUNCH_ID_VARIABLE } from '../lib/launch.js';
 import { LaunchRecord } from '../lib/launch-record.js';
-import { isLiveProcess } from '../lib/process-group.js';
+import { isLiveProcess, processStartTime } from '../lib/process-group.js';
 import { closeServer, connectTo, delay, freePort, listenOn, waitFor } from './helpers.js';
 import { start } from './launch-harness.js';
 
@@ -105,6 +105,27 @@ describe('dependencies', () => {
     assert.equal(info.stoppedByUser, true);
   });
 
+  test('a restart or a stop while the launch waits for readiness: the waiting clients get the new launch, or the 503 of a stopped service', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 800 --record {record}"\n`
+      + `[service.other]\nport = ${await freePort()}\ncommand = "{server} --listen-after 800 --record {record}"\n`);
+    const first = h.get('app.localhost');
+    await waitFor(() => h.launches().length === 1, 'the launch of app');
+    assert.equal(h.supervisor.info('app')!.state, 'starting');
+    await h.supervisor.restart('app');
+    const answer = await first;
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal((JSON.parse(answer.body) as { pid: number }).pid, h.launches()[1]!.pid, 'served by the second launch');
+
+    const waiting = h.get('other.localhost');
+    await waitFor(() => h.launches().length === 3, 'the launch of other');
+    assert.equal(h.supervisor.info('other')!.state, 'starting');
+    await h.supervisor.stopByUser('other');
+    const stopped = await waiting;
+    assert.equal(stopped.status, 503, stopped.body);
+    assert.match(stopped.body, /other was stopped by you/);
+    assert.equal(h.supervisor.info('other')!.state, 'stopped', 'stopped, not failed');
+  });
+
   test('a restart while the launch waits for a dependency hands the waiting clients to the new launch', async (t) => {
     const webPort = await freePort();
     const h = await start(t, `[service.db]\nport = ${await freePort()}\ncommand = "{server} --listen-after 1000 --record {record}"\n`
@@ -118,6 +139,18 @@ describe('dependencies', () => {
     assert.equal(answer.status, 200, answer.body);
     assert.equal((JSON.parse(answer.body) as { port: number }).port, webPort);
     assert.equal(h.launches().filter((launch) => launch.port === webPort).length, 1, 'web was launched once');
+  });
+
+  test('a reload that drops `requires` lets the dependency go idle', async (t) => {
+    const db = `[service.db]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\nidle_timeout = 0.3\n`;
+    const web = `[service.web]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\n`;
+    const h = await start(t, `${db}${web}requires = ["db"]\n`);
+    assert.equal((await h.get('web.localhost')).status, 200);
+    await delay(600);
+    assert.equal(h.supervisor.info('db')!.state, 'running', 'db is kept while web requires it');
+    await h.reconfigure(`${db}${web}`);
+    await waitFor(() => h.log.lines.includes('stopping db (idle for 0.3 s)'), 'the idle stop of db once nothing requires it');
+    assert.equal(h.supervisor.info('web')!.state, 'running');
   });
 
   test('a dependency is not idle while a service that requires it runs; its idle time starts when that one stops', async (t) => {
@@ -304,8 +337,8 @@ describe('launch record', () => {
     const dir = mkdtempSync(join(tmpdir(), 'norikae-record-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'launched.json');
-    const write = (owner: number, launchId: string, pgid: number): string => {
-      const text = JSON.stringify({ pid: owner, launched: [{ launchId, pgid, service: 'app' }] });
+    const write = (owner: number, launchId: string, pgid: number, started?: string): string => {
+      const text = JSON.stringify({ pid: owner, started, launched: [{ launchId, pgid, service: 'app' }] });
       writeFileSync(file, text);
       return text;
     };
@@ -323,12 +356,23 @@ describe('launch record', () => {
     });
     assert.equal(isLiveProcess(group), true, 'the running norikae-splice keeps its service');
     assert.equal(readFileSync(file, 'utf8'), text, 'the record is left as it was');
+    // With the start time the owner recorded, too.
+    write(running, 'launch-1', group, processStartTime(running));
+    await assert.rejects(new LaunchRecord(file).cleanOrphans(1000), /already running with this config/);
+    assert.equal(isLiveProcess(group), true);
+
+    // The owner's pid now belongs to another norikae-splice (the pid was reused): a start time
+    // that does not match says so, and the groups are orphans.
+    write(running, 'launch-1', group, String(Number(processStartTime(running)) - 1));
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [group] }]);
+    assert.equal(isLiveProcess(group), false);
+    const relaunched = launchedGroup(t, 'launch-1');
 
     // An owner pid that some other live process has now: the groups are orphans, and stopped.
     const other = idler(t, []);
-    write(other, 'launch-1', group);
-    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [group] }]);
-    assert.equal(isLiveProcess(group), false);
+    write(other, 'launch-1', relaunched);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [relaunched] }]);
+    assert.equal(isLiveProcess(relaunched), false);
 
     // An owner that has exited: the same.
     const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
