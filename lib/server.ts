@@ -115,13 +115,34 @@ export class SpliceServer {
     const keyOf = (address: ListenAddress): string => formatAddress(address);
     const current = new Map(this.listeners.filter((entry) => entry.service !== undefined).map((entry) => [keyOf(entry.address), entry]));
     const wanted = config.services.flatMap((service) => service.listen.map((address) => ({ service, address })));
+    const wantedKeys = new Set(wanted.map(({ address }) => keyOf(address)));
     const bound: Listener[] = [];
+    /** Listeners this edit drops that held a port a new one needs (0.0.0.0:P → 127.0.0.1:P). */
+    const released: Listener[] = [];
     try {
       for (const { service, address } of wanted) {
-        if (!current.has(keyOf(address))) bound.push(await this.bindService(service, address));
+        if (current.has(keyOf(address))) continue;
+        for (const [key, entry] of current) {
+          if (entry.address.port !== address.port || wantedKeys.has(key)) continue;
+          // Closing a listener frees its port at once; its open connections stay.
+          entry.server.close();
+          current.delete(key);
+          released.push(entry);
+        }
+        bound.push(await this.bindService(service, address));
       }
     } catch (err) {
       for (const entry of bound) entry.server.close();
+      // A refused edit changes nothing: the released addresses are listened on again.
+      for (const entry of released) {
+        const index = this.listeners.indexOf(entry);
+        try {
+          this.listeners[index] = await this.bindService(entry.service!, entry.address);
+        } catch (rebindError) {
+          this.listeners.splice(index, 1);
+          this.log.error(`${entry.service!.name}: cannot listen on ${formatAddress(entry.address)} again: ${(rebindError as Error).message}`);
+        }
+      }
       throw err;
     }
     // From here to the connector's swap nothing is awaited: no connection sees half a reload.

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { parseConfig } from '../lib/config.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { closed, connectTo, delay, freePort, readAll } from './helpers.js';
+import { closed, closeServer, connectTo, delay, freePort, listenOn, readAll, startSplicer } from './helpers.js';
 
 const GREETER = fileURLToPath(new URL('./fixtures/tcp-greeter.js', import.meta.url));
 
@@ -93,5 +94,32 @@ describe('raw TCP services', () => {
     await closed(socket);
     await delay(10);
     assert.ok(h.log.lines.some((line) => /off: a TCP connection was dropped: connecting to 127\.0\.0\.1:\d+ failed: ECONNREFUSED/.test(line)));
+  });
+
+  test('a reload may narrow or re-spell a listen address on the same port; a refused edit listens where it did before', async (t) => {
+    const upstream = createServer((socket) => socket.end('from upstream\n'));
+    await listenOn(upstream);
+    t.after(() => closeServer(upstream));
+    const held = createServer();
+    await listenOn(held);
+    t.after(() => closeServer(held));
+    const port = await freePort();
+    const table = (listen: string): string => `[service.svc]\nlisten = "${listen}"\nport = ${(upstream.address() as AddressInfo).port}\n`;
+    const { splicer } = await startSplicer(t, table(`0.0.0.0:${port}`));
+    const reconfigure = (tables: string): Promise<void> => splicer.reconfigure(parseConfig(`listen = "127.0.0.1:0"\n${tables}`, '/test/norikae.toml'));
+    const greeting = async (): Promise<string> => (await readAll(await connectTo(t, port))).toString();
+    assert.equal(await greeting(), 'from upstream\n');
+
+    for (const listen of [`127.0.0.1:${port}`, `localhost:${port}`, `0.0.0.0:${port}`, `127.0.0.1:${port}`]) {
+      await reconfigure(table(listen));
+      assert.deepEqual(splicer.serviceAddresses('svc').map(({ port: bound }) => bound), [port], listen);
+      assert.equal(await greeting(), 'from upstream\n', listen);
+    }
+
+    // The move to 0.0.0.0 binds, then b's port is taken: the edit is refused and svc is back on 127.0.0.1.
+    const heldPort = (held.address() as AddressInfo).port;
+    await assert.rejects(reconfigure(`${table(`0.0.0.0:${port}`)}[service.b]\nlisten = ${heldPort}\nport = 1\n`), /already in use/);
+    assert.deepEqual(splicer.serviceAddresses('svc'), [{ host: '127.0.0.1', port }]);
+    assert.equal(await greeting(), 'from upstream\n');
   });
 });
