@@ -74,6 +74,11 @@ export class LaunchRecord {
     return stopped;
   }
 
+  /** The process groups launched and not yet known to be gone. */
+  groups(): number[] {
+    return this.entries.map((entry) => entry.pgid);
+  }
+
   add(entry: LaunchEntry): void {
     this.entries.push(entry);
     this.save();

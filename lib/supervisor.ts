@@ -72,6 +72,8 @@ const UPDATE_INTERVAL_MS = 250;
  */
 export class ServiceSupervisor extends EventEmitter implements UpstreamConnector {
   private readonly runtimes = new Map<string, ServiceRuntime>();
+  /** Stops of services a reload removed, still in progress. */
+  private readonly removals = new Set<Promise<unknown>>();
   private readonly log: Log;
   private config: Config;
 
@@ -227,11 +229,14 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       this.announce(runtime);
     }
     this.emit('config');
-    await Promise.all(removed.map(async (runtime) => {
+    const removals = Promise.all(removed.map(async (runtime) => {
       this.cancelLaunch(runtime, 'removed from the config');
       await this.stop(runtime, 'removed from the config');
       runtime.log?.close();
     }));
+    // Out of `runtimes` now, but stopAll must still wait for them: norikae may not exit first.
+    this.removals.add(removals);
+    await removals.finally(() => this.removals.delete(removals));
   }
 
   /** Stops every service norikae launched (on exit). */
@@ -240,6 +245,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       this.cancelLaunch(runtime, reason);
       return this.stop(runtime, reason);
     }));
+    await Promise.all(this.removals);
     for (const runtime of this.runtimes.values()) runtime.log?.close();
   }
 
@@ -248,10 +254,12 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
    * cannot wait for a graceful stop (a second Ctrl-C, a crash of norikae itself).
    */
   killAllNow(): void {
-    for (const runtime of this.runtimes.values()) {
-      if (runtime.process === undefined) continue;
+    // The record also holds groups of services a reload removed that are still being stopped.
+    const groups = new Set(this.options.record?.groups() ?? []);
+    for (const runtime of this.runtimes.values()) if (runtime.process !== undefined) groups.add(runtime.process.pid);
+    for (const pgid of groups) {
       try {
-        signalGroup(runtime.process.pid, 'SIGKILL');
+        signalGroup(pgid, 'SIGKILL');
       } catch {
         // Not ours to signal any more; nothing else can be done on the way out.
       }

@@ -312,15 +312,17 @@ describe('one norikae per config, and signals', () => {
     assert.equal(isLiveProcess(server!), false);
   });
 
+  /** A service whose server ignores SIGTERM: its graceful stop lasts the whole stop_timeout (20 s). */
+  function stubbornService(record: string): string {
+    const script = join(dirname(record), 'stubborn.cjs');
+    writeFileSync(script, `process.on('SIGTERM', () => console.log('ignoring SIGTERM'));\n`
+      + `require('node:fs').appendFileSync(${JSON.stringify(record)}, process.pid + ' ' + process.env.PORT + '\\n');\n`
+      + `require('node:http').createServer((req, res) => res.end('stubborn')).listen(Number(process.env.PORT), '127.0.0.1');\n`);
+    return `[service.app]\nstop_timeout = 20\ncommand = "node ${script}"\n`;
+  }
+
   test('a second SIGINT during a graceful stop SIGKILLs the services and exits 130', async (t) => {
-    const { dir, env, pids } = serviceConfig(t, (record) => {
-      // A server that ignores SIGTERM: its graceful stop would last the whole stop_timeout.
-      const script = join(dirname(record), 'stubborn.cjs');
-      writeFileSync(script, `process.on('SIGTERM', () => console.log('ignoring SIGTERM'));\n`
-        + `require('node:fs').appendFileSync(${JSON.stringify(record)}, process.pid + ' ' + process.env.PORT + '\\n');\n`
-        + `require('node:http').createServer((req, res) => res.end('stubborn')).listen(Number(process.env.PORT), '127.0.0.1');\n`);
-      return `[service.app]\nstop_timeout = 20\ncommand = "node ${script}"\n`;
-    });
+    const { dir, env, pids } = serviceConfig(t, stubbornService);
     const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
     const port = await listeningPort(child);
     assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
@@ -337,6 +339,21 @@ describe('one norikae per config, and signals', () => {
     assert.equal(await exitWithin(child, 10_000, 'norikae after the second SIGINT'), 130);
     // Well within the 20 s the graceful stop would have waited.
     await waitFor(() => !isLiveProcess(server!), 'the service to be killed', 8_000);
+  });
+
+  test('a second SIGINT also kills a service a reload removed that is still being stopped', async (t) => {
+    const { dir, file, env, pids } = serviceConfig(t, stubbornService);
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(child);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    const [server] = pids();
+    writeFileSync(file, 'log_dir = "logs"\n[service.other]\nport = 1\n');
+    await waitFor(() => /stopping app \(removed from the config\)/.test(child.output().stderr), 'the stop of the removed service');
+    child.kill('SIGINT');
+    await waitFor(() => /SIGINT: closing/.test(child.output().stderr), 'the graceful stop');
+    child.kill('SIGINT');
+    assert.equal(await exitWithin(child, 10_000, 'norikae after the second SIGINT'), 130);
+    await waitFor(() => !isLiveProcess(server!), 'the removed service to be killed', 8_000);
   });
 
   test('SIGHUP in a terminal exits like Ctrl-C and stops the services', async (t) => {
