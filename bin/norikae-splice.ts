@@ -182,8 +182,12 @@ try {
   handleError(err);
 }
 
-/** Loads the config the options point to, with `--listen` applied (before its addresses are checked). */
-function readConfig(options: CliOptions): Config {
+/**
+ * Loads the config the options point to, with `--listen` applied (before its addresses are
+ * checked). `forRunning`: for a command to the running instance, which is past those checks (it
+ * may run with a --listen the command is not given).
+ */
+function readConfig(options: CliOptions, forRunning = false): Config {
   let listen: ListenAddress[] | undefined;
   if (options.listen !== undefined) {
     const values = Array.isArray(options.listen) ? options.listen : [options.listen];
@@ -193,12 +197,12 @@ function readConfig(options: CliOptions): Config {
       return address;
     });
   }
-  return loadConfig(findConfigFile(options.config), { listen });
+  return loadConfig(findConfigFile(options.config), { listen, checkAddresses: !forRunning });
 }
 
 /** A client of the norikae running this config: where it says it listens, unless --listen says where to look. */
 function controlClient(options: CliOptions): ControlClient {
-  const config = readConfig(options);
+  const config = readConfig(options, true);
   const running = options.listen === undefined ? runningInstance(launchRecordFile(stateDir(), config.file)) : undefined;
   return new ControlClient(config, running?.listening[0]);
 }

@@ -116,8 +116,16 @@ export function findConfigFile(explicit: string | undefined, cwd = process.cwd()
   );
 }
 
-/** Reads and validates a config file; `options.listen` (the command line's --listen) replaces its `listen`. */
-export function loadConfig(file: string, options: { listen?: ListenAddress[] } = {}): Config {
+/** How a config is read: see ConfigReader. */
+export interface ConfigOptions {
+  /** The command line's --listen: replaces the file's `listen`. */
+  listen?: ListenAddress[];
+  /** Check listen addresses for clashes (default). The CLI's commands to a running instance do not: it runs already. */
+  checkAddresses?: boolean;
+}
+
+/** Reads and validates a config file. */
+export function loadConfig(file: string, options: ConfigOptions = {}): Config {
   let source: string;
   try {
     source = readFileSync(file, 'utf8');
@@ -137,7 +145,7 @@ function describeReadError(err: NodeJS.ErrnoException): string {
 }
 
 /** Validates TOML text; `file` is used for error messages and to resolve relative paths. */
-export function parseConfig(source: string, file: string, options: { listen?: ListenAddress[] } = {}): Config {
+export function parseConfig(source: string, file: string, options: ConfigOptions = {}): Config {
   let doc: Record<string, unknown>;
   try {
     doc = parse(source) as Record<string, unknown>;
@@ -149,7 +157,7 @@ export function parseConfig(source: string, file: string, options: { listen?: Li
     }
     throw err;
   }
-  return new ConfigReader(source, file, options.listen).read(doc);
+  return new ConfigReader(source, file, options).read(doc);
 }
 
 /**
@@ -252,12 +260,15 @@ function listenersOverlap(a: string, b: string): boolean {
 
 /**
  * Whether a connection to `upstream` lands on a listener bound to `listenHost`: the same address,
- * or loopback on a wildcard listener. An address or name of another machine never does (the same
+ * loopback on a wildcard listener, or any listener of its family for the unspecified address. An address or name of another machine never does (the same
  * port there is another server); one of this machine's own non-loopback addresses is not known here.
  */
 function listenerReaches(listenHost: string, upstream: string): boolean {
   [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];
   if (listenHost === upstream) return true;
+  // A connect to the unspecified address goes to this machine: to any listener of its family.
+  if (upstream === '0.0.0.0') return isIP(listenHost) === 4;
+  if (upstream === '::') return isIP(listenHost) === 6;
   return (listenHost === '0.0.0.0' && upstream.startsWith('127.') && isIP(upstream) === 4) || (listenHost === '::' && upstream === '::1');
 }
 
@@ -273,8 +284,7 @@ class ConfigReader {
   constructor(
     private readonly source: string,
     private readonly file: string,
-    /** `--listen`: replaces the file's `listen` before anything is checked against it. */
-    private readonly listenOverride: ListenAddress[] | undefined,
+    private readonly options: ConfigOptions,
   ) {}
 
   read(doc: Record<string, unknown>): Config {
@@ -291,7 +301,8 @@ class ConfigReader {
     const fileListen = doc.listen === undefined ? [DEFAULT_LISTEN] : this.addresses(doc.listen, ['listen']);
     const config: Config = {
       file: this.file,
-      listen: this.listenOverride ?? fileListen,
+      // --listen replaces it before anything is checked against it.
+      listen: this.options.listen ?? fileListen,
       maxHeadSize: this.integer(doc.max_head_size, ['max_head_size'], 1024, 1024 * 1024) ?? DEFAULT_MAX_HEAD_SIZE,
       headTimeout: this.seconds(doc.head_timeout, ['head_timeout'], false) ?? DEFAULT_HEAD_TIMEOUT,
       connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
@@ -300,7 +311,7 @@ class ConfigReader {
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };
     this.checkHostsAreUnique(config.services, config.dashboardHost);
-    const clash = findAddressClash(config, this.listenOverride === undefined ? 'file' : 'cli');
+    const clash = this.options.checkAddresses === false ? undefined : findAddressClash(config, this.options.listen === undefined ? 'file' : 'cli');
     if (clash !== undefined) {
       if (clash.path === undefined) throw new ConfigError(this.file, clash.message);
       this.fail(clash.path, clash.message);

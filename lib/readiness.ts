@@ -30,11 +30,14 @@ export interface ReadinessCheck {
   timeoutMs: number;
   /** Settles when the launched process exits: then waiting is pointless. */
   exited: Promise<ExitStatus>;
+  /** True once the launch was cancelled (stopped, restarted, removed): asked at every poll. */
+  cancelled: () => boolean;
 }
 
 export type Readiness =
   | { state: 'ready' }
   | { state: 'exited'; status: ExitStatus }
+  | { state: 'cancelled' }
   /** `failing` says which checks still did not hold, and how, for the 504 page. */
   | { state: 'timeout'; failing: string[] };
 
@@ -57,6 +60,8 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
 
   if (check.delayMs > 0) await exitedOrSleep(Math.min(check.delayMs, check.timeoutMs));
   for (;;) {
+    // Before the exit: a stop kills the process, and the stop, not the exit, is why it ended.
+    if (check.cancelled()) return { state: 'cancelled' };
     if (exit !== undefined) return { state: 'exited', status: exit };
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { state: 'timeout', failing };

@@ -356,7 +356,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       if (dependency.stoppedByUser) throw new LaunchError(service.name, `${why}, which you stopped. Start ${name} first.`);
       this.log.info(`${why}: launching ${name} first`);
       try {
-        await this.ensureLaunched(dependency);
+        await this.launched(dependency, this.ensureLaunched(dependency));
       } catch (err) {
         throw new LaunchError(service.name, `${why}, which failed to start: ${(err as Error).message}`, {
           logTail: err instanceof LaunchError || err instanceof ReadinessTimeoutError ? err.logTail : [],
@@ -395,6 +395,9 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   private async launch(runtime: ServiceRuntime, ticket: number): Promise<void> {
     const { service } = runtime;
     const log = (runtime.log ??= this.serviceLog(runtime));
+    // A stop in progress (a restart's, say) ends its process first: a launch must not take that
+    // dying process for one that is still starting.
+    if (runtime.stopping !== undefined) await runtime.stopping;
     let process = runtime.process;
     if (process !== undefined && process.exitStatus !== undefined) {
       // Its shell is gone but some of its group lives on without serving (`helper & server`
@@ -429,15 +432,16 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       timeoutMs: service.readyTimeout * 1000,
       // A service with a `stop` command may start in the background: its shell exiting with 0 is fine.
       exited: service.stop === undefined ? process.exited : process.exited.then((status) => (status.code === 0 ? never() : status)),
+      cancelled: () => runtime.cancelledLaunches !== ticket,
     });
     switch (readiness.state) {
+      case 'cancelled':
+        throw this.cancellation(runtime);
       case 'ready':
         this.log.info(`${service.name} ready on :${runtime.port} in ${((Date.now() - started) / 1000).toFixed(2)} s`);
         this.armIdleTimer(runtime);
         return;
       case 'exited':
-        // Stopped or restarted while it was getting ready: that is why it exited.
-        if (runtime.cancelledLaunches !== ticket) throw this.cancellation(runtime);
         throw new LaunchError(service.name, `${service.name} exited ${describeExit(readiness.status)} before it accepted connections on port ${runtime.port}.`, {
           exitCode: readiness.status.code, signal: readiness.status.signal, logTail: log.tail(LOG_TAIL_LINES),
         });

@@ -397,6 +397,18 @@ describe('one norikae per config, and signals', () => {
     await exitWithin(terminal, 10_000, 'script');
   });
 
+  test('the commands work when the file\'s own listen would clash but the running norikae was moved with --listen', async (t) => {
+    const upstream = await startHttpUpstream(t);
+    // The file's listen is the dev server's port: fine to run with --listen elsewhere, and the
+    // commands to that running instance must not refuse the file for it.
+    const { dir, env } = serviceConfig(t, () => `listen = ${upstream.port}\n[service.web]\nport = ${upstream.port}\n`);
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    await listeningPort(child);
+    const status = startCli(t, ['status'], dir, env);
+    assert.equal(await exitWithin(status, 10_000, 'status'), 0, status.output().stderr);
+    assert.match(status.output().stdout, /^web +stopped/m);
+  });
+
   test('the commands find a norikae started with --listen, where its state file says it listens', async (t) => {
     const upstream = await startHttpUpstream(t);
     const configPort = await freePort();

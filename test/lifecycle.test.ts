@@ -126,6 +126,32 @@ describe('dependencies', () => {
     assert.equal(h.supervisor.info('other')!.state, 'stopped', 'stopped, not failed');
   });
 
+  test('a stop while a background-started service (with a `stop` command) waits for readiness answers 503 at once', async (t) => {
+    // `true` exits 0 at once: with a `stop` command that means "started in the background", so
+    // only the port can say it is ready, and it never will.
+    const h = await start(t, '[service.daemon]\nport = 1\ncommand = "true"\nstop = "true"\nready_timeout = 6\n'.replace('port = 1', `port = ${await freePort()}`));
+    const waiting = h.get('daemon.localhost');
+    await waitFor(() => h.supervisor.info('daemon')!.state === 'starting', 'the launch');
+    await delay(200);
+    await h.supervisor.stopByUser('daemon');
+    // A hang guard, not a speed measurement: without the cancellation it waits for ready_timeout.
+    const answer = await settledWithin(waiting, 4000);
+    assert.ok(answer !== undefined, 'the waiting request was answered before ready_timeout');
+    assert.equal(answer.status, 503, answer.body);
+    assert.equal(h.supervisor.info('daemon')!.state, 'stopped');
+  });
+
+  test('a restart of a dependency while a dependent waits for it: the dependent follows the new launch', async (t) => {
+    const h = await start(t, `[service.db]\nport = ${await freePort()}\ncommand = "{server} --listen-after 800 --record {record}"\n`
+      + `[service.web]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\nrequires = ["db"]\n`);
+    const waiting = h.get('web.localhost');
+    await waitFor(() => h.log.lines.some((line) => line.startsWith('launching db: ')), 'the launch of db')
+      .catch((err: Error) => assert.fail(`${err.message}; log: ${h.log.lines.join(' | ')}`));
+    await h.supervisor.restart('db');
+    const answer = await waiting;
+    assert.equal(answer.status, 200, answer.body);
+  });
+
   test('a restart while the launch waits for a dependency hands the waiting clients to the new launch', async (t) => {
     const webPort = await freePort();
     const h = await start(t, `[service.db]\nport = ${await freePort()}\ncommand = "{server} --listen-after 1000 --record {record}"\n`
