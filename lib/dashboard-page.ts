@@ -192,16 +192,21 @@ async function loadServices() {
   const names = new Set();
   for (const info of body.services) {
     names.add(info.name);
-    upsertService(info);
+    upsertService(info, true);
   }
   for (const name of Array.from(rows.keys())) if (!names.has(name)) removeService(name);
   byId('empty').textContent = 'No services are configured. Add a [service.NAME] table to the config file.';
   renderSummary();
 }
 
-/** Adds a row for a service, or updates the one it has. */
-function upsertService(info) {
+/**
+ * Adds a row for a service, or updates the one it has. An older state than the row shows is
+ * dropped, unless resync is set (the full list, after a reconnect: a restarted norikae counts anew).
+ */
+function upsertService(info, resync) {
   let row = rows.get(info.name);
+  // A POST's answer can arrive after an event that is newer than it (a service that crashed at once).
+  if (!resync && row && row.info && info.sequence < row.info.sequence) return;
   if (!row) {
     row = createRow(info.name);
     rows.set(info.name, row);

@@ -80,8 +80,8 @@ export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProces
     child.once('error', () => {});
     throw new LaunchError(spec.name, `cannot launch ${spec.name}: /bin/sh could not be started`);
   }
-  child.stdout.on('data', (chunk: Buffer) => log.write(chunk));
-  child.stderr.on('data', (chunk: Buffer) => log.write(chunk));
+  child.stdout.on('data', (chunk: Buffer) => log.write(chunk, 'stdout'));
+  child.stderr.on('data', (chunk: Buffer) => log.write(chunk, 'stderr'));
   const exited = new Promise<ExitStatus>((resolve) => {
     child.once('error', (err) => resolve({ code: null, signal: null, error: err.message }));
     child.once('exit', (code, signal) => {

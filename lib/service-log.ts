@@ -4,6 +4,7 @@
 
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 
 const RING_LINES = 200;
 // Colour and cursor sequences that dev servers print; they mean nothing on an HTML page.
@@ -20,8 +21,13 @@ export interface ServiceLogOptions {
 
 export class ServiceLog {
   private readonly ring: string[] = [];
-  private partial = '';
   private stream: WriteStream | undefined;
+  /**
+   * One of each per output stream: a character split between two chunks must come out whole, and
+   * an unfinished line on stdout must not be joined to one on stderr.
+   */
+  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  private readonly partial = { stdout: '', stderr: '' };
 
   constructor(private readonly options: ServiceLogOptions = {}) {
     if (options.file === undefined) return;
@@ -38,16 +44,16 @@ export class ServiceLog {
     }
   }
 
-  /** Output of the service, in whatever pieces it arrives. */
-  write(chunk: Buffer): void {
+  /** Output of the service, in whatever pieces it arrives; the file gets the bytes as they are. */
+  write(chunk: Buffer, from: 'stdout' | 'stderr' = 'stdout'): void {
     this.stream?.write(chunk);
-    const text = this.partial + chunk.toString('utf8');
+    const text = this.partial[from] + this.decoders[from].write(chunk);
     const lines = text.split(/\r?\n/);
-    this.partial = lines.pop()!;
+    this.partial[from] = lines.pop()!;
     // A line with no end in sight still belongs on an error page; cap what we hold of it.
-    if (this.partial.length > 4096) {
-      lines.push(this.partial);
-      this.partial = '';
+    if (this.partial[from].length > 4096) {
+      lines.push(this.partial[from]);
+      this.partial[from] = '';
     }
     for (const line of lines) this.push(line);
   }
@@ -60,7 +66,8 @@ export class ServiceLog {
 
   /** The last `count` lines the service printed. */
   tail(count = 20): string[] {
-    const lines = this.partial ? [...this.ring, this.partial.replace(ANSI, '')] : this.ring;
+    const unfinished = [this.partial.stdout, this.partial.stderr].filter(Boolean).map((line) => line.replace(ANSI, ''));
+    const lines = unfinished.length > 0 ? [...this.ring, ...unfinished] : this.ring;
     return count > 0 ? lines.slice(-count) : []; // slice(-0) would be every line
   }
 
@@ -71,9 +78,11 @@ export class ServiceLog {
   }
 
   private flushPartial(): void {
-    if (this.partial === '') return;
-    this.push(this.partial);
-    this.partial = '';
+    for (const from of ['stdout', 'stderr'] as const) {
+      if (this.partial[from] === '') continue;
+      this.push(this.partial[from]);
+      this.partial[from] = '';
+    }
   }
 
   private push(raw: string): void {

@@ -60,6 +60,11 @@ export interface ServiceInfo {
   pendingRestart: boolean;
   /** A process norikae did not start that held the port at the last launch attempt. */
   portHeldBy: PortOwner | null;
+  /**
+   * Grows with every ServiceInfo made: of two that arrive out of order (an event and the answer to
+   * a POST), the one with the larger sequence is the newer.
+   */
+  sequence: number;
 }
 
 /** How often at most a service's connection counters are announced to listeners. */
@@ -74,6 +79,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   private readonly runtimes = new Map<string, ServiceRuntime>();
   /** Stops of services a reload removed, still in progress. */
   private readonly removals = new Set<Promise<unknown>>();
+  private infoSequence = 0;
   private readonly log: Log;
   private config: Config;
 
@@ -155,6 +161,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       stoppedByUser: runtime.stoppedByUser,
       pendingRestart: process !== undefined && runtime.launchedAs !== launchSignature(service),
       portHeldBy: runtime.portHeldBy ?? null,
+      sequence: ++this.infoSequence,
     };
   }
 

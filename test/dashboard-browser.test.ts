@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -13,7 +15,7 @@ import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { DEV_SERVER, exchange, freePort, getHead, parseResponse } from './helpers.js';
+import { closeServer, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse } from './helpers.js';
 
 /** Debian's package; `.ci/run` installs it. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -62,5 +64,36 @@ describe('dashboard in a browser', () => {
 
     await row.locator('button[data-action="start"]').click();
     await row.locator('.state', { hasText: /^running$/ }).waitFor();
+
+    // An answer older than what the row shows (a POST's reply overtaken by an event) is dropped;
+    // the full list after a reconnect is taken whatever its sequence.
+    // The page's script is a classic one: its functions and its \`rows\` are the page's globals.
+    await page.evaluate(`upsertService({ ...rows.get('app').info, state: 'crashed', sequence: rows.get('app').info.sequence - 1 })`);
+    await assert.doesNotReject(row.locator('.state', { hasText: /^running$/ }).waitFor({ timeout: 1000 }));
+    await page.evaluate(`upsertService({ ...rows.get('app').info, state: 'crashed', sequence: rows.get('app').info.sequence - 1 }, true)`);
+    await row.locator('.state', { hasText: /^crashed$/ }).waitFor();
+  });
+
+  test('another site cannot frame the dashboard (its clicks would pass as the user\'s own)', async (t) => {
+    const config = parseConfig('listen = "127.0.0.1:0"\n[service.app]\nport = 1\n', '/test/norikae.toml');
+    const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
+    const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
+    const [address] = await server.listen();
+    t.after(() => server.close());
+    const framer = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<iframe id="f" src="http://norikae.localhost:${address!.port}/"></iframe>`);
+    });
+    await listenOn(framer);
+    t.after(() => closeServer(framer));
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    const refused = page.waitForEvent('console', { predicate: (message) => /frame-ancestors|X-Frame-Options/i.test(message.text()), timeout: 10_000 });
+    await page.goto(`http://127.0.0.1:${(framer.address() as AddressInfo).port}/`);
+    await refused;
+    const frame = page.frames().find((f) => f !== page.mainFrame())!;
+    assert.equal(await frame.locator('#services').count(), 0, 'the dashboard did not render inside the frame');
   });
 });

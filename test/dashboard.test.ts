@@ -153,6 +153,16 @@ describe('dashboard API', () => {
     assert.ok(events.some((e) => e.event === 'log' && e.data.name === 'app' && /dev server listening/.test(e.data.line)));
   });
 
+  test('every ServiceInfo carries a sequence that grows, so a client can tell the newer of two', async (t) => {
+    const { port } = await start(t);
+    const first = (await api(port, 'GET', '/api/services/app')).body as { sequence: number };
+    const list = (await api(port, 'GET', '/api/services')).body as { services: { sequence: number }[] };
+    const again = (await api(port, 'GET', '/api/services/app')).body as { sequence: number };
+    assert.ok(Number.isInteger(first.sequence));
+    for (const info of list.services) assert.ok(info.sequence > first.sequence);
+    assert.ok(again.sequence > Math.max(...list.services.map((info) => info.sequence)));
+  });
+
   test('the page is served on the dashboard host, and listed on 404 pages', async (t) => {
     const { port } = await start(t);
     const page = await api(port, 'GET', '/');

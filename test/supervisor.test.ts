@@ -186,6 +186,14 @@ describe('stopping', () => {
     assert.equal(isLiveProcess(shell), false);
   });
 
+  test('a character split between two reads of the output comes out whole, on stdout and stderr', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --split-utf8 --record {record}"\n`);
+    assert.equal((await h.get('app.localhost')).status, 200);
+    const tail = h.supervisor.logTail('app', 10);
+    assert.equal(tail.filter((line) => line === 'price: 5 €').length, 2, tail.join('\n'));
+    assert.ok(!tail.some((line) => line.includes('\ufffd')), tail.join('\n'));
+  });
+
   test('service output goes to a log file readable by the user only', async (t) => {
     const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server}"\n`);
     assert.equal((await h.get('app.localhost')).status, 200);
