@@ -52,6 +52,7 @@ cli.command('', 'Run the proxy')
     if (bound.some((address) => !isLoopback(address.host))) {
       log.warn('listening beyond loopback: every machine that can reach this address can start the configured commands');
     }
+    warnOfOpenServiceListeners(config);
 
     // Hot reload: a good edit applies without dropping a connection; a bad one changes nothing.
     let current = config;
@@ -93,6 +94,7 @@ cli.command('', 'Run the proxy')
           refused = true;
           return;
         }
+        warnOfOpenServiceListeners(next, current);
         current = next;
         refused = false;
         log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
@@ -286,6 +288,17 @@ function handleError(err: unknown): never {
 function fail(message: string): never {
   log.error(message);
   process.exit(1);
+}
+
+/** A warning for each service listener beyond loopback (that `before` did not have already). */
+function warnOfOpenServiceListeners(config: Config, before?: Config): void {
+  const known = new Set(before?.services.flatMap((service) => service.listen.map((address) => `${service.name} ${formatAddress(address)}`)));
+  for (const service of config.services) {
+    for (const address of service.listen) {
+      if (isLoopback(address.host) || known.has(`${service.name} ${formatAddress(address)}`)) continue;
+      log.warn(`${service.name} listens beyond loopback on ${formatAddress(address)}: every machine that can reach it can start its command`);
+    }
+  }
 }
 
 function isLoopback(host: string): boolean {

@@ -51,24 +51,31 @@ export class LaunchRecord {
    * stopped. Throws, touching nothing, while the norikae that wrote the record still runs: its
    * services are not orphans.
    */
-  async cleanOrphans(stopTimeoutMs: number): Promise<{ service: string; pids: number[] }[]> {
+  async cleanOrphans(
+    stopTimeoutMs: number | ((service: string) => number),
+    onStopping: (orphan: { service: string; pids: number[] }) => void = () => {},
+  ): Promise<{ service: string; pids: number[] }[]> {
     const { owner, entries } = readRecord(this.file);
     if (owner !== undefined && owner.pid !== process.pid && ownerRuns(owner)) {
       throw new NorikaeError('NORIKAE_ERR_RUNNING', `norikae-splice is already running with this config (pid ${owner.pid}); `
         + 'stop it first, or use `norikae-splice status` to see its services');
     }
     const stopped: { service: string; pids: number[] }[] = [];
-    for (const entry of entries) {
+    // All at once: each group gets its own stop_timeout, and the start waits for the slowest only.
+    await Promise.all(entries.map(async (entry) => {
       const pids = groupMembers(entry.pgid).filter((pid) => environValue(pid, LAUNCH_ID_VARIABLE) === entry.launchId);
-      if (pids.length === 0) continue;
+      if (pids.length === 0) return;
       debug('orphaned group %d of %s: %o', entry.pgid, entry.service, pids);
-      stopped.push({ service: entry.service, pids });
+      const orphan = { service: entry.service, pids };
+      stopped.push(orphan);
+      onStopping(orphan);
       signalGroup(entry.pgid, 'SIGTERM');
-      if (!(await waitUntilGone(pids, stopTimeoutMs))) {
+      const timeoutMs = typeof stopTimeoutMs === 'number' ? stopTimeoutMs : stopTimeoutMs(entry.service);
+      if (!(await waitUntilGone(pids, timeoutMs))) {
         for (const pid of pids) signalPid(pid, 'SIGKILL');
         await waitUntilGone(pids, 2000);
       }
-    }
+    }));
     this.entries = [];
     this.save();
     return stopped;

@@ -80,6 +80,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** Stops of services a reload removed, still in progress. */
   private readonly removals = new Set<Promise<unknown>>();
   private infoSequence = 0;
+  private readonly logDir: string;
   private readonly log: Log;
   private config: Config;
 
@@ -89,16 +90,19 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   ) {
     super();
     this.config = config;
+    this.logDir = config.logDir;
     this.log = options.log ?? streamLog();
     for (const service of config.services) this.runtimes.set(service.name, new ServiceRuntime(service));
   }
 
   /** Stops what a previous norikae launched and could not stop (it was SIGKILLed). */
   async cleanOrphans(): Promise<void> {
-    const stopped = await this.options.record?.cleanOrphans(DEFAULT_STOP_TIMEOUT * 1000) ?? [];
-    for (const { service, pids } of stopped) {
-      this.log.info(`stopped ${service} (pid ${pids.join(', ')}), left running by a previous norikae-splice`);
-    }
+    // The service's stop_timeout while it is still configured, else the default.
+    const stopTimeoutMs = (name: string): number => (this.runtimes.get(name)?.service.stopTimeout ?? DEFAULT_STOP_TIMEOUT) * 1000;
+    const stopped = await this.options.record?.cleanOrphans(stopTimeoutMs, ({ service, pids }) => {
+      this.log.info(`stopping ${service} (pid ${pids.join(', ')}), left running by a previous norikae-splice`);
+    }) ?? [];
+    if (stopped.length > 0) this.log.info(`stopped what the previous norikae-splice left running (${stopped.map(({ service }) => service).join(', ')})`);
   }
 
   async connect(target: ServiceConfig): Promise<Socket> {
@@ -615,7 +619,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     const { service } = runtime;
     let warned = false;
     return new ServiceLog({
-      file: join(this.config.logDir, `${service.name}.log`),
+      // The log_dir norikae started with: a reload's applies at the next start, for every service alike.
+      file: join(this.logDir, `${service.name}.log`),
       echo: (line) => {
         const pattern = runtime.service.ready.log;
         if (pattern !== undefined && !runtime.logMatched && pattern.test(line)) runtime.logMatched = true;

@@ -164,6 +164,16 @@ describe('norikae-splice (run)', () => {
     const loopback = startCli(t, ['--listen', '127.0.0.1:0'], dir);
     await listeningPort(loopback);
     assert.doesNotMatch(loopback.output().stderr, /warning/);
+    loopback.kill('SIGTERM');
+    await once(loopback, 'exit');
+
+    // A service's own listener beyond loopback is as open.
+    const tcpPort = await freePort();
+    const open = configDir(t, `[service.db]\nlisten = "0.0.0.0:${tcpPort}"\nport = 5432\n`);
+    const withService = startCli(t, ['--listen', '127.0.0.1:0'], open);
+    await listeningPort(withService);
+    await waitFor(() => /db listening on tcp/.test(withService.output().stderr), 'the service listener');
+    assert.match(withService.output().stderr, new RegExp(`warning: db listens beyond loopback on 0\\.0\\.0\\.0:${tcpPort}: every machine that can reach it can start its command`));
   });
 
   test('a port in use is an error that says what to do', async (t) => {
@@ -246,7 +256,7 @@ describe('launched services and the CLI', () => {
 
     const second = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
     await listeningPort(second);
-    assert.match(second.output().stderr, /stopped app \(pid [\d, ]+\), left running by a previous norikae-splice/);
+    assert.match(second.output().stderr, /stopping app \(pid [\d, ]+\), left running by a previous norikae-splice\n.*stopped what the previous norikae-splice left running \(app\)/);
     for (let i = 0; i < 100 && isLiveProcess(orphan!); i++) await delay(20);
     assert.equal(isLiveProcess(orphan!), false);
     assert.equal(isLiveProcess(bystander.pid!), true);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -275,6 +275,18 @@ function recordFile(t: TestContext): string {
 }
 
 describe('reload fixes', () => {
+  test('a log_dir edited while norikae runs applies at the next start, to every service alike', async (t) => {
+    const one = `[service.one]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`;
+    const norikae = await startInstance(t, one);
+    assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('one.localhost')])).status, 200);
+    const two = `[service.two]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`;
+    writeFileSync(norikae.file, `listen = ${norikae.port}\nlog_dir = "logs-new"\n${one}${two}`);
+    await waitFor(() => /config reloaded \(file changed\): added two/.test(norikae.stderr()), 'the reload');
+    assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('two.localhost')])).status, 200);
+    await waitFor(() => existsSync(join(norikae.dir, 'logs', 'two.log')), 'two.log in the log_dir norikae started with');
+    assert.equal(existsSync(join(norikae.dir, 'logs-new')), false);
+  });
+
   test('a reload may not point a service at the running listener, even when it also edits `listen` (which applies at the next start)', async (t) => {
     const upstream = await startHttpUpstream(t);
     const norikae = await startInstance(t, `[service.a]\nport = ${upstream.port}\n`);
