@@ -260,15 +260,15 @@ function listenersOverlap(a: string, b: string): boolean {
 
 /**
  * Whether a connection to `upstream` lands on a listener bound to `listenHost`: the same address,
- * loopback on a wildcard listener, or any listener of its family for the unspecified address. An address or name of another machine never does (the same
+ * loopback on a wildcard listener, or loopback for the unspecified address. An address or name of another machine never does (the same
  * port there is another server); one of this machine's own non-loopback addresses is not known here.
  */
 function listenerReaches(listenHost: string, upstream: string): boolean {
   [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];
   if (listenHost === upstream) return true;
-  // A connect to the unspecified address goes to this machine: to any listener of its family.
-  if (upstream === '0.0.0.0') return isIP(listenHost) === 4;
-  if (upstream === '::') return isIP(listenHost) === 6;
+  // Linux sends a connect to the unspecified address to loopback: 127.0.0.1, or ::1.
+  if (upstream === '0.0.0.0') return listenHost === '0.0.0.0' || listenHost === '127.0.0.1';
+  if (upstream === '::') return listenHost === '::' || listenHost === '::1';
   return (listenHost === '0.0.0.0' && upstream.startsWith('127.') && isIP(upstream) === 4) || (listenHost === '::' && upstream === '::1');
 }
 

@@ -206,7 +206,7 @@ async function loadServices() {
 function upsertService(info, resync) {
   let row = rows.get(info.name);
   // A POST's answer can arrive after an event that is newer than it (a service that crashed at once).
-  if (!resync && row && row.info && info.sequence < row.info.sequence) return;
+  if (!resync && row && row.info && info.instance === row.info.instance && info.sequence < row.info.sequence) return;
   if (!row) {
     row = createRow(info.name);
     rows.set(info.name, row);

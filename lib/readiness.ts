@@ -58,7 +58,9 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   let failing: string[] = [];
   const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
 
-  if (check.delayMs > 0) await exitedOrSleep(Math.min(check.delayMs, check.timeoutMs));
+  // The delay in poll-sized steps: a stop or restart during it is seen at the next step.
+  const delayEnd = Date.now() + Math.min(check.delayMs, check.timeoutMs);
+  while (exit === undefined && !check.cancelled() && Date.now() < delayEnd) await exitedOrSleep(Math.min(interval, delayEnd - Date.now()));
   for (;;) {
     // Before the exit: a stop kills the process, and the stop, not the exit, is why it ended.
     if (check.cancelled()) return { state: 'cancelled' };

@@ -77,11 +77,12 @@ export class ServiceLog {
     this.stream = undefined;
   }
 
+  /** Ends the unfinished lines, bytes of an unfinished character included (they belong to this process, not the next). */
   private flushPartial(): void {
     for (const from of ['stdout', 'stderr'] as const) {
-      if (this.partial[from] === '') continue;
-      this.push(this.partial[from]);
+      const line = this.partial[from] + this.decoders[from].end();
       this.partial[from] = '';
+      if (line !== '') this.push(line);
     }
   }
 

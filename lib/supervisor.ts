@@ -62,9 +62,11 @@ export interface ServiceInfo {
   portHeldBy: PortOwner | null;
   /**
    * Grows with every ServiceInfo made: of two that arrive out of order (an event and the answer to
-   * a POST), the one with the larger sequence is the newer.
+   * a POST), the one with the larger sequence is the newer. Compared within one `instance` only.
    */
   sequence: number;
+  /** Names this run of norikae-splice: a restarted one counts `sequence` anew. */
+  instance: string;
 }
 
 /** How often at most a service's connection counters are announced to listeners. */
@@ -80,6 +82,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** Stops of services a reload removed, still in progress. */
   private readonly removals = new Set<Promise<unknown>>();
   private infoSequence = 0;
+  private readonly instance = randomUUID();
   private readonly logDir: string;
   private readonly log: Log;
   private config: Config;
@@ -166,6 +169,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       pendingRestart: process !== undefined && runtime.launchedAs !== launchSignature(service),
       portHeldBy: runtime.portHeldBy ?? null,
       sequence: ++this.infoSequence,
+      instance: this.instance,
     };
   }
 

@@ -274,6 +274,9 @@ ready = "tcp"
     // A connect to the unspecified address reaches this machine's listeners of its family.
     assert.match(configError('listen = 8080\n[service.a]\nport = 8080\nupstream = "0.0.0.0"\n').message, /:3:1: port 8080/);
     assert.match(configError('listen = "[::1]:8080"\n[service.a]\nport = 8080\nupstream = "::"\n').message, /:3:1: port 8080/);
+    assert.match(configError('listen = "0.0.0.0:8080"\n[service.a]\nport = 8080\nupstream = "0.0.0.0"\n').message, /:3:1: port 8080/);
+    // ... which is loopback: another address of this machine is not reached through it.
+    parseConfig('listen = "127.0.0.2:8080"\n[service.a]\nport = 8080\nupstream = "0.0.0.0"\n', FILE);
     // On an upstream elsewhere, the same port number is another server, also behind a wildcard listener.
     parseConfig('listen = 8080\n[service.a]\nport = 8080\nupstream = "10.0.0.5"\n', FILE);
     parseConfig('listen = "127.0.0.1:8080"\n[service.a]\nport = 8080\nupstream = "::1"\n', FILE);

@@ -70,6 +70,9 @@ describe('dashboard in a browser', () => {
     // The page's script is a classic one: its functions and its \`rows\` are the page's globals.
     await page.evaluate(`upsertService({ ...rows.get('app').info, state: 'crashed', sequence: rows.get('app').info.sequence - 1 })`);
     await assert.doesNotReject(row.locator('.state', { hasText: /^running$/ }).waitFor({ timeout: 1000 }));
+    // A restarted norikae (another instance) counts anew: its lower sequence is not older.
+    await page.evaluate(`upsertService({ ...rows.get('app').info, state: 'stopped', instance: 'another run', sequence: 1 })`);
+    await row.locator('.state', { hasText: /^stopped$/ }).waitFor();
     await page.evaluate(`upsertService({ ...rows.get('app').info, state: 'crashed', sequence: rows.get('app').info.sequence - 1 }, true)`);
     await row.locator('.state', { hasText: /^crashed$/ }).waitFor();
   });

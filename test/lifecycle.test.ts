@@ -126,19 +126,21 @@ describe('dependencies', () => {
     assert.equal(h.supervisor.info('other')!.state, 'stopped', 'stopped, not failed');
   });
 
-  test('a stop while a background-started service (with a `stop` command) waits for readiness answers 503 at once', async (t) => {
+  test('a stop while a background-started service (with a `stop` command) waits for readiness, or for its `delay`, answers 503 at once', async (t) => {
     // `true` exits 0 at once: with a `stop` command that means "started in the background", so
-    // only the port can say it is ready, and it never will.
-    const h = await start(t, '[service.daemon]\nport = 1\ncommand = "true"\nstop = "true"\nready_timeout = 6\n'.replace('port = 1', `port = ${await freePort()}`));
-    const waiting = h.get('daemon.localhost');
-    await waitFor(() => h.supervisor.info('daemon')!.state === 'starting', 'the launch');
-    await delay(200);
-    await h.supervisor.stopByUser('daemon');
-    // A hang guard, not a speed measurement: without the cancellation it waits for ready_timeout.
-    const answer = await settledWithin(waiting, 4000);
-    assert.ok(answer !== undefined, 'the waiting request was answered before ready_timeout');
-    assert.equal(answer.status, 503, answer.body);
-    assert.equal(h.supervisor.info('daemon')!.state, 'stopped');
+    // only the port can say it is ready, and it never will; no exit ends the wait either.
+    for (const wait of ['ready_timeout = 6', 'delay = 15\nready_timeout = 30']) {
+      const h = await start(t, `[service.daemon]\nport = ${await freePort()}\ncommand = "true"\nstop = "true"\n${wait}\n`);
+      const waiting = h.get('daemon.localhost');
+      await waitFor(() => h.supervisor.info('daemon')!.state === 'starting', 'the launch');
+      await delay(200);
+      await h.supervisor.stopByUser('daemon');
+      // A hang guard, not a speed measurement: without the cancellation it waits out the 6 s or 15 s.
+      const answer = await settledWithin(waiting, 4000);
+      assert.ok(answer !== undefined, `the waiting request was answered at once (${wait})`);
+      assert.equal(answer.status, 503, answer.body);
+      assert.equal(h.supervisor.info('daemon')!.state, 'stopped');
+    }
   });
 
   test('a restart of a dependency while a dependent waits for it: the dependent follows the new launch', async (t) => {

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { homedir, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { groupAlive, isLiveProcess } from '../lib/process-group.js';
 import { closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, waitFor } from './helpers.js';
@@ -192,6 +192,17 @@ describe('stopping', () => {
     const tail = h.supervisor.logTail('app', 10);
     assert.equal(tail.filter((line) => line === 'price: 5 €').length, 2, tail.join('\n'));
     assert.ok(!tail.some((line) => line.includes('\ufffd')), tail.join('\n'));
+  });
+
+  test('bytes of a character a process left unfinished stay with it, not with the next launch\'s first line', async (t) => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'norikae-first-run-')), 'ran');
+    t.after(() => rmSync(dirname(marker), { recursive: true, force: true }));
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --first-run-partial-utf8 ${marker} --record {record}"\n`);
+    assert.equal((await h.get('app.localhost')).status, 502);
+    assert.equal((await h.get('app.localhost')).status, 200);
+    const tail = h.supervisor.logTail('app', 10);
+    assert.ok(tail.includes('first \ufffd'), tail.join('\n'));
+    assert.ok(tail.some((line) => /^dev server listening on \d+$/.test(line)), tail.join('\n'));
   });
 
   test('service output goes to a log file readable by the user only', async (t) => {
