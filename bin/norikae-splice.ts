@@ -59,6 +59,12 @@ cli.command('', 'Run the proxy')
     /** The last edit was refused: a save that brings the file back to `current` deserves a word. */
     let refused = false;
     let reloading = Promise.resolve();
+    /** An edit that is not applied: said, with where it went wrong when that is known. */
+    const refuse = (message: string, codeFrame?: string): void => {
+      log.error(`${message} (keeping the running config)`);
+      if (codeFrame) process.stderr.write(`${codeFrame.replace(/\n?$/, '\n')}`);
+      refused = true;
+    };
     const reload = (why: string): void => {
       reloading = reloading.then(async () => {
         let next: Config;
@@ -66,16 +72,13 @@ cli.command('', 'Run the proxy')
           next = readConfig(options);
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
-          log.error(`${err.message} (keeping the running config)`);
-          if (err.codeFrame) process.stderr.write(`${err.codeFrame.replace(/\n?$/, '\n')}`);
-          refused = true;
+          refuse(err.message, err.codeFrame);
           return;
         }
         // `listen` edits apply at the next start: what the edit must not clash with is what is bound now.
         const clash = findAddressClash({ ...next, listen: server.addresses() }, 'running');
         if (clash !== undefined) {
-          log.error(`${next.file}: ${clash.message} (keeping the running config)`);
-          refused = true;
+          refuse(`${next.file}: ${clash.message}`);
           return;
         }
         // Editors and file systems report saves that change nothing; those are not reloads.
@@ -90,8 +93,7 @@ cli.command('', 'Run the proxy')
           await server.reconfigure(next);
         } catch (err) {
           if (!(err instanceof ListenError)) throw err;
-          log.error(`${err.message} (keeping the running config)`);
-          refused = true;
+          refuse(err.message);
           return;
         }
         warnOfOpenServiceListeners(next, current);

@@ -260,8 +260,9 @@ function listenersOverlap(a: string, b: string): boolean {
 
 /**
  * Whether a connection to `upstream` lands on a listener bound to `listenHost`: the same address,
- * loopback on a wildcard listener, or loopback for the unspecified address. An address or name of another machine never does (the same
- * port there is another server); one of this machine's own non-loopback addresses is not known here.
+ * loopback on a wildcard listener, or loopback for the unspecified address. An address or name
+ * of another machine never does (the same port there is another server); one of this machine's
+ * own non-loopback addresses is not known here.
  */
 function listenerReaches(listenHost: string, upstream: string): boolean {
   [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];

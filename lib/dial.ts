@@ -57,13 +57,10 @@ export async function dialFirst(hosts: readonly string[], port: number, timeoutM
     try {
       return { socket: await dial(host, port, timeoutMs), host };
     } catch (err) {
-      const reason = err instanceof UpstreamConnectError ? err.reason : undefined;
-      if (first === undefined) {
-        first = err;
-        if (reason !== 'ECONNREFUSED') throw err;
-      } else if (reason !== 'ECONNREFUSED' && !FAMILY_MISSING.has(reason ?? '')) {
-        throw err;
-      }
+      first ??= err;
+      const reason = err instanceof UpstreamConnectError ? err.reason : '';
+      // On to the next host after a refusal, or, past the first host, a family this machine lacks.
+      if (reason !== 'ECONNREFUSED' && (err === first || !FAMILY_MISSING.has(reason))) throw err;
     }
   }
   throw first;

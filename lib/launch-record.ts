@@ -37,6 +37,8 @@ export function runningInstance(file: string): { pid: number; listening: ListenA
 export class LaunchRecord {
   private entries: LaunchEntry[] = [];
   private listening: ListenAddress[] = [];
+  /** This process's start time, read once: with its pid it names the record's owner (see ownerRuns). */
+  private readonly started = processStartTime(process.pid);
 
   constructor(readonly file: string) {}
 
@@ -52,7 +54,7 @@ export class LaunchRecord {
    * services are not orphans.
    */
   async cleanOrphans(
-    stopTimeoutMs: number | ((service: string) => number),
+    stopTimeoutMs: (service: string) => number,
     onStopping: (orphan: { service: string; pids: number[] }) => void = () => {},
   ): Promise<{ service: string; pids: number[] }[]> {
     const { owner, entries } = readRecord(this.file);
@@ -70,8 +72,7 @@ export class LaunchRecord {
       stopped.push(orphan);
       onStopping(orphan);
       signalGroup(entry.pgid, 'SIGTERM');
-      const timeoutMs = typeof stopTimeoutMs === 'number' ? stopTimeoutMs : stopTimeoutMs(entry.service);
-      if (!(await waitUntilGone(pids, timeoutMs))) {
+      if (!(await waitUntilGone(pids, stopTimeoutMs(entry.service)))) {
         for (const pid of pids) signalPid(pid, 'SIGKILL');
         await waitUntilGone(pids, 2000);
       }
@@ -101,7 +102,7 @@ export class LaunchRecord {
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const temporary = `${this.file}.${process.pid}.tmp`;
-      const record = { pid: process.pid, started: processStartTime(process.pid), listening: this.listening, launched: this.entries };
+      const record = { pid: process.pid, started: this.started, listening: this.listening, launched: this.entries };
       writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
       renameSync(temporary, this.file);
     } catch (err) {
@@ -140,7 +141,8 @@ function readRecord(file: string): { owner: Owner | undefined; listening: Listen
 /**
  * Whether the norikae that wrote a record still runs: its pid is live, with the start time it
  * recorded (a pid the system gave to another process since, even another norikae-splice, does not
- * count). A record without a start time (written by an older version) takes any live process running norikae-splice for it.
+ * count). A record without a start time (written by an older version) takes any live process
+ * running norikae-splice for it.
  */
 function ownerRuns(owner: Owner): boolean {
   if (!isLiveProcess(owner.pid)) return false;

@@ -112,16 +112,15 @@ export class SpliceServer {
    * running config as it was. The HTTP listen addresses stay as they are until a restart.
    */
   async reconfigure(config: Config): Promise<void> {
-    const keyOf = (address: ListenAddress): string => formatAddress(address);
-    const current = new Map(this.listeners.filter((entry) => entry.service !== undefined).map((entry) => [keyOf(entry.address), entry]));
+    const current = new Map(this.listeners.filter((entry) => entry.service !== undefined).map((entry) => [formatAddress(entry.address), entry]));
     const wanted = config.services.flatMap((service) => service.listen.map((address) => ({ service, address })));
-    const wantedKeys = new Set(wanted.map(({ address }) => keyOf(address)));
+    const wantedKeys = new Set(wanted.map(({ address }) => formatAddress(address)));
     const bound: Listener[] = [];
     /** Listeners this edit drops that held a port a new one needs (0.0.0.0:P → 127.0.0.1:P). */
     const released: Listener[] = [];
     try {
       for (const { service, address } of wanted) {
-        if (current.has(keyOf(address))) continue;
+        if (current.has(formatAddress(address))) continue;
         for (const [key, entry] of current) {
           if (entry.address.port !== address.port || wantedKeys.has(key)) continue;
           // Closing a listener frees its port at once; its open connections stay.
@@ -151,10 +150,10 @@ export class SpliceServer {
     this.router = new Router(config.services);
     const kept: Listener[] = [];
     for (const { service, address } of wanted) {
-      const entry = current.get(keyOf(address));
+      const entry = current.get(formatAddress(address));
       if (entry === undefined) continue;
       entry.service = service;
-      current.delete(keyOf(address));
+      current.delete(formatAddress(address));
       kept.push(entry);
     }
     for (const entry of current.values()) entry.server.close();
@@ -376,12 +375,10 @@ function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException, servic
   const where = service === undefined ? formatAddress(address) : `${formatAddress(address)} (the \`listen\` of service ${service})`;
   switch (err.code) {
     case 'EADDRINUSE':
-      if (service !== undefined) {
-        return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). `
-          + `Stop that process, or give [service.${service}] another \`listen\` port in the config file.`;
-      }
-      return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). `
-        + `Stop that process, or choose another port with --listen (for example --listen ${address.port === 8080 ? 8081 : 8080}) or \`listen\` in the config file.`;
+      return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). Stop that process, or `
+        + (service === undefined
+          ? `choose another port with --listen (for example --listen ${address.port === 8080 ? 8081 : 8080}) or \`listen\` in the config file.`
+          : `give [service.${service}] another \`listen\` port in the config file.`);
     case 'EACCES':
       return `cannot listen on ${where}: permission denied. Ports below 1024 need privileges on Linux. `
         + 'Use a higher port (--listen 8080), or allow port 80 for unprivileged users once with '

@@ -69,19 +69,18 @@ export class HeadSniffer {
   }
 
   private pushTls(chunk: Buffer): SniffResult | undefined {
-    // Not max_head_size, an HTTP limit that may be set below what a browser's ClientHello takes
-    // (post-quantum key shares make them about 2 KB).
-    const max = CLIENT_HELLO_MAX;
-    const room = max - this.tlsBytes!.length;
+    // CLIENT_HELLO_MAX, not max_head_size: that is an HTTP limit, which may be set below what a
+    // browser's ClientHello takes (post-quantum key shares make them about 2 KB).
+    const room = CLIENT_HELLO_MAX - this.tlsBytes!.length;
     const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
     // A ClientHello in one read (the usual case) is parsed where it lies; nothing writes to it.
     this.tlsBytes = this.tlsBytes!.length === 0 ? piece : Buffer.concat([this.tlsBytes!, piece]);
     this.received = this.tlsBytes.length;
-    const hello = parseClientHello(this.tlsBytes, max);
+    const hello = parseClientHello(this.tlsBytes, CLIENT_HELLO_MAX);
     if (hello.kind === 'incomplete') {
-      if (this.received < max) return undefined;
+      if (this.received < CLIENT_HELLO_MAX) return undefined;
       this.destroy();
-      return { kind: 'tls-error', reason: `the ClientHello is larger than ${max} bytes` };
+      return { kind: 'tls-error', reason: `the ClientHello is larger than ${CLIENT_HELLO_MAX} bytes` };
     }
     this.destroy();
     if (hello.kind === 'invalid') return { kind: 'tls-error', reason: hello.reason };

@@ -376,7 +376,7 @@ describe('launch record', () => {
     assert.match(readFileSync(`/proc/${running}/cmdline`, 'latin1'), /norikae-splice/);
     const group = launchedGroup(t, 'launch-1');
     const text = write(running, 'launch-1', group);
-    await assert.rejects(new LaunchRecord(file).cleanOrphans(1000), (err: unknown) => {
+    await assert.rejects(new LaunchRecord(file).cleanOrphans(() => 1000), (err: unknown) => {
       assert.ok(err instanceof NorikaeError, String(err));
       assert.equal(err.code, 'NORIKAE_ERR_RUNNING');
       assert.match(err.message, new RegExp(`already running with this config \\(pid ${running}\\)`));
@@ -386,20 +386,20 @@ describe('launch record', () => {
     assert.equal(readFileSync(file, 'utf8'), text, 'the record is left as it was');
     // With the start time the owner recorded, too.
     write(running, 'launch-1', group, processStartTime(running));
-    await assert.rejects(new LaunchRecord(file).cleanOrphans(1000), /already running with this config/);
+    await assert.rejects(new LaunchRecord(file).cleanOrphans(() => 1000), /already running with this config/);
     assert.equal(isLiveProcess(group), true);
 
     // The owner's pid now belongs to another norikae-splice (the pid was reused): a start time
     // that does not match says so, and the groups are orphans.
     write(running, 'launch-1', group, String(Number(processStartTime(running)) - 1));
-    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [group] }]);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [group] }]);
     assert.equal(isLiveProcess(group), false);
     const relaunched = launchedGroup(t, 'launch-1');
 
     // An owner pid that some other live process has now: the groups are orphans, and stopped.
     const other = idler(t, []);
     write(other, 'launch-1', relaunched);
-    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [relaunched] }]);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [relaunched] }]);
     assert.equal(isLiveProcess(relaunched), false);
 
     // An owner that has exited: the same.
@@ -408,7 +408,7 @@ describe('launch record', () => {
     assert.equal(isLiveProcess(gone.pid!), false);
     const another = launchedGroup(t, 'launch-2');
     write(gone.pid!, 'launch-2', another);
-    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(1000), [{ service: 'app', pids: [another] }]);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [another] }]);
     assert.equal(isLiveProcess(another), false);
   });
 });
