@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import type { ServiceConfig } from './config.js';
-import { HeadError, LaunchError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
+import { HeadError, LaunchCancelledError, LaunchError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, statusOf, UpstreamConnectError } from './errors.js';
 
 export interface AnswerPage {
   status: number;
@@ -18,6 +18,8 @@ export interface AnswerPage {
   items?: { label: string; href?: string | undefined; note?: string | undefined }[];
   /** Recent output of a service, for launch failures. */
   log?: string[];
+  /** A command to run, shown as code (the 503 of a stopped service). */
+  command?: string;
 }
 
 /** How long a refused client may keep sending before we close anyway. */
@@ -120,19 +122,20 @@ export function mayListServices(host: string, services: readonly ServiceConfig[]
   return false;
 }
 
-/** The answer for an error reaching a service's upstream: 502, or 504 when a launch timed out. */
+/** The answer for an error reaching a service's upstream, with the status statusOf gives it. */
 export function upstreamErrorPage(service: ServiceConfig, error: unknown): AnswerPage {
+  const status = statusOf(error);
   if (error instanceof UpstreamConnectError) {
     const refused = error.reason === 'ECONNREFUSED';
     if (error.reason === 'ETIMEDOUT') {
       return {
-        status: 504,
+        status,
         title: `${service.name} did not answer`,
         message: `${error.host}:${error.port} did not accept the connection in time (connect_timeout). Is something there stuck, or dropping connections?`,
       };
     }
     return {
-      status: 502,
+      status,
       title: `${service.name} is not running`,
       message: refused
         ? `Nothing accepted a connection on ${error.host}:${error.port} (connection refused). Start the dev server of ${service.name}, `
@@ -141,16 +144,25 @@ export function upstreamErrorPage(service: ServiceConfig, error: unknown): Answe
     };
   }
   if (error instanceof ServiceStoppedError) {
-    return { status: 503, title: `${service.name} is stopped`, message: error.message };
+    return {
+      status,
+      title: `${service.name} is stopped`,
+      message: `${service.name} was stopped by you, so requests do not launch it. Start it from the dashboard, or run:`,
+      command: error.startCommand,
+    };
+  }
+  if (error instanceof LaunchCancelledError) {
+    return { status, title: `${service.name} was not launched`, message: `${error.message} Reload the page to try again.` };
   }
   if (error instanceof LaunchError) {
-    return { status: 502, title: `${service.name} failed to start`, message: error.message, log: error.logTail };
+    return { status, title: `${service.name} failed to start`, message: error.message, log: error.logTail };
   }
   if (error instanceof ReadinessTimeoutError) {
-    return { status: 504, title: `${service.name} did not become ready`, message: error.message, log: error.logTail };
+    return { status, title: `${service.name} did not become ready`, message: error.message, log: error.logTail };
   }
+  // A bug of ours is still answered, as a 502: the client asked for the service, not for us.
   const message = error instanceof NorikaeError ? error.message : `Internal error: ${String(error)}`;
-  return { status: 502, title: `${service.name} could not be reached`, message };
+  return { status: error instanceof NorikaeError ? status : 502, title: `${service.name} could not be reached`, message };
 }
 
 function renderText(page: AnswerPage): string {
@@ -161,6 +173,7 @@ function renderText(page: AnswerPage): string {
       lines.push(`  ${item.href ?? item.label}${item.note ? `  (${item.note})` : ''}`);
     }
   }
+  if (page.command !== undefined) lines.push('', `  ${page.command}`);
   if (page.log?.length) lines.push('', 'Last output:', ...page.log.map((line) => `  | ${line}`));
   return `${lines.join('\n')}\n`;
 }
@@ -170,6 +183,7 @@ function renderHtml(page: AnswerPage): string {
     ? `<ul>${page.items.map((item) => `<li>${item.href ? `<a href="${escapeHtml(item.href)}">${escapeHtml(item.label)}</a>` : `<code>${escapeHtml(item.label)}</code>`}${item.note ? ` <small>${escapeHtml(item.note)}</small>` : ''}</li>`).join('')}</ul>`
     : '';
   const log = page.log?.length ? `<h2>Last output</h2><pre>${escapeHtml(page.log.join('\n'))}</pre>` : '';
+  const command = page.command === undefined ? '' : `<pre>${escapeHtml(page.command)}</pre>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>${page.status} · ${escapeHtml(page.title)}</title>
@@ -177,7 +191,7 @@ function renderHtml(page: AnswerPage): string {
 h1{font-size:1.4rem}small,.status{color:#777}pre{background:#f4f4f4;padding:1rem;overflow:auto;font-size:13px}
 a{color:#0645ad}</style></head>
 <body><p class="status">${page.status} ${escapeHtml(STATUS_CODES[page.status] ?? 'Error')} · norikae-splice</p>
-<h1>${escapeHtml(page.title)}</h1><p>${escapeHtml(page.message)}</p>${items}${log}</body></html>
+<h1>${escapeHtml(page.title)}</h1><p>${escapeHtml(page.message)}</p>${command}${items}${log}</body></html>
 `;
 }
 

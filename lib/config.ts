@@ -111,7 +111,7 @@ export function findConfigFile(explicit: string | undefined, cwd = process.cwd()
   const found = candidates.find((file) => existsSync(file));
   if (found) return found;
   throw new ConfigError(
-    candidates[0]!,
+    undefined,
     `no config file found (looked for ${candidates.join(' and ')}); pass one with --config FILE`,
   );
 }

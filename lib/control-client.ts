@@ -4,7 +4,7 @@
 
 import { request } from 'node:http';
 import type { Config, ListenAddress } from './config.js';
-import { NorikaeError, NotRunningError } from './errors.js';
+import { ApiError, NoDashboardError, NotRunningError } from './errors.js';
 import type { ServiceInfo } from './supervisor.js';
 
 export class ControlClient {
@@ -15,7 +15,7 @@ export class ControlClient {
   /** `listening`: where the running instance said it listens; default: the config's first `listen`. */
   constructor(private readonly config: Config, listening: ListenAddress = config.listen[0]!) {
     if (config.dashboardHost === undefined) {
-      throw new NorikaeError('NORIKAE_ERR_NO_DASHBOARD', `the dashboard is switched off in ${config.file} (dashboard = false), and the CLI reaches norikae-splice through it`);
+      throw new NoDashboardError(config.file);
     }
     const address = listening;
     // A wildcard listen address is reached on loopback.
@@ -47,7 +47,7 @@ export class ControlClient {
       const req = request({ host: this.host, port: this.port, path, headers: { host: this.hostHeader } }, (res) => {
         if ((res.statusCode ?? 500) >= 400) {
           res.resume();
-          reject(new NorikaeError('NORIKAE_ERR_API', `HTTP ${res.statusCode} for ${path}`));
+          reject(new ApiError(res.statusCode ?? 500, `HTTP ${res.statusCode} for ${path}`));
           return;
         }
         let buffered = '';
@@ -85,7 +85,7 @@ export class ControlClient {
             reject(new NotRunningError(`something else answers on ${this.where()}: it is not a norikae-splice dashboard (${res.statusCode})`));
             return;
           }
-          if ((res.statusCode ?? 500) >= 400) reject(new NorikaeError('NORIKAE_ERR_API', (body as { error?: string }).error ?? `HTTP ${res.statusCode}`));
+          if ((res.statusCode ?? 500) >= 400) reject(new ApiError(res.statusCode ?? 500, (body as { error?: string }).error ?? `HTTP ${res.statusCode}`));
           else resolve(body);
         });
       });

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { renderDashboardPage } from './dashboard-page.js';
-import { ControlError, LaunchError, ReadinessTimeoutError } from './errors.js';
+import { controlErrors, NoServiceError, statusOf } from './errors.js';
 import type { ServiceInfo, ServiceSupervisor } from './supervisor.js';
 
 const debug = createDebug('norikae:dashboard');
@@ -53,13 +53,13 @@ export class Dashboard {
       return;
     }
     const match = /^\/api\/services\/([^/]+)(?:\/(logs|start|stop|restart))?$/.exec(path);
-    if (match === null) throw new ControlError(404, `no such page: ${path}`);
+    if (match === null) throw controlErrors.notFound(path);
     const name = decodeName(match[1]!);
     const action = match[2];
     if (action === undefined || action === 'logs') {
-      if (req.method !== 'GET') throw new ControlError(405, `${req.method} is not allowed here`);
+      if (req.method !== 'GET') throw controlErrors.methodNotAllowed(`${req.method} is not allowed here`);
       const info = this.supervisor.info(name);
-      if (info === undefined) throw new ControlError(404, `no service named ${name}`);
+      if (info === undefined) throw new NoServiceError(name);
       if (action === undefined) {
         sendJson(res, 200, withUrls(info, req));
       } else {
@@ -67,7 +67,7 @@ export class Dashboard {
       }
       return;
     }
-    if (req.method !== 'POST') throw new ControlError(405, `use POST to ${action} a service`);
+    if (req.method !== 'POST') throw controlErrors.methodNotAllowed(`use POST to ${action} a service`);
     checkSameOrigin(req);
     const info = action === 'start'
       ? await this.supervisor.start(name)
@@ -115,7 +115,7 @@ function decodeName(text: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
-    throw new ControlError(400, `"${text}" is not a service name (bad percent-encoding)`);
+    throw controlErrors.badName(text);
   }
 }
 
@@ -139,17 +139,16 @@ function withUrls(info: ServiceInfo, req: IncomingMessage): ServiceInfo & { urls
 function checkSameOrigin(req: IncomingMessage): void {
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
-    throw new ControlError(403, 'cross-site requests may not change services');
+    throw controlErrors.crossSite('site');
   }
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== `http://${req.headers.host}`) {
-    throw new ControlError(403, 'cross-origin requests may not change services');
+    throw controlErrors.crossSite('origin');
   }
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
-  const status = err instanceof ControlError ? err.status
-    : err instanceof LaunchError ? 502 : err instanceof ReadinessTimeoutError ? 504 : 500;
+  const status = statusOf(err);
   if (status === 500) debug('error %O', err);
   if (res.headersSent) {
     res.destroy();

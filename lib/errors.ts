@@ -1,32 +1,120 @@
-// Every error norikae-splice raises on purpose: a stable `code` to match on, and the data a caller
-// needs to answer it (a config position, an HTTP status). The data path turns these into answers
-// in one place (server.ts); nothing throws bare strings.
+// The error catalogue: every error norikae-splice raises on purpose has a stable code (a constant
+// here, never a literal at a call site), a class or factory of its own, and the HTTP status it is
+// answered with. `statusOf` is the one mapping from an error to a status, for the data path's
+// answers and the dashboard's API alike; nothing throws bare strings.
+
+export const ErrorCode = {
+  /** A config file that cannot be used. */
+  CONFIG: 'NORIKAE_ERR_CONFIG',
+  /** A listener that could not be bound. */
+  LISTEN: 'NORIKAE_ERR_LISTEN',
+
+  // A first request head we refuse.
+  HEAD_TOO_LARGE: 'NORIKAE_ERR_HEAD_TOO_LARGE',
+  HEAD_MALFORMED: 'NORIKAE_ERR_MALFORMED_HEAD',
+  HEAD_INCOMPLETE: 'NORIKAE_ERR_HEAD_INCOMPLETE',
+  HEAD_TIMEOUT: 'NORIKAE_ERR_HEAD_TIMEOUT',
+  HEAD_UNREADABLE: 'NORIKAE_ERR_INTERNAL',
+  HTTP2_PRIOR_KNOWLEDGE: 'NORIKAE_ERR_HTTP2_PRIOR_KNOWLEDGE',
+  HTTP_VERSION: 'NORIKAE_ERR_HTTP_VERSION',
+  CONNECT_METHOD: 'NORIKAE_ERR_CONNECT',
+  HOST: 'NORIKAE_ERR_HOST',
+  TARGET: 'NORIKAE_ERR_TARGET',
+
+  // Reaching a service.
+  NO_SERVICE: 'NORIKAE_ERR_NO_SERVICE',
+  UPSTREAM_CONNECT: 'NORIKAE_ERR_UPSTREAM_CONNECT',
+  UPSTREAM_TIMEOUT: 'NORIKAE_ERR_UPSTREAM_TIMEOUT',
+  LAUNCH: 'NORIKAE_ERR_LAUNCH',
+  LAUNCH_CANCELLED: 'NORIKAE_ERR_LAUNCH_CANCELLED',
+  READY_TIMEOUT: 'NORIKAE_ERR_READY_TIMEOUT',
+  STOPPED: 'NORIKAE_ERR_STOPPED',
+
+  // The control API (dashboard, CLI).
+  NOT_CONTROLLABLE: 'NORIKAE_ERR_NOT_CONTROLLABLE',
+  NOT_LAUNCHED_HERE: 'NORIKAE_ERR_NOT_LAUNCHED_HERE',
+  BAD_REQUEST: 'NORIKAE_ERR_BAD_REQUEST',
+  NOT_FOUND: 'NORIKAE_ERR_NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'NORIKAE_ERR_METHOD_NOT_ALLOWED',
+  CROSS_SITE: 'NORIKAE_ERR_CROSS_SITE',
+
+  // The CLI's commands to a running instance.
+  NOT_RUNNING: 'NORIKAE_ERR_NOT_RUNNING',
+  ALREADY_RUNNING: 'NORIKAE_ERR_RUNNING',
+  NO_DASHBOARD: 'NORIKAE_ERR_NO_DASHBOARD',
+  API: 'NORIKAE_ERR_API',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** What each code is answered with over HTTP; 500 for those that never reach a client. */
+const STATUS: Record<ErrorCode, number> = {
+  [ErrorCode.CONFIG]: 500,
+  [ErrorCode.LISTEN]: 500,
+  [ErrorCode.HEAD_TOO_LARGE]: 431,
+  [ErrorCode.HEAD_MALFORMED]: 400,
+  [ErrorCode.HEAD_INCOMPLETE]: 400,
+  [ErrorCode.HEAD_TIMEOUT]: 408,
+  [ErrorCode.HEAD_UNREADABLE]: 400,
+  [ErrorCode.HTTP2_PRIOR_KNOWLEDGE]: 400,
+  [ErrorCode.HTTP_VERSION]: 505,
+  [ErrorCode.CONNECT_METHOD]: 405,
+  [ErrorCode.HOST]: 400,
+  [ErrorCode.TARGET]: 400,
+  [ErrorCode.NO_SERVICE]: 404,
+  [ErrorCode.UPSTREAM_CONNECT]: 502,
+  [ErrorCode.UPSTREAM_TIMEOUT]: 504,
+  [ErrorCode.LAUNCH]: 502,
+  [ErrorCode.LAUNCH_CANCELLED]: 503,
+  [ErrorCode.READY_TIMEOUT]: 504,
+  [ErrorCode.STOPPED]: 503,
+  [ErrorCode.NOT_CONTROLLABLE]: 409,
+  [ErrorCode.NOT_LAUNCHED_HERE]: 409,
+  [ErrorCode.BAD_REQUEST]: 400,
+  [ErrorCode.NOT_FOUND]: 404,
+  [ErrorCode.METHOD_NOT_ALLOWED]: 405,
+  [ErrorCode.CROSS_SITE]: 403,
+  [ErrorCode.NOT_RUNNING]: 500,
+  [ErrorCode.ALREADY_RUNNING]: 500,
+  [ErrorCode.NO_DASHBOARD]: 500,
+  [ErrorCode.API]: 500,
+};
 
 export class NorikaeError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
+  /** The HTTP status this error is answered with. */
+  readonly status: number;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
+    this.status = options?.status ?? STATUS[code];
   }
+}
+
+/** The HTTP status for any error: its own for ours, 500 for a bug. */
+export function statusOf(err: unknown): number {
+  return err instanceof NorikaeError ? err.status : 500;
 }
 
 /** A config file that cannot be used; `line` and `column` are 1-based when known. */
 export class ConfigError extends NorikaeError {
-  readonly file: string;
+  /** Undefined when no file was found at all. */
+  readonly file: string | undefined;
   readonly line: number | undefined;
   readonly column: number | undefined;
   /** The offending lines with a caret, when the position is known. */
   readonly codeFrame: string | undefined;
 
+  /** The message starts with `file:line:column:`, or `file:` without a position; with no file, it stands alone. */
   constructor(
-    file: string,
+    file: string | undefined,
     message: string,
     position: { line?: number | undefined; column?: number | undefined; codeFrame?: string | undefined } = {},
   ) {
-    const where = position.line === undefined ? file : `${file}:${position.line}:${position.column ?? 1}`;
-    super('NORIKAE_ERR_CONFIG', `${where}: ${message}`);
+    const where = file === undefined ? undefined : position.line === undefined ? file : `${file}:${position.line}:${position.column ?? 1}`;
+    super(ErrorCode.CONFIG, where === undefined ? message : `${where}: ${message}`);
     this.file = file;
     this.line = position.line;
     this.column = position.column;
@@ -34,24 +122,52 @@ export class ConfigError extends NorikaeError {
   }
 }
 
-/** A request head we refuse; `status` is what the client is answered with. */
-export class HeadError extends NorikaeError {
-  readonly status: number;
-
-  constructor(code: string, status: number, message: string) {
-    super(code, message);
-    this.status = status;
-  }
-}
-
 /** A listener that could not be bound; the message says what to do about it. */
 export class ListenError extends NorikaeError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('NORIKAE_ERR_LISTEN', message, options);
+    super(ErrorCode.LISTEN, message, options);
   }
 }
 
-/** The upstream port of a service did not accept a connection. */
+type HeadErrorCode =
+  | typeof ErrorCode.HEAD_TOO_LARGE | typeof ErrorCode.HEAD_MALFORMED | typeof ErrorCode.HEAD_INCOMPLETE
+  | typeof ErrorCode.HEAD_TIMEOUT | typeof ErrorCode.HEAD_UNREADABLE | typeof ErrorCode.HTTP2_PRIOR_KNOWLEDGE
+  | typeof ErrorCode.HTTP_VERSION | typeof ErrorCode.CONNECT_METHOD | typeof ErrorCode.HOST | typeof ErrorCode.TARGET;
+
+/** A first request head we refuse; its `status` is what the client is answered with. */
+export class HeadError extends NorikaeError {
+  constructor(code: HeadErrorCode, message: string) {
+    super(code, message);
+  }
+}
+
+/** One factory per head error: the messages a client reads, in one place. */
+export const headErrors = {
+  tooLarge: (max: number) => new HeadError(ErrorCode.HEAD_TOO_LARGE, `The request head is larger than ${max} bytes.`),
+  malformed: (reason: string) => new HeadError(ErrorCode.HEAD_MALFORMED, `The request head is malformed (${reason}).`),
+  incomplete: () => new HeadError(ErrorCode.HEAD_INCOMPLETE, 'The connection was closed before the request head was complete.'),
+  timeout: (seconds: number) => new HeadError(ErrorCode.HEAD_TIMEOUT, `The request head was not complete within ${seconds} s.`),
+  unreadable: () => new HeadError(ErrorCode.HEAD_UNREADABLE, 'The request head could not be read.'),
+  http2PriorKnowledge: () => new HeadError(ErrorCode.HTTP2_PRIOR_KNOWLEDGE,
+    'HTTP/2 with prior knowledge is not supported; use HTTP/1.1 (or TLS, which is passed through).'),
+  httpVersion: (major: number, minor: number) => new HeadError(ErrorCode.HTTP_VERSION, `HTTP/${major}.${minor} is not supported; use HTTP/1.1.`),
+  connectMethod: () => new HeadError(ErrorCode.CONNECT_METHOD,
+    'CONNECT is not supported: norikae-splice routes requests to configured services, it is not a forward proxy.'),
+  noHost: () => new HeadError(ErrorCode.HOST, 'The request has no Host header.'),
+  manyHosts: () => new HeadError(ErrorCode.HOST, 'The request has more than one Host header.'),
+  badHost: (authority: string) => new HeadError(ErrorCode.HOST, `"${authority.slice(0, 200)}" is not a valid host.`),
+  badTarget: (url: string) => new HeadError(ErrorCode.TARGET, `The request target "${url.slice(0, 200)}" is not a path or an http URL.`),
+  userInfo: () => new HeadError(ErrorCode.TARGET, 'The request target carries user info, which HTTP does not allow.'),
+};
+
+/** No service of that name is configured (any more: a reload may have removed it). */
+export class NoServiceError extends NorikaeError {
+  constructor(readonly service: string) {
+    super(ErrorCode.NO_SERVICE, `no service named ${service}`);
+  }
+}
+
+/** The upstream port of a service did not accept a connection: 502, or 504 when it never answered. */
 export class UpstreamConnectError extends NorikaeError {
   readonly host: string;
   readonly port: number;
@@ -59,7 +175,7 @@ export class UpstreamConnectError extends NorikaeError {
   readonly reason: string;
 
   constructor(host: string, port: number, reason: string, options?: { cause?: unknown }) {
-    super('NORIKAE_ERR_UPSTREAM_CONNECT', `connecting to ${host}:${port} failed: ${reason}`, options);
+    super(reason === 'ETIMEDOUT' ? ErrorCode.UPSTREAM_TIMEOUT : ErrorCode.UPSTREAM_CONNECT, `connecting to ${host}:${port} failed: ${reason}`, options);
     this.host = host;
     this.port = port;
     this.reason = reason;
@@ -75,7 +191,7 @@ export class LaunchError extends NorikaeError {
   readonly logTail: string[];
 
   constructor(service: string, message: string, details: { exitCode?: number | null; signal?: string | null; logTail?: string[] } = {}) {
-    super('NORIKAE_ERR_LAUNCH', message);
+    super(ErrorCode.LAUNCH, message);
     this.service = service;
     this.exitCode = details.exitCode ?? null;
     this.signal = details.signal ?? null;
@@ -83,14 +199,31 @@ export class LaunchError extends NorikaeError {
   }
 }
 
-/** A launch that a stop, restart or reload ended before it started the process. */
-export class LaunchCancelledError extends LaunchError {
-  /** A restart: the launch that replaces it is the one to wait for. */
-  readonly replaced: boolean;
+/** Why a launch was cancelled: the reason of its AbortController. */
+export type CancelCause = 'stopped' | 'held' | 'restarted' | 'removed' | 'exiting';
 
-  constructor(service: string, reason: string, replaced: boolean) {
-    super(service, `${service} was not launched: ${reason}.`);
-    this.replaced = replaced;
+const CANCEL_WORDS: Record<CancelCause, string> = {
+  stopped: 'it was stopped',
+  held: 'it was stopped by you',
+  restarted: 'it was restarted',
+  removed: 'it was removed from the config',
+  exiting: 'norikae-splice is exiting',
+};
+
+/** A launch that a stop, restart, reload or exit ended while it was still waiting. */
+export class LaunchCancelledError extends NorikaeError {
+  readonly service: string;
+  readonly kind: CancelCause;
+
+  constructor(service: string, cause: CancelCause) {
+    super(ErrorCode.LAUNCH_CANCELLED, `${service} was not launched: ${CANCEL_WORDS[cause]}.`);
+    this.service = service;
+    this.kind = cause;
+  }
+
+  /** A restart: the launch that replaces this one is the one to wait for. */
+  get replaced(): boolean {
+    return this.kind === 'restarted';
   }
 }
 
@@ -100,7 +233,7 @@ export class ReadinessTimeoutError extends NorikaeError {
   readonly logTail: string[];
 
   constructor(service: string, message: string, logTail: string[]) {
-    super('NORIKAE_ERR_READY_TIMEOUT', message);
+    super(ErrorCode.READY_TIMEOUT, message);
     this.service = service;
     this.logTail = logTail;
   }
@@ -109,29 +242,67 @@ export class ReadinessTimeoutError extends NorikaeError {
 /** The user stopped this service; requests do not bring it back until they start it. */
 export class ServiceStoppedError extends NorikaeError {
   readonly service: string;
+  /** The command that starts it again, for the page and the log. */
+  readonly startCommand: string;
 
   /** `configFile`: the running config, so the command given works from any folder. */
   constructor(service: string, configFile: string) {
-    super('NORIKAE_ERR_STOPPED', `${service} was stopped by you, so requests do not launch it. `
-      + `Start it from the dashboard or with \`norikae-splice start ${service} --config ${shellWord(configFile)}\`.`);
+    const startCommand = `norikae-splice start ${service} --config ${shellWord(configFile)}`;
+    super(ErrorCode.STOPPED, `${service} was stopped by you, so requests do not launch it. Start it from the dashboard or with: ${startCommand}`);
     this.service = service;
+    this.startCommand = startCommand;
   }
 }
 
-/** A control request (start, stop, …) that cannot be done; `status` is the HTTP answer. */
+type ControlErrorCode =
+  | typeof ErrorCode.NOT_CONTROLLABLE | typeof ErrorCode.NOT_LAUNCHED_HERE | typeof ErrorCode.BAD_REQUEST
+  | typeof ErrorCode.NOT_FOUND | typeof ErrorCode.METHOD_NOT_ALLOWED | typeof ErrorCode.CROSS_SITE;
+
+/** A control request (start, stop, …) or API call that cannot be done; `status` is the HTTP answer. */
 export class ControlError extends NorikaeError {
-  readonly status: number;
-
-  constructor(status: number, message: string) {
-    super('NORIKAE_ERR_CONTROL', message);
-    this.status = status;
+  constructor(code: ControlErrorCode, message: string) {
+    super(code, message);
   }
 }
+
+/** One factory per control error. */
+export const controlErrors = {
+  notControllable: (name: string) => new ControlError(ErrorCode.NOT_CONTROLLABLE,
+    `${name} has no \`command\`: norikae-splice only forwards to it and cannot start or stop it`),
+  notLaunchedHere: (name: string, port: number, holder: string) => new ControlError(ErrorCode.NOT_LAUNCHED_HERE,
+    `${name} was not started by norikae-splice: ${holder} listens on port ${port}. Stop it where it was started.`),
+  badName: (text: string) => new ControlError(ErrorCode.BAD_REQUEST, `"${text}" is not a service name (bad percent-encoding)`),
+  notFound: (path: string) => new ControlError(ErrorCode.NOT_FOUND, `no such page: ${path}`),
+  methodNotAllowed: (message: string) => new ControlError(ErrorCode.METHOD_NOT_ALLOWED, message),
+  crossSite: (what: 'site' | 'origin') => new ControlError(ErrorCode.CROSS_SITE, `cross-${what} requests may not change services`),
+};
 
 /** The CLI found no running norikae-splice to talk to (or something else on its port). */
 export class NotRunningError extends NorikaeError {
   constructor(message: string) {
-    super('NORIKAE_ERR_NOT_RUNNING', message);
+    super(ErrorCode.NOT_RUNNING, message);
+  }
+}
+
+/** A second norikae-splice on a config that one already runs. */
+export class AlreadyRunningError extends NorikaeError {
+  constructor(readonly pid: number) {
+    super(ErrorCode.ALREADY_RUNNING, `norikae-splice is already running with this config (pid ${pid}); `
+      + 'stop it first, or use `norikae-splice status` to see its services');
+  }
+}
+
+/** The dashboard is switched off, and with it the CLI's way in. */
+export class NoDashboardError extends NorikaeError {
+  constructor(file: string) {
+    super(ErrorCode.NO_DASHBOARD, `the dashboard is switched off in ${file} (dashboard = false), and the CLI reaches norikae-splice through it`);
+  }
+}
+
+/** The running norikae-splice refused an API call; `status` is its answer's. */
+export class ApiError extends NorikaeError {
+  constructor(status: number, message: string) {
+    super(ErrorCode.API, message, { status });
   }
 }
 

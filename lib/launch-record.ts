@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import type { ListenAddress } from './config.js';
 import createDebug from 'debug';
 import { LAUNCH_ID_VARIABLE } from './launch.js';
-import { NorikaeError } from './errors.js';
+import { AlreadyRunningError } from './errors.js';
 import { environValue, groupMembers, isLiveProcess, processStartTime, signalGroup } from './process-group.js';
 
 const debug = createDebug('norikae:launch-record');
@@ -59,8 +59,7 @@ export class LaunchRecord {
   ): Promise<{ service: string; pids: number[] }[]> {
     const { owner, entries } = readRecord(this.file);
     if (owner !== undefined && owner.pid !== process.pid && ownerRuns(owner)) {
-      throw new NorikaeError('NORIKAE_ERR_RUNNING', `norikae-splice is already running with this config (pid ${owner.pid}); `
-        + 'stop it first, or use `norikae-splice status` to see its services');
+      throw new AlreadyRunningError(owner.pid);
     }
     const stopped: { service: string; pids: number[] }[] = [];
     // All at once: each group gets its own stop_timeout, and the start waits for the slowest only.

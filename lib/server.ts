@@ -7,7 +7,7 @@ import createDebug from 'debug';
 import { headErrorPage, notFoundPage, upstreamErrorPage, writeAnswer } from './answers.js';
 import { formatAddress, type Config, type ListenAddress, type ServiceConfig } from './config.js';
 import { logSocketError } from './dial.js';
-import { HeadError, ListenError } from './errors.js';
+import { headErrors, ListenError, type HeadError } from './errors.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
@@ -238,7 +238,7 @@ export class SpliceServer {
       } catch (err) {
         // A bug of ours, not the client's fault; it must not take the process down.
         this.log.error(`internal error while reading a request head: ${(err as Error).stack ?? err}`);
-        result = { kind: 'http-error', error: new HeadError('NORIKAE_ERR_INTERNAL', 400, 'The request head could not be read.'), accept: '' };
+        result = { kind: 'http-error', error: headErrors.unreadable(), accept: '' };
       }
       if (result === undefined) return;
       stopSniffing();
@@ -268,7 +268,7 @@ export class SpliceServer {
       if (chunks.length === 0 || tls) client.destroy();
       else writeAnswer(client, headErrorPage(error), '');
     };
-    const onEnd = (): void => giveUp(new HeadError('NORIKAE_ERR_HEAD_INCOMPLETE', 400, 'The connection was closed before the request head was complete.'));
+    const onEnd = (): void => giveUp(headErrors.incomplete());
     // `on`, not `once`: stopSniffing removes them, and once() costs a wrapper per connection.
     client.on('data', onData);
     client.on('end', onEnd);
@@ -282,7 +282,7 @@ export class SpliceServer {
     const cutoff = Date.now() - headTimeout * 1000;
     for (const { since, giveUp } of this.sniffing.values()) {
       if (since > cutoff) break;
-      giveUp(new HeadError('NORIKAE_ERR_HEAD_TIMEOUT', 408, `The request head was not complete within ${headTimeout} s.`));
+      giveUp(headErrors.timeout(headTimeout));
     }
   }
 

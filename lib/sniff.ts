@@ -5,7 +5,7 @@
 // (HTTP/1.x only, exactly one Host, target forms, a cap on the head size) are ours and live here.
 
 import { CLIENT_HELLO_MAX, isTlsHandshakeStart, parseClientHello } from './client-hello.js';
-import { HeadError } from './errors.js';
+import { HeadError, headErrors } from './errors.js';
 import { HEAD_INCOMPLETE, HEAD_INVALID, RequestHeadParser } from './llhttp.js';
 import { hostOfAuthority } from './router.js';
 
@@ -44,12 +44,12 @@ export class HeadSniffer {
     const consumed = parser.execute(input);
     if (consumed === HEAD_INCOMPLETE) {
       if (this.received < this.maxHeadSize) return undefined;
-      return this.finish(parser, fail('NORIKAE_ERR_HEAD_TOO_LARGE', 431, `The request head is larger than ${this.maxHeadSize} bytes.`));
+      return this.finish(parser, headErrors.tooLarge(this.maxHeadSize));
     }
     if (consumed === HEAD_INVALID) {
       const error = parser.errorName === 'HPE_PAUSED_H2_UPGRADE'
-        ? fail('NORIKAE_ERR_HTTP2_PRIOR_KNOWLEDGE', 400, 'HTTP/2 with prior knowledge is not supported; use HTTP/1.1 (or TLS, which is passed through).')
-        : fail('NORIKAE_ERR_MALFORMED_HEAD', 400, `The request head is malformed (${parser.errorReason || parser.errorName}).`);
+        ? headErrors.http2PriorKnowledge()
+        : headErrors.malformed(parser.errorReason || parser.errorName);
       return this.finish(parser, error);
     }
     return this.finish(parser, checkHead(parser));
@@ -98,28 +98,24 @@ export class HeadSniffer {
 function checkHead(parser: RequestHeadParser): string | HeadError {
   const { method, url, hosts } = parser;
   if (parser.httpMajor !== 1 || parser.httpMinor > 1) {
-    return fail('NORIKAE_ERR_HTTP_VERSION', 505, `HTTP/${parser.httpMajor}.${parser.httpMinor} is not supported; use HTTP/1.1.`);
+    return headErrors.httpVersion(parser.httpMajor, parser.httpMinor);
   }
   if (method === 'CONNECT') {
-    return fail('NORIKAE_ERR_CONNECT', 405, 'CONNECT is not supported: norikae-splice routes requests to configured services, it is not a forward proxy.');
+    return headErrors.connectMethod();
   }
   // RFC 9112 §3.2: HTTP/1.1 needs exactly one Host; HTTP/1.0 may omit it.
-  if (hosts.length > 1) return fail('NORIKAE_ERR_HOST', 400, 'The request has more than one Host header.');
-  if (hosts.length === 0 && parser.httpMinor === 1) return fail('NORIKAE_ERR_HOST', 400, 'The request has no Host header.');
+  if (hosts.length > 1) return headErrors.manyHosts();
+  if (hosts.length === 0 && parser.httpMinor === 1) return headErrors.noHost();
   let authority: string | undefined = hosts[0];
   if (url.charCodeAt(0) !== 0x2f /* / */ && !(url === '*' && method === 'OPTIONS')) {
     // Absolute-form (`GET http://app.localhost/ HTTP/1.1`): its authority wins over Host (§3.2.2).
     const absolute = /^(?:https?|wss?):\/\/([^/?#]*)/i.exec(url);
-    if (!absolute) return fail('NORIKAE_ERR_TARGET', 400, `The request target "${url.slice(0, 200)}" is not a path or an http URL.`);
+    if (!absolute) return headErrors.badTarget(url);
     authority = absolute[1]!;
-    if (authority.includes('@')) return fail('NORIKAE_ERR_TARGET', 400, 'The request target carries user info, which HTTP does not allow.');
+    if (authority.includes('@')) return headErrors.userInfo();
   }
-  if (authority === undefined) return fail('NORIKAE_ERR_HOST', 400, 'The request has no Host header.');
+  if (authority === undefined) return headErrors.noHost();
   const host = hostOfAuthority(authority);
-  if (host === undefined) return fail('NORIKAE_ERR_HOST', 400, `"${authority.slice(0, 200)}" is not a valid host.`);
+  if (host === undefined) return headErrors.badHost(authority);
   return host;
-}
-
-function fail(code: string, status: number, message: string): HeadError {
-  return new HeadError(code, status, message);
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import createDebug from 'debug';
 import { DEFAULT_STOP_TIMEOUT, formatAddress, type Config, type ServiceConfig } from './config.js';
 import { DEFAULT_UPSTREAM_HOST, dialFirst } from './dial.js';
-import { ControlError, LaunchCancelledError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
+import { controlErrors, type CancelCause, LaunchCancelledError, NoServiceError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import { launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
@@ -110,7 +110,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   async connect(target: ServiceConfig): Promise<Socket> {
     const runtime = this.runtimes.get(target.name);
-    if (runtime === undefined) throw new ControlError(404, `no service named ${target.name}`);
+    if (runtime === undefined) throw new NoServiceError(target.name);
     // Awaited only when set: an await costs a turn of the microtask queue on every connection.
     if (runtime.stopping !== undefined) await runtime.stopping;
     if (runtime.launching !== undefined) await this.launched(runtime, runtime.launching);
@@ -176,7 +176,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** The last `lines` lines a service printed. */
   logTail(name: string, lines: number): string[] {
     const runtime = this.runtimes.get(name);
-    if (runtime === undefined) throw new ControlError(404, `no service named ${name}`);
+    if (runtime === undefined) throw new NoServiceError(name);
     return runtime.log?.tail(lines) ?? [];
   }
 
@@ -202,11 +202,10 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       && await acceptingHost(upstreamHosts(runtime), runtime.port, 1000) !== undefined) {
       // A server started by hand is only forwarded to; "stopped" would be a lie while it answers.
       const owner = findPortOwner(runtime.port);
-      throw new ControlError(409, `${name} was not started by norikae-splice: ${owner ? `pid ${owner.pid} (${owner.command})` : 'a process of its own'} `
-        + `listens on port ${runtime.port}. Stop it where it was started.`);
+      throw controlErrors.notLaunchedHere(name, runtime.port, owner ? `pid ${owner.pid} (${owner.command})` : 'a process of its own');
     }
     runtime.stoppedByUser = true;
-    this.cancelLaunch(runtime, 'stopped by you');
+    this.cancelLaunch(runtime, 'held');
     await this.stop(runtime, 'stopped by you');
     this.announce(runtime);
     return this.info(name)!;
@@ -214,7 +213,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   async restart(name: string): Promise<ServiceInfo> {
     const runtime = this.controllable(name);
-    this.cancelLaunch(runtime, 'restarted', true);
+    this.cancelLaunch(runtime, 'restarted');
     await this.stop(runtime, 'restart');
     return this.start(name);
   }
@@ -245,7 +244,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     this.emit('config');
     const removals = Promise.all(removed.map(async (runtime) => {
-      this.cancelLaunch(runtime, 'removed from the config');
+      this.cancelLaunch(runtime, 'removed');
       await this.stop(runtime, 'removed from the config');
       runtime.log?.close();
     }));
@@ -257,7 +256,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** Stops every service norikae launched (on exit). */
   async stopAll(reason = 'norikae-splice is exiting'): Promise<void> {
     await Promise.all([...this.runtimes.values()].map((runtime) => {
-      this.cancelLaunch(runtime, reason);
+      this.cancelLaunch(runtime, 'exiting');
       return this.stop(runtime, reason);
     }));
     await Promise.all(this.removals);
@@ -285,16 +284,16 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
    * Keeps a launch in flight (still waiting for its dependencies) from starting its process:
    * it ends with an error when it gets there. A process it already started is for stop().
    */
-  private cancelLaunch(runtime: ServiceRuntime, reason: string, replaced = false): void {
+  private cancelLaunch(runtime: ServiceRuntime, reason: CancelCause): void {
     runtime.cancelledLaunches++;
     runtime.cancelReason = reason;
-    runtime.cancelReplaced = replaced;
+    runtime.cancelReplaced = reason === 'restarted';
   }
 
   /** Why a cancelled launch ends, for the connections that waited for it. */
   private cancellation(runtime: ServiceRuntime): Error {
     const { name } = runtime.service;
-    return runtime.stoppedByUser ? new ServiceStoppedError(name, this.config.file) : new LaunchCancelledError(name, runtime.cancelReason, runtime.cancelReplaced);
+    return runtime.stoppedByUser ? new ServiceStoppedError(name, this.config.file) : new LaunchCancelledError(name, runtime.cancelReason);
   }
 
   /** Waits for `launch`; when a restart cancelled it, for the launch that replaced it. */
@@ -382,9 +381,9 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
 
   private controllable(name: string): ServiceRuntime {
     const runtime = this.runtimes.get(name);
-    if (runtime === undefined) throw new ControlError(404, `no service named ${name}`);
+    if (runtime === undefined) throw new NoServiceError(name);
     if (runtime.service.command === undefined) {
-      throw new ControlError(409, `${name} has no \`command\`: norikae-splice only forwards to it and cannot start or stop it`);
+      throw controlErrors.notControllable(name);
     }
     return runtime;
   }
@@ -664,7 +663,7 @@ class ServiceRuntime {
   /** `cancelledLaunches` when `launching` began: a launch whose ticket is behind was cancelled. */
   launchTicket = 0;
   cancelledLaunches = 0;
-  cancelReason = '';
+  cancelReason: CancelCause = 'stopped';
   cancelReplaced = false;
   stopping: Promise<void> | undefined;
   idleTimer: NodeJS.Timeout | undefined;

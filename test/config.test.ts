@@ -322,7 +322,9 @@ describe('findConfigFile and loadConfig', () => {
 
     assert.throws(() => findConfigFile(undefined, project, env), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /no config file found.*norikae\.toml.*config\.toml.*--config/);
+      // Not `…/norikae.toml: no config file found`: that reads as a position in a file that exists.
+      assert.match(err.message, /^no config file found.*norikae\.toml.*config\.toml.*--config/);
+      assert.equal(err.file, undefined);
       return true;
     });
     writeFileSync(join(xdg, 'norikae', 'config.toml'), '[service.a]\nport = 1\n');

@@ -83,7 +83,12 @@ describe('dashboard API', () => {
     assert.equal(stopped.body.service.stoppedByUser, true);
     const refused = parseResponse(await exchange(t, port, [getHead('app.localhost')]));
     assert.equal(refused.status, 503);
-    assert.match(refused.body, /stopped by you.*norikae-splice start app/);
+    assert.match(refused.body, /stopped by you[^]*\n {2}norikae-splice start app --config \S+norikae\.toml\n/);
+    // The browser's page shows the command as code, not in Markdown backticks.
+    const page = parseResponse(await exchange(t, port, [getHead('app.localhost', '/', 'Accept: text/html\r\n')]));
+    assert.equal(page.status, 503);
+    assert.match(page.body, /<pre>norikae-splice start app --config \S+<\/pre>/);
+    assert.doesNotMatch(page.body, /`/);
 
     const restarted = await api(port, 'POST', '/api/services/app/restart');
     assert.equal(restarted.body.service.state, 'running');

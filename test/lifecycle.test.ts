@@ -205,8 +205,8 @@ describe('dependencies', () => {
     await h.reconfigure(db);
     assert.equal(h.supervisor.info('web'), undefined);
     const answer = await response;
-    assert.notEqual(answer.status, 200, answer.body);
-    assert.match(answer.body, /web was not launched: removed from the config/);
+    assert.equal(answer.status, 503, answer.body);
+    assert.match(answer.body, /web was not launched: it was removed from the config/);
     assert.deepEqual(h.launches().filter((launch) => launch.port === webPort), [], 'web never ran');
     assert.ok(!h.log.lines.some((line) => line.startsWith('launching web')), 'web never ran');
   });
