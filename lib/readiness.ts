@@ -30,8 +30,8 @@ export interface ReadinessCheck {
   timeoutMs: number;
   /** Settles when the launched process exits: then waiting is pointless. */
   exited: Promise<ExitStatus>;
-  /** True once the launch was cancelled (stopped, restarted, removed): asked at every poll. */
-  cancelled: () => boolean;
+  /** Aborted when the launch is cancelled (stopped, restarted, removed): ends every wait at once. */
+  signal: AbortSignal;
 }
 
 export type Readiness =
@@ -42,37 +42,47 @@ export type Readiness =
   | { state: 'timeout'; failing: string[] };
 
 export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> {
-  const deadline = Date.now() + check.timeoutMs;
+  const { signal } = check;
+  // Monotonic: a clock step must not stretch or cut the wait.
+  const deadline = performance.now() + check.timeoutMs;
   let exit: ExitStatus | undefined;
   let wake: (() => void) | undefined;
-  // One subscription wakes a sleeping poll loop as soon as the process exits (a race per poll
-  // would leave a reaction on `exited` every few milliseconds for as long as the service runs).
+  // One subscription each wakes a sleeping poll loop as soon as the process exits or the launch is
+  // cancelled (a race per poll would leave a reaction every few milliseconds while the service runs).
   void check.exited.then((status) => {
     exit = status;
     wake?.();
   });
-  const exitedOrSleep = (ms: number): Promise<void> => new Promise((resolve) => {
-    wake = resolve;
-    setTimeout(resolve, ms);
+  const onAbort = (): void => wake?.();
+  signal.addEventListener('abort', onAbort, { once: true });
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
   });
-  let failing: string[] = [];
-  const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
-
-  // The delay in poll-sized steps: a stop or restart during it is seen at the next step.
-  const delayEnd = Date.now() + Math.min(check.delayMs, check.timeoutMs);
-  while (exit === undefined && !check.cancelled() && Date.now() < delayEnd) await exitedOrSleep(Math.min(interval, delayEnd - Date.now()));
-  for (;;) {
-    // Before the exit: a stop kills the process, and the stop, not the exit, is why it ended.
-    if (check.cancelled()) return { state: 'cancelled' };
-    if (exit !== undefined) return { state: 'exited', status: exit };
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) return { state: 'timeout', failing };
-    const round = await failingChecks(check, Math.min(remaining, 1000));
-    if (round.length === 0) return { state: 'ready' };
-    // A round the deadline cut short says "no answer" where the one before heard a 503, say:
-    // the 504 page gives the reasons of the last round that ran in full.
-    if (Date.now() < deadline || failing.length === 0) failing = round;
-    await exitedOrSleep(Math.min(interval, Math.max(0, deadline - Date.now())));
+  try {
+    let failing: string[] = [];
+    const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
+    // `delay` postpones the first check; an exit or a cancellation ends it early.
+    const delayEnd = performance.now() + Math.min(check.delayMs, check.timeoutMs);
+    if (exit === undefined && !signal.aborted && delayEnd > performance.now()) await sleep(delayEnd - performance.now());
+    for (;;) {
+      // Before the exit: a stop kills the process, and the stop, not the exit, is why it ended.
+      if (signal.aborted) return { state: 'cancelled' };
+      if (exit !== undefined) return { state: 'exited', status: exit };
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return { state: 'timeout', failing };
+      const round = await failingChecks(check, Math.min(remaining, 1000));
+      if (round.length === 0 && !signal.aborted) return { state: 'ready' };
+      // A round the deadline cut short says "no answer" where the one before heard a 503, say:
+      // the 504 page gives the reasons of the last round that ran in full.
+      if (performance.now() < deadline || failing.length === 0) failing = round;
+      if (!signal.aborted && exit === undefined) await sleep(Math.min(interval, Math.max(0, deadline - performance.now())));
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -1,0 +1,534 @@
+// One service's lifecycle: an explicit state, the transitions allowed between states in one table,
+// and what is done to a service: ensureRunning, stop, start, restart. A launch in flight is
+// cancelled through its AbortController, whose reason is a LaunchCancelledError; every wait inside
+// a launch (dependencies, `delay`, readiness) takes that signal. Nothing compares tickets: a state
+// not in the table is a bug, and says so.
+
+import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import createDebug from 'debug';
+import type { ServiceConfig } from './config.js';
+import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
+import { DEFAULT_UPSTREAM_HOST } from './dial.js';
+import { LaunchCancelledError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
+import { launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
+import type { LaunchRecord } from './launch-record.js';
+import type { Log } from './log.js';
+import { findPortOwner, type PortOwner } from './port-owner.js';
+import { groupAlive } from './process-group.js';
+import { waitUntilReady } from './readiness.js';
+import type { ServiceLog } from './service-log.js';
+
+const debug = createDebug('norikae:service');
+
+/** Lines of output on error pages. */
+const LOG_TAIL_LINES = 30;
+
+/**
+ * - `stopped`: no process of ours; a request launches it.
+ * - `held`: stopped by the user; requests get 503 until they start it.
+ * - `launching`: waiting for dependencies, `delay` or readiness (clients wait with it).
+ * - `ready`: its process runs and passed readiness.
+ * - `stopping`: its process group is being stopped.
+ * - `failed`: the last launch failed (exited early, timed out, could not start).
+ * - `crashed`: it exited after it was ready, unasked.
+ */
+export type ServiceState = 'stopped' | 'held' | 'launching' | 'ready' | 'stopping' | 'failed' | 'crashed';
+
+/** Every allowed transition. `ready → launching`: its port refused while the process runs, so readiness is waited for again. */
+const TRANSITIONS: { readonly [From in ServiceState]: readonly ServiceState[] } = {
+  stopped: ['launching', 'held'],
+  held: ['stopped'],
+  launching: ['ready', 'failed', 'stopping', 'stopped', 'held'],
+  ready: ['launching', 'stopping', 'crashed'],
+  stopping: ['stopped', 'held'],
+  failed: ['launching', 'stopping', 'stopped', 'held'],
+  crashed: ['launching', 'stopping', 'stopped', 'held'],
+};
+
+/** What a service needs of the registry it lives in (the supervisor). */
+export interface RuntimeContext {
+  readonly log: Log;
+  readonly record: LaunchRecord | undefined;
+  /** The running config's file, for the start command of the 503 page. */
+  configFile(): string;
+  /** The service's output: its log file and recent lines. */
+  serviceLog(runtime: ServiceRuntime): ServiceLog;
+  /** Makes every service in `requires` accept connections; gives up when `signal` aborts. */
+  startDependencies(runtime: ServiceRuntime, signal: AbortSignal): Promise<void>;
+  /** Whether a running service requires this one (its dependent talks to it past norikae). */
+  hasRunningDependent(runtime: ServiceRuntime): boolean;
+  /** Its process started or ended: its dependencies' idle time depends on that. */
+  processChanged(runtime: ServiceRuntime): void;
+  /** Something shown changed: at once (`soon` false) or batched (connection counters). */
+  changed(runtime: ServiceRuntime, soon?: boolean): void;
+}
+
+/** One launch: every waiting connection shares it; `controller` cancels it. */
+interface Launch {
+  readonly controller: AbortController;
+  readonly done: Promise<void>;
+}
+
+export class ServiceRuntime {
+  state: ServiceState = 'stopped';
+  /** Its current config; a reload replaces it (a running process keeps what it was launched with). */
+  service: ServiceConfig;
+  /** The port in use: the configured one, or one chosen at the first launch. */
+  port: number | undefined;
+  process: LaunchedProcess | undefined;
+  /** Why the last launch failed, for status, the API and the dashboard; cleared by a good launch. */
+  lastError: string | undefined;
+  /** A process norikae did not start that held the port at the last launch attempt. */
+  portHeldBy: PortOwner | undefined;
+  readonly crashes = new CrashHistory();
+  /** Open spliced upstream sockets: the connection count, live byte counts, the idle stop. */
+  readonly upstreams = new Set<Socket>();
+  bytesIn = 0;
+  bytesOut = 0;
+  /** What the running process was launched with (see launchSignature). */
+  launchedAs = '';
+  /** A line of output matched the `ready.log` pattern since the last launch. */
+  logMatched = false;
+  log: ServiceLog | undefined;
+  /** Not counting idle time because a running service requires it (see armIdleTimer). */
+  heldByDependent = false;
+  private launch: Launch | undefined;
+  /** A cancelled launch that has not given up yet: the next one begins after it. */
+  private cancelled: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  /** Where `stopping` ends. */
+  private afterStop: 'stopped' | 'held' = 'stopped';
+  /** The address the upstream answered on last (127.0.0.1 or ::1 when none is configured). */
+  private lastHost: string | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last idle stop. */
+  private idleStoppedAt = -Infinity;
+  private readonly launchIds = new Map<LaunchedProcess, string>();
+
+  constructor(
+    service: ServiceConfig,
+    private readonly context: RuntimeContext,
+  ) {
+    this.service = service;
+    this.port = service.port;
+  }
+
+  get name(): string {
+    return this.service.name;
+  }
+
+  /** Held by the user, or on the way there: requests do not launch it. */
+  get held(): boolean {
+    return this.state === 'held' || (this.state === 'stopping' && this.afterStop === 'held');
+  }
+
+  /** A stop in progress, to wait for before dialling (its process is going away). */
+  get stopped(): Promise<void> | undefined {
+    return this.stopping;
+  }
+
+  get launching(): boolean {
+    return this.launch !== undefined;
+  }
+
+  /**
+   * Resolves once the service is ready, launching it unless a launch is under way (which it
+   * joins). `refused`: its port just refused a connection, so `ready` is not to be trusted.
+   * `signal` only stops this caller's wait; the launch goes on for the others.
+   */
+  async ensureRunning(signal?: AbortSignal, refused = false): Promise<void> {
+    for (;;) {
+      if (this.held) throw new ServiceStoppedError(this.name, this.context.configFile());
+      if (this.state === 'ready' && this.launch === undefined && !refused) return;
+      const launch = this.launch ?? this.beginLaunch();
+      try {
+        await abortable(launch.done, signal);
+        return;
+      } catch (err) {
+        if (!(err instanceof LaunchCancelledError) || signal?.aborted) throw err;
+        // A restart replaced the launch, or a start followed the stop that cancelled it: its
+        // clients follow the new one.
+        if (err.replaced || (err.kind === 'held' && !this.held)) {
+          refused = false;
+          continue;
+        }
+        if (this.held) throw new ServiceStoppedError(this.name, this.context.configFile());
+        throw err;
+      }
+    }
+  }
+
+  /** Launches it now (the user's start), overriding a hold and a crash-loop back-off. */
+  async start(): Promise<void> {
+    if (this.state === 'held') this.moveTo('stopped');
+    this.afterStop = 'stopped';
+    this.crashes.forgive();
+    await this.ensureRunning();
+  }
+
+  /**
+   * Cancels a launch in flight and stops the process group, if norikae launched one. `held`:
+   * the user's stop, which sticks until they start it again.
+   */
+  async stop(cause: CancelCause, reason: string): Promise<void> {
+    this.cancel(cause);
+    const after = cause === 'held' ? 'held' : 'stopped';
+    if (this.process === undefined && this.stopping === undefined) {
+      // Nothing to stop: only a launch that had not spawned yet ends, or the hold is taken.
+      if (after === 'held') this.moveTo('held');
+      else if (this.state === 'launching') this.moveTo('stopped');
+      return;
+    }
+    if (after === 'held' || this.state !== 'stopping') this.afterStop = after;
+    this.moveTo('stopping');
+    await this.terminate(reason);
+    if (this.state === 'stopping') this.moveTo(this.afterStop);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop('restarted', 'restart');
+    await this.start();
+  }
+
+  /** Takes a reloaded config; a running process keeps its port (the new one applies at the next launch). */
+  reconfigure(service: ServiceConfig): void {
+    this.service = service;
+    if (this.process === undefined) this.port = service.port ?? this.port;
+  }
+
+  /** Where to dial: the configured upstream, else loopback on both families, the last good one first. */
+  upstreamHosts(): readonly string[] {
+    const { upstream } = this.service;
+    if (upstream !== undefined) return [upstream];
+    return this.lastHost === '::1' ? IPV6_FIRST : IPV4_FIRST;
+  }
+
+  /** The address that answered a dial: tried first next time. */
+  answeredOn(host: string): void {
+    this.lastHost = host;
+  }
+
+  /** Counts a spliced connection; the idle timer runs only while there are none. */
+  track(upstream: Socket): Socket {
+    this.upstreams.add(upstream);
+    clearTimeout(this.idleTimer);
+    // `on`, not `once`: 'close' comes once anyway, and once() costs a wrapper per connection.
+    upstream.on('close', () => {
+      this.upstreams.delete(upstream);
+      this.bytesIn += upstream.bytesWritten;
+      this.bytesOut += upstream.bytesRead;
+      if (this.upstreams.size === 0) this.armIdleTimer();
+      this.context.changed(this, true);
+    });
+    this.context.changed(this, true);
+    return upstream;
+  }
+
+  /**
+   * Starts counting idle time, unless it has connections, or a running service `requires` it: a
+   * dependent talks to its dependency directly (a web app to its database), past norikae, so those
+   * connections are not counted. The count starts when the last dependent stops.
+   */
+  armIdleTimer(): void {
+    const seconds = this.service.idleTimeout;
+    clearTimeout(this.idleTimer);
+    this.heldByDependent = false;
+    if (seconds === undefined || this.process === undefined || this.upstreams.size > 0) return;
+    if (this.context.hasRunningDependent(this)) {
+      this.heldByDependent = true;
+      return;
+    }
+    this.idleTimer = setTimeout(() => {
+      // A reload may have made a running service require it meanwhile.
+      if (this.context.hasRunningDependent(this)) {
+        this.heldByDependent = true;
+        return;
+      }
+      this.idleStoppedAt = performance.now();
+      void this.stop('stopped', `idle for ${seconds} s`);
+    }, seconds * 1000);
+    this.idleTimer.unref();
+  }
+
+  /** A service that requires this one started: it is in use while that one runs. */
+  holdForDependent(): void {
+    clearTimeout(this.idleTimer);
+    this.heldByDependent = this.process !== undefined;
+  }
+
+  private moveTo(next: ServiceState): void {
+    if (next === this.state) return;
+    if (!TRANSITIONS[this.state].includes(next)) {
+      throw new Error(`${this.name}: no transition from ${this.state} to ${next} (a bug of norikae-splice)`);
+    }
+    debug('%s: %s → %s', this.name, this.state, next);
+    this.state = next;
+    this.context.changed(this);
+  }
+
+  private beginLaunch(): Launch {
+    const controller = new AbortController();
+    const done = this.run(controller.signal, this.cancelled).finally(() => {
+      if (this.launch === launch) this.launch = undefined;
+    });
+    const launch: Launch = { controller, done };
+    this.launch = launch;
+    return launch;
+  }
+
+  /** Keeps the launch in flight from going on: every wait in it ends with a LaunchCancelledError. */
+  private cancel(cause: CancelCause): void {
+    const launch = this.launch;
+    if (launch === undefined) return;
+    this.launch = undefined;
+    this.cancelled = launch.done.then(noop, noop);
+    launch.controller.abort(new LaunchCancelledError(this.name, cause));
+  }
+
+  /** One launch: dependencies, then spawn (unless its process is still up), then readiness. */
+  private async run(signal: AbortSignal, previous: Promise<void> | undefined): Promise<void> {
+    // A cancelled launch gives up, and a stop in progress (a restart's, say) ends its process, before
+    // this one looks at the process: it must not take a dying one for one that is still starting.
+    await previous;
+    if (this.stopping !== undefined) await this.stopping;
+    signal.throwIfAborted();
+    if (this.held) throw new ServiceStoppedError(this.name, this.context.configFile());
+    this.moveTo('launching');
+    try {
+      await this.context.startDependencies(this, signal);
+      await this.spawnAndWait(signal);
+    } catch (err) {
+      // A cancellation's state is set by whoever cancelled.
+      if (signal.aborted) throw signal.reason;
+      this.failed(err);
+      throw err;
+    }
+    this.lastError = undefined;
+    this.moveTo('ready');
+    this.armIdleTimer();
+  }
+
+  /** A launch that failed: said on stderr, in its log, and kept for status and the dashboard. */
+  private failed(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.lastError = message;
+    if (!(err instanceof ReadinessTimeoutError)) this.context.log.warn(`${this.name} failed to start: ${message}`);
+    this.log?.note(`failed to start: ${message}`);
+    if (this.state === 'launching') this.moveTo('failed');
+  }
+
+  private async spawnAndWait(signal: AbortSignal): Promise<void> {
+    const { service } = this;
+    const log = (this.log ??= this.context.serviceLog(this));
+    let process = this.process;
+    if (process !== undefined && process.exitStatus !== undefined) {
+      // Its shell is gone but some of its group lives on without serving (`helper & server`
+      // whose server died): clear it away, and count it as the crash it is.
+      await this.terminate('not accepting connections');
+      this.countCrash(process, process.exitStatus);
+      process = undefined;
+    }
+    const backoff = this.crashes.backoffLeft();
+    if (backoff > 0) {
+      throw new LaunchError(this.name, `${this.name} keeps crashing (it exited ${this.crashes.recentCrashes} times within ${CRASH_WINDOW_MS / 1000} s), `
+        + `so it is not relaunched on every request; norikae-splice tries again in ${Math.ceil(backoff / 1000)} s.`, {
+        exitCode: this.crashes.lastExit?.code, signal: this.crashes.lastExit?.signal, logTail: log.tail(LOG_TAIL_LINES),
+      });
+    }
+    if (process === undefined) {
+      this.port ??= service.port ?? await findFreePort();
+      // Nothing is awaited from here to the spawn: a stop either came before (and ends this
+      // launch here) or comes after (and finds the process to stop).
+      signal.throwIfAborted();
+      this.checkPortIsFree();
+      process = this.spawn(log);
+    } else {
+      debug('%s: port refused while pid %d runs; waiting for it', this.name, process.pid);
+    }
+    const started = performance.now();
+    const readiness = await waitUntilReady({
+      hosts: this.upstreamHosts(),
+      port: this.port!,
+      checks: service.ready,
+      httpHost: service.hosts.find((host) => !host.startsWith('*.')) ?? 'localhost',
+      logMatched: () => this.logMatched,
+      delayMs: service.delay * 1000,
+      timeoutMs: service.readyTimeout * 1000,
+      // A service with a `stop` command may start in the background: its shell exiting with 0 is fine.
+      exited: service.stop === undefined ? process.exited : process.exited.then((status) => (status.code === 0 ? never() : status)),
+      signal,
+    });
+    switch (readiness.state) {
+      case 'cancelled':
+        throw signal.reason;
+      case 'ready':
+        this.context.log.info(`${this.name} ready on :${this.port} in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+        return;
+      case 'exited':
+        throw new LaunchError(this.name, `${this.name} exited ${describeExit(readiness.status)} before it accepted connections on port ${this.port}.`, {
+          exitCode: readiness.status.code, signal: readiness.status.signal, logTail: log.tail(LOG_TAIL_LINES),
+        });
+      case 'timeout': {
+        const failing = readiness.failing.join('; ');
+        this.context.log.warn(`${this.name} was not ready within ${service.readyTimeout} s: ${failing}`);
+        await this.terminate('not ready in time');
+        throw new ReadinessTimeoutError(this.name, `${this.name} was not ready within ${service.readyTimeout} s (ready_timeout): `
+          + `${failing}. It was stopped. Check that its command listens on {port} or $PORT.`, log.tail(LOG_TAIL_LINES));
+      }
+    }
+  }
+
+  /**
+   * The port was refused on every address, yet something may hold it (bound, or listening
+   * elsewhere): then the child would only fail with EADDRINUSE in its own log. Name the holder.
+   */
+  private checkPortIsFree(): void {
+    const owner = findPortOwner(this.port!);
+    this.portHeldBy = owner;
+    if (owner === undefined) return;
+    const message = `port ${this.port} of ${this.name} is held by pid ${owner.pid} (${owner.command}), which norikae-splice did not start`;
+    throw new LaunchError(this.name, `${message}. Stop that process, or give [service.${this.name}] another port.`);
+  }
+
+  private spawn(log: ServiceLog): LaunchedProcess {
+    const { service } = this;
+    const launchId = randomUUID();
+    const sinceIdleStop = performance.now() - this.idleStoppedAt;
+    if (sinceIdleStop < service.idleCooldown * 1000) {
+      this.context.log.info(`${this.name} is launched again ${(sinceIdleStop / 1000).toFixed(1)} s after its idle stop: a client reconnected `
+        + '(hot-reload clients do that); raise idle_timeout if it keeps coming back');
+    }
+    this.logMatched = false;
+    const command = service.command!.replaceAll('{port}', String(this.port));
+    this.context.log.info(`launching ${this.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
+    log.note(`launching on port ${this.port}: ${command}`);
+    const process = launchCommand({ name: this.name, command: service.command!, cwd: service.cwd, env: service.env, port: this.port!, launchId }, log);
+    this.process = process;
+    this.launchedAs = launchSignature(service);
+    this.launchIds.set(process, launchId);
+    this.context.record?.add({ launchId, pgid: process.pid, service: this.name });
+    this.context.processChanged(this);
+    void process.exited.then((status) => this.onExit(process, status));
+    return process;
+  }
+
+  private onExit(process: LaunchedProcess, status: ExitStatus): void {
+    this.log?.note(`exited ${describeExit(status)}`);
+    if (process.stopRequested) {
+      this.crashes.stopped(status);
+      return;
+    }
+    if (status.code === 0 && this.service.stop !== undefined) {
+      // Started in the background (a daemon, a container): its `stop` command stops it.
+      this.context.log.info(`${this.name}'s command finished; it runs in the background until its stop command`);
+      return;
+    }
+    if (groupAlive(process.pid)) {
+      debug('%s: shell %d exited, its group lives on', this.name, process.pid);
+      return;
+    }
+    this.context.log.info(`${this.name} exited ${describeExit(status)}`);
+    this.forget(process);
+    this.countCrash(process, status);
+    // During a launch, readiness sees the exit and fails it.
+    if (this.state === 'ready') this.moveTo('crashed');
+    else this.context.changed(this);
+  }
+
+  private countCrash(process: LaunchedProcess, status: ExitStatus): void {
+    const pause = this.crashes.crashed(status, Date.now() - process.startedAt);
+    if (pause !== undefined) {
+      this.context.log.warn(`${this.name} exited ${this.crashes.recentCrashes} times within ${CRASH_WINDOW_MS / 1000} s; not relaunching it for ${pause / 1000} s`);
+    }
+  }
+
+  /** Stops the process group, if there is one, without a change of state (see stop). */
+  private terminate(reason: string): Promise<void> {
+    clearTimeout(this.idleTimer);
+    const process = this.process;
+    if (process === undefined) return this.stopping ?? Promise.resolve();
+    if (this.stopping === undefined) {
+      this.context.log.info(`stopping ${this.name} (${reason})`);
+      this.log?.note(`stopping (${reason})`);
+      const { service } = this;
+      const timeoutMs = service.stopTimeout * 1000;
+      const stopCommand = service.stop === undefined ? undefined : () => runStopCommand({
+        name: service.name, command: service.command!, stop: service.stop!, cwd: service.cwd, env: service.env, port: this.port!, launchId: randomUUID(),
+      }, this.log!, timeoutMs);
+      this.stopping = process.stop(timeoutMs, stopCommand).catch((err: unknown) => {
+        // EPERM (a command that changed its user), a failing `stop` command: say so; an idle
+        // stop or an exit has nobody else to tell, and a rejection here would end norikae.
+        this.context.log.warn(`stopping ${this.name} failed: ${(err as Error).message}`);
+      }).finally(() => {
+        this.stopping = undefined;
+        this.forget(process);
+      });
+    }
+    return this.stopping;
+  }
+
+  /** Drops a process that is gone (or stopped) from the state and the launch record. */
+  private forget(process: LaunchedProcess): void {
+    if (this.process === process) {
+      this.process = undefined;
+      // A port edited while it ran applies from the next launch.
+      this.port = this.service.port ?? this.port;
+      this.context.processChanged(this);
+    }
+    const launchId = this.launchIds.get(process);
+    if (launchId !== undefined) this.context.record?.remove(launchId);
+    this.launchIds.delete(process);
+    clearTimeout(this.idleTimer);
+  }
+}
+
+/** Waits for `promise`, or rejects with `signal.reason` as soon as `signal` aborts (the promise goes on). */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then((value) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    }, (err: unknown) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(err as Error);
+    });
+  });
+}
+
+/** What a launch depends on: when it changes while the process runs, a restart would apply it. */
+export function launchSignature(service: ServiceConfig): string {
+  return JSON.stringify([service.command, service.cwd, service.env, service.port, service.upstream, service.stop]);
+}
+
+export function describeExit(status: ExitStatus): string {
+  if (status.error !== undefined) return `without starting (${status.error})`;
+  if (status.signal !== null) return `on signal ${status.signal}`;
+  return `with code ${status.code}`;
+}
+
+const IPV4_FIRST = [DEFAULT_UPSTREAM_HOST, '::1'] as const;
+const IPV6_FIRST = ['::1', DEFAULT_UPSTREAM_HOST] as const;
+
+function noop(): void {}
+
+/** A promise that never settles: an exit that does not end the wait. */
+function never(): Promise<never> {
+  return new Promise(() => {});
+}
+
+/** A port nothing listens on right now, for a service configured without one. */
+function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, DEFAULT_UPSTREAM_HOST, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,104 @@
+// A stop, a restart and a reload that removes the service, in each state a launch waits in: for a
+// dependency, for its `delay`, for readiness. Real processes (the dev-server fixture) behind a real
+// splicer; what a waiting client gets and which processes are left is checked for every pair.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isLiveProcess } from '../lib/process-group.js';
+import { freePort, waitFor } from './helpers.js';
+import { start, type Harness } from './launch-harness.js';
+
+type Wait = 'dependency' | 'delay' | 'readiness';
+
+/** Service tables where web's launch waits in `wait` for `ms` (db is what it requires, if any). */
+async function tables(wait: Wait, ms: number): Promise<{ db: string; web: string }> {
+  const db = `[service.db]\nport = ${await freePort()}\ncommand = "{server} --listen-after ${wait === 'dependency' ? ms : 0} --record {record}"\n`;
+  const web = `[service.web]\nport = ${await freePort()}\nready_timeout = 60\n`
+    + `command = "{server} --listen-after ${wait === 'readiness' ? ms : 0} --record {record}"\n`
+    + (wait === 'delay' ? `delay = ${ms / 1000}\n` : '')
+    + (wait === 'dependency' ? 'requires = ["db"]\n' : '');
+  return { db, web };
+}
+
+/** Resolves once web's launch waits in `wait`: db is being launched, or web's process is. */
+async function waiting(h: Harness, wait: Wait): Promise<void> {
+  const line = wait === 'dependency' ? 'launching db: ' : 'launching web: ';
+  await waitFor(() => h.log.lines.some((entry) => entry.startsWith(line)), `web's launch to wait for its ${wait}`);
+  assert.equal(h.supervisor.info('web')!.state, 'starting');
+}
+
+/** `promise`, or a failure naming `what` after `ms`: a cancelled wait must not run its course. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Every process web's launches started has exited. */
+async function noWebLeft(h: Harness, webPort: number): Promise<void> {
+  const ports = new Set([webPort]);
+  await waitFor(() => h.launches().filter((launch) => ports.has(launch.port)).every((launch) => !isLiveProcess(launch.pid)), 'web\'s processes to exit');
+}
+
+const portOf = (table: string): number => Number(/port = (\d+)/.exec(table)![1]);
+
+for (const wait of ['dependency', 'delay', 'readiness'] as const) {
+  describe(`while a launch waits for its ${wait}`, () => {
+    test('a stop answers the waiting clients 503 at once, leaves no process of the service, and holds it', async (t) => {
+      const { db, web } = await tables(wait, 20_000);
+      const h = await start(t, db + web);
+      const response = h.get('web.localhost');
+      await waiting(h, wait);
+      await h.supervisor.stopByUser('web');
+      const answer = await within(response, 5000, 'the answer after the stop');
+      assert.equal(answer.status, 503, answer.body);
+      assert.match(answer.body, /web was stopped by you/);
+      const info = h.supervisor.info('web')!;
+      assert.equal(info.state, 'stopped');
+      assert.equal(info.stoppedByUser, true);
+      assert.equal(info.pid, null);
+      await noWebLeft(h, portOf(web));
+      if (wait === 'dependency') assert.ok(!h.log.lines.some((line) => line.startsWith('launching web')), 'web was never spawned');
+      // Held: a new request does not launch it.
+      assert.equal((await h.get('web.localhost')).status, 503);
+    });
+
+    test('a restart hands the waiting clients to the new launch, which serves them', async (t) => {
+      const { db, web } = await tables(wait, 1500);
+      const h = await start(t, db + web);
+      const response = h.get('web.localhost');
+      await waiting(h, wait);
+      const restarted = h.supervisor.restart('web');
+      const answer = await within(response, 20_000, 'the answer after the restart');
+      assert.equal(answer.status, 200, answer.body);
+      assert.equal((await restarted).state, 'running');
+      // Waiting for a dependency, web was not spawned before the restart; otherwise it was, once
+      // (its process may have been stopped before it got as far as recording itself).
+      assert.equal(h.log.lines.filter((line) => line.startsWith('launching web: ')).length, wait === 'dependency' ? 1 : 2);
+      const webLaunches = h.launches().filter((launch) => launch.port === portOf(web));
+      assert.equal(webLaunches.filter((launch) => isLiveProcess(launch.pid)).length, 1, 'only the new launch runs');
+      assert.equal(JSON.parse(answer.body).pid, webLaunches.at(-1)!.pid, 'served by the new launch');
+    });
+
+    test('a reload that removes the service answers the waiting clients 503 and stops what it started', async (t) => {
+      const { db, web } = await tables(wait, 20_000);
+      const h = await start(t, db + web);
+      const response = h.get('web.localhost');
+      await waiting(h, wait);
+      await h.reconfigure(db);
+      const answer = await within(response, 5000, 'the answer after the reload');
+      assert.equal(answer.status, 503, answer.body);
+      assert.match(answer.body, /web was not launched: it was removed from the config/);
+      assert.equal(h.supervisor.info('web'), undefined);
+      await noWebLeft(h, portOf(web));
+      // The host is gone with it.
+      assert.equal((await h.get('web.localhost')).status, 404);
+    });
+  });
+}
