@@ -12,7 +12,7 @@ import type { ListenAddress } from './config.js';
 import createDebug from 'debug';
 import { LAUNCH_ID_VARIABLE } from './launch.js';
 import { NorikaeError } from './errors.js';
-import { environValue, groupMembers, isLiveProcess, processStartTime, signalGroup } from './process-group.js';
+import { environValue, groupMembers, isLiveProcess, processStartTime, stopGroup } from './process-group.js';
 
 const debug = createDebug('norikae:launch-record');
 
@@ -71,11 +71,7 @@ export class LaunchRecord {
       const orphan = { service: entry.service, pids };
       stopped.push(orphan);
       onStopping(orphan);
-      signalGroup(entry.pgid, 'SIGTERM');
-      if (!(await waitUntilGone(pids, stopTimeoutMs(entry.service)))) {
-        for (const pid of pids) signalPid(pid, 'SIGKILL');
-        await waitUntilGone(pids, 2000);
-      }
+      await stopGroup(entry.pgid, stopTimeoutMs(entry.service));
     }));
     this.entries = [];
     this.save();
@@ -151,23 +147,5 @@ function ownerRuns(owner: Owner): boolean {
     return readFileSync(`/proc/${owner.pid}/cmdline`, 'latin1').includes('norikae-splice');
   } catch {
     return false;
-  }
-}
-
-/** Waits until every one of `pids` has exited; false if `timeoutMs` passed first. */
-async function waitUntilGone(pids: number[], timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!pids.some(isLiveProcess)) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-function signalPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // Already gone.
   }
 }

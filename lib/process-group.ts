@@ -4,6 +4,13 @@
 // and whether anyone reaps them is up to the init process, not us.
 
 import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How often a stop looks whether the group is gone. */
+const EXIT_POLL_MS = 25;
+/** How long a group may take to go after SIGKILL before a stop gives up on it. */
+const KILL_WAIT_MS = 2000;
 
 /** Sends `signal` to every process of group `pgid`; false if the group has no process left. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
@@ -37,6 +44,28 @@ export function groupMembers(pgid: number): number[] {
 /** True while any live process of the group is left. */
 export function groupAlive(pgid: number): boolean {
   return groupMembers(pgid).length > 0;
+}
+
+/**
+ * SIGTERM to every process of group `pgid`, SIGKILL once `timeoutMs` has passed; resolves when no
+ * live member is left, or KILL_WAIT_MS after the SIGKILL (a process stuck in the kernel).
+ */
+export async function stopGroup(pgid: number, timeoutMs: number): Promise<void> {
+  if (!groupAlive(pgid)) return;
+  signalGroup(pgid, 'SIGTERM');
+  if (await waitForGroupExit(pgid, timeoutMs)) return;
+  signalGroup(pgid, 'SIGKILL');
+  await waitForGroupExit(pgid, KILL_WAIT_MS);
+}
+
+/** Polls until group `pgid` has no live member; false if `timeoutMs` passed first (a monotonic clock's ms). */
+export async function waitForGroupExit(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (!groupAlive(pgid)) return true;
+    if (performance.now() >= deadline) return false;
+    await sleep(EXIT_POLL_MS);
+  }
 }
 
 /** True while `pid` is a process that has not exited (a zombie has). */
