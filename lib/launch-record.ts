@@ -2,8 +2,7 @@
 // chance to stop what it launched; the next start reads this file and stops those groups. A
 // process is only touched if it still carries its launch's NORIKAE_LAUNCH_ID in its
 // environment, so a PID that the system gave to something else since is left alone. The file
-// also says which norikae owns it and where it listens, so the CLI's `status`, `logs`, `stop`…
-// find it even when it was started with --listen.
+// also names the norikae that owns it and where it listens, for running-instance.ts.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -12,7 +11,8 @@ import type { ListenAddress } from './config.js';
 import createDebug from 'debug';
 import { LAUNCH_ID_VARIABLE } from './launch.js';
 import { NorikaeError } from './errors.js';
-import { environValue, groupMembers, isLiveProcess, processStartTime, stopGroup } from './process-group.js';
+import { environValue, groupMembers, processStartTime, stopGroup } from './process-group.js';
+import { runningInstance } from './running-instance.js';
 
 const debug = createDebug('norikae:launch-record');
 
@@ -28,16 +28,10 @@ export function launchRecordFile(stateDir: string, configFile: string): string {
   return join(stateDir, `launched-${createHash('sha256').update(configFile).digest('hex').slice(0, 12)}.json`);
 }
 
-/** The norikae that owns the record `file`, while it runs: its pid and the HTTP addresses it listens on. */
-export function runningInstance(file: string): { pid: number; listening: ListenAddress[] } | undefined {
-  const { owner, listening } = readRecord(file);
-  return owner !== undefined && ownerRuns(owner) ? { pid: owner.pid, listening } : undefined;
-}
-
 export class LaunchRecord {
   private entries: LaunchEntry[] = [];
   private listening: ListenAddress[] = [];
-  /** This process's start time, read once: with its pid it names the record's owner (see ownerRuns). */
+  /** This process's start time, read once: with its pid it names the record's owner (see running-instance.ts). */
   private readonly started = processStartTime(process.pid);
 
   constructor(readonly file: string) {}
@@ -57,11 +51,12 @@ export class LaunchRecord {
     stopTimeoutMs: (service: string) => number,
     onStopping: (orphan: { service: string; pids: number[] }) => void = () => {},
   ): Promise<{ service: string; pids: number[] }[]> {
-    const { owner, entries } = readRecord(this.file);
-    if (owner !== undefined && owner.pid !== process.pid && ownerRuns(owner)) {
+    const owner = runningInstance(this.file);
+    if (owner !== undefined && owner.pid !== process.pid) {
       throw new NorikaeError('NORIKAE_ERR_RUNNING', `norikae-splice is already running with this config (pid ${owner.pid}); `
         + 'stop it first, or use `norikae-splice status` to see its services');
     }
+    const entries = readEntries(this.file);
     const stopped: { service: string; pids: number[] }[] = [];
     // All at once: each group gets its own stop_timeout, and the start waits for the slowest only.
     await Promise.all(entries.map(async (entry) => {
@@ -107,45 +102,15 @@ export class LaunchRecord {
   }
 }
 
-/** The norikae that wrote a record: its pid and, when known, its start time (see processStartTime). */
-interface Owner {
-  pid: number;
-  started: string | undefined;
-}
-
-/** The norikae that wrote the record, where it listens, and its entries; nothing when it is missing or unreadable. */
-function readRecord(file: string): { owner: Owner | undefined; listening: ListenAddress[]; entries: LaunchEntry[] } {
-  let data: { pid?: unknown; started?: unknown; listening?: unknown; launched?: unknown };
+/** The launched groups a record names; none when it is missing or unreadable. */
+function readEntries(file: string): LaunchEntry[] {
+  let data: { launched?: unknown };
   try {
     data = JSON.parse(readFileSync(file, 'utf8')) as typeof data;
   } catch {
-    return { owner: undefined, listening: [], entries: [] };
+    return [];
   }
-  const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
-  return {
-    owner: Number.isInteger(data.pid) && (data.pid as number) > 1
-      ? { pid: data.pid as number, started: typeof data.started === 'string' ? data.started : undefined }
-      : undefined,
-    listening: list(data.listening).filter((address): address is ListenAddress =>
-      typeof (address as ListenAddress)?.host === 'string' && Number.isInteger((address as ListenAddress)?.port)),
-    entries: list(data.launched).filter((entry): entry is LaunchEntry =>
-      typeof (entry as LaunchEntry)?.launchId === 'string' && Number.isInteger((entry as LaunchEntry)?.pgid)
-      && (entry as LaunchEntry).pgid > 1 && typeof (entry as LaunchEntry)?.service === 'string'),
-  };
-}
-
-/**
- * Whether the norikae that wrote a record still runs: its pid is live, with the start time it
- * recorded (a pid the system gave to another process since, even another norikae-splice, does not
- * count). A record without a start time (written by an older version) takes any live process
- * running norikae-splice for it.
- */
-function ownerRuns(owner: Owner): boolean {
-  if (!isLiveProcess(owner.pid)) return false;
-  if (owner.started !== undefined) return processStartTime(owner.pid) === owner.started;
-  try {
-    return readFileSync(`/proc/${owner.pid}/cmdline`, 'latin1').includes('norikae-splice');
-  } catch {
-    return false;
-  }
+  return (Array.isArray(data.launched) ? data.launched as unknown[] : []).filter((entry): entry is LaunchEntry =>
+    typeof (entry as LaunchEntry)?.launchId === 'string' && Number.isInteger((entry as LaunchEntry)?.pgid)
+    && (entry as LaunchEntry).pgid > 1 && typeof (entry as LaunchEntry)?.service === 'string');
 }
