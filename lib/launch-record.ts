@@ -1,26 +1,39 @@
 // The state file of launched process groups. norikae may be killed with SIGKILL and get no
-// chance to stop what it launched; the next start reads this file and stops those groups. A
-// process is only touched if it still carries its launch's NORIKAE_LAUNCH_ID in its
-// environment, so a PID that the system gave to something else since is left alone. The file
-// also names the norikae that owns it and where it listens, for running-instance.ts.
+// chance to stop what it launched; the next start reads this file and stops those groups. A group
+// is named by processes we know for good (pid and start time, in the boot that wrote the record):
+// its leader, the shell we spawned, and the members it left if it exited first. While one of them
+// still lives in the group, the group is ours (Linux hands out no pid still in use as a group id),
+// so a pid or group id the system gave to something else since is left alone, whatever the
+// process did to its environment. The file also names the norikae that owns it and where it
+// listens, for running-instance.ts.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ListenAddress } from './config.js';
 import createDebug from 'debug';
-import { LAUNCH_ID_VARIABLE } from './launch.js';
 import { NorikaeError } from './errors.js';
-import { environValue, groupMembers, processStartTime, stopGroup } from './process-group.js';
+import type { LaunchedProcess } from './launch.js';
+import { bootId, groupMembers, isGroupMember, processStartTime, stopGroup, type ProcessId } from './process-group.js';
 import { runningInstance } from './running-instance.js';
 
 const debug = createDebug('norikae:launch-record');
 
+/** A launch as the record keeps it. */
 export interface LaunchEntry {
   launchId: string;
-  /** Process group id (the shell's pid). */
-  pgid: number;
   service: string;
+  /** Process group id: the shell's pid, as it leads its group. */
+  pgid: number;
+  /** Processes known to be ours in the group: the shell, and the members left when it exited first. */
+  processes: ProcessId[];
+}
+
+/** A group a previous norikae left running, as cleanOrphans stops it. */
+export interface Orphan {
+  service: string;
+  /** Its live members when it was found. */
+  pids: number[];
 }
 
 /** The record of the norikae running `configFile`: one per config file, so two configs never stop each other's services. */
@@ -33,6 +46,8 @@ export class LaunchRecord {
   private listening: ListenAddress[] = [];
   /** This process's start time, read once: with its pid it names the record's owner (see running-instance.ts). */
   private readonly started = processStartTime(process.pid);
+  /** The boot the start times count from: a record of another boot names no process of this one. */
+  private readonly boot = bootId();
 
   constructor(readonly file: string) {}
 
@@ -47,20 +62,21 @@ export class LaunchRecord {
    * stopped. Throws, touching nothing, while the norikae that wrote the record still runs: its
    * services are not orphans.
    */
-  async cleanOrphans(
-    stopTimeoutMs: (service: string) => number,
-    onStopping: (orphan: { service: string; pids: number[] }) => void = () => {},
-  ): Promise<{ service: string; pids: number[] }[]> {
+  async cleanOrphans(stopTimeoutMs: (service: string) => number, onStopping: (orphan: Orphan) => void = () => {}): Promise<Orphan[]> {
     const owner = runningInstance(this.file);
     if (owner !== undefined && owner.pid !== process.pid) {
       throw new NorikaeError('NORIKAE_ERR_RUNNING', `norikae-splice is already running with this config (pid ${owner.pid}); `
         + 'stop it first, or use `norikae-splice status` to see its services');
     }
-    const entries = readEntries(this.file);
-    const stopped: { service: string; pids: number[] }[] = [];
+    const { boot, entries } = readRecord(this.file);
+    // Without a boot to compare (a record of an older version, no /proc), nothing is known to be ours.
+    const ours = boot !== undefined && boot === this.boot
+      ? entries.filter((entry) => entry.processes.some((known) => isGroupMember(known, entry.pgid)))
+      : [];
+    const stopped: Orphan[] = [];
     // All at once: each group gets its own stop_timeout, and the start waits for the slowest only.
-    await Promise.all(entries.map(async (entry) => {
-      const pids = groupMembers(entry.pgid).filter((pid) => environValue(pid, LAUNCH_ID_VARIABLE) === entry.launchId);
+    await Promise.all(ours.map(async (entry) => {
+      const pids = groupMembers(entry.pgid);
       if (pids.length === 0) return;
       debug('orphaned group %d of %s: %o', entry.pgid, entry.service, pids);
       const orphan = { service: entry.service, pids };
@@ -78,9 +94,30 @@ export class LaunchRecord {
     return this.entries.map((entry) => entry.pgid);
   }
 
-  add(entry: LaunchEntry): void {
+  /**
+   * Records a launch: its group and the shell that leads it, named by its start time. A shell that
+   * exits before its group (`server &`) no longer names it: the members it left are recorded then.
+   */
+  add(launch: { launchId: string; service: string; process: Pick<LaunchedProcess, 'pid' | 'exited'> }): void {
+    const { pid } = launch.process;
+    // Read before the shell can be reaped: it is our child, and a zombie until the event loop turns.
+    const started = processStartTime(pid);
+    const entry: LaunchEntry = { launchId: launch.launchId, service: launch.service, pgid: pid, processes: [] };
+    if (started !== undefined) entry.processes.push({ pid, started });
     this.entries.push(entry);
     this.save();
+    void launch.process.exited.then(() => {
+      if (started === undefined || !this.entries.includes(entry)) return;
+      const left = groupMembers(pid).flatMap((member) => {
+        const memberStarted = processStartTime(member);
+        // Forked by the shell, so started after it: anything else is not what we launched.
+        return memberStarted !== undefined && Number(memberStarted) >= Number(started) ? [{ pid: member, started: memberStarted }] : [];
+      });
+      if (left.length === 0) return;
+      debug('group %d of %s outlives its shell: %o', pid, launch.service, left);
+      entry.processes.push(...left);
+      this.save();
+    });
   }
 
   remove(launchId: string): void {
@@ -93,7 +130,7 @@ export class LaunchRecord {
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const temporary = `${this.file}.${process.pid}.tmp`;
-      const record = { pid: process.pid, started: this.started, listening: this.listening, launched: this.entries };
+      const record = { pid: process.pid, started: this.started, boot: this.boot, listening: this.listening, launched: this.entries };
       writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
       renameSync(temporary, this.file);
     } catch (err) {
@@ -102,15 +139,26 @@ export class LaunchRecord {
   }
 }
 
-/** The launched groups a record names; none when it is missing or unreadable. */
-function readEntries(file: string): LaunchEntry[] {
-  let data: { launched?: unknown };
+/** The boot a record was written in and its launches; nothing when it is missing or unreadable. */
+function readRecord(file: string): { boot: string | undefined; entries: LaunchEntry[] } {
+  let data: { boot?: unknown; launched?: unknown };
   try {
     data = JSON.parse(readFileSync(file, 'utf8')) as typeof data;
   } catch {
-    return [];
+    return { boot: undefined, entries: [] };
   }
-  return (Array.isArray(data.launched) ? data.launched as unknown[] : []).filter((entry): entry is LaunchEntry =>
-    typeof (entry as LaunchEntry)?.launchId === 'string' && Number.isInteger((entry as LaunchEntry)?.pgid)
-    && (entry as LaunchEntry).pgid > 1 && typeof (entry as LaunchEntry)?.service === 'string');
+  const entries = (Array.isArray(data.launched) ? data.launched as unknown[] : []).flatMap((value) => {
+    const entry = value as Partial<Record<keyof LaunchEntry, unknown>> | null;
+    if (typeof entry?.launchId !== 'string' || typeof entry.service !== 'string' || !isPid(entry.pgid)) return [];
+    // An entry of an older version names its group by pid alone: no process in it is known for good.
+    const processes = (Array.isArray(entry.processes) ? entry.processes as unknown[] : []).filter((known): known is ProcessId =>
+      isPid((known as ProcessId | null)?.pid) && typeof (known as ProcessId).started === 'string');
+    return [{ launchId: entry.launchId, service: entry.service, pgid: entry.pgid, processes }];
+  });
+  return { boot: typeof data.boot === 'string' ? data.boot : undefined, entries };
+}
+
+/** A number that can name a process other than init. */
+function isPid(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) > 1;
 }

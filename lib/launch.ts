@@ -11,9 +11,6 @@ import type { ServiceLog } from './service-log.js';
 
 const debug = createDebug('norikae:launch');
 
-/** The environment variable that marks every process of one launch, for orphan clean-up. */
-export const LAUNCH_ID_VARIABLE = 'NORIKAE_LAUNCH_ID';
-
 export interface LaunchSpec {
   name: string;
   /** The command as configured; `{port}` is replaced by `port`. */
@@ -21,7 +18,6 @@ export interface LaunchSpec {
   cwd: string | undefined;
   env: Record<string, string>;
   port: number;
-  launchId: string;
 }
 
 export interface ExitStatus {
@@ -66,7 +62,7 @@ export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProces
   const command = spec.command.replaceAll('{port}', String(spec.port));
   const child = spawn('/bin/sh', ['-c', command], {
     cwd: spec.cwd,
-    env: { ...process.env, PORT: String(spec.port), ...spec.env, [LAUNCH_ID_VARIABLE]: spec.launchId },
+    env: { ...process.env, PORT: String(spec.port), ...spec.env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,7 +1,7 @@
-// Process groups, as Linux shows them in /proc: who is in a group, and what environment a process
-// was started with. A launched service runs in a group of its own, so "stop the service" means
-// "signal the group until no live member is left". Zombies do not count: they are already dead,
-// and whether anyone reaps them is up to the init process, not us.
+// Process groups, as Linux shows them in /proc: who is in a group, and which process a pid names
+// (with its start time, for good). A launched service runs in a group of its own, so "stop the
+// service" means "signal the group until no live member is left". Zombies do not count: they are
+// already dead, and whether anyone reaps them is up to the init process, not us.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -74,25 +74,33 @@ export function isLiveProcess(pid: number): boolean {
   return stat !== undefined && stat.state !== 'Z';
 }
 
-/** The value of `name` in a process's initial environment, if it can be read. */
-export function environValue(pid: number, name: string): string | undefined {
-  try {
-    const prefix = `${name}=`;
-    for (const entry of readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')) {
-      if (entry.startsWith(prefix)) return entry.slice(prefix.length);
-    }
-  } catch {
-    // Gone, or not ours to read.
-  }
-  return undefined;
-}
-
 /**
  * When a process started (clock ticks since boot, /proc/PID/stat field 22): with its pid, it names
  * one process for good, where a pid alone may be given to another process later.
  */
 export function processStartTime(pid: number): string | undefined {
   return readStat(pid)?.startTime;
+}
+
+/** A process named for good: its pid and its start time (see processStartTime). */
+export interface ProcessId {
+  pid: number;
+  started: string;
+}
+
+/** True while the process `id` names is alive (not a zombie) and a member of group `pgid`. */
+export function isGroupMember(id: ProcessId, pgid: number): boolean {
+  const stat = readStat(id.pid);
+  return stat !== undefined && stat.state !== 'Z' && stat.startTime === id.started && stat.pgrp === pgid;
+}
+
+/** This boot of the system, which start times count from; undefined without /proc. */
+export function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** State, process group and start time of a process from /proc/PID/stat, if it still exists. */

@@ -318,7 +318,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       const { service } = runtime;
       const timeoutMs = service.stopTimeout * 1000;
       const stopCommand = service.stop === undefined ? undefined : () => runStopCommand({
-        name: service.name, command: service.command!, stop: service.stop!, cwd: service.cwd, env: service.env, port: runtime.port!, launchId: randomUUID(),
+        name: service.name, command: service.command!, stop: service.stop!, cwd: service.cwd, env: service.env, port: runtime.port!,
       }, runtime.log!, timeoutMs);
       runtime.stopping = process.stop(timeoutMs, stopCommand).catch((err: unknown) => {
         // EPERM (a command that changed its user), a failing `stop` command: say so; an idle
@@ -498,7 +498,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     this.log.info(`launching ${service.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
     log.note(`launching on port ${runtime.port}: ${command}`);
     const process = launchCommand({
-      name: service.name, command: service.command!, cwd: service.cwd, env: service.env, port: runtime.port!, launchId,
+      name: service.name, command: service.command!, cwd: service.cwd, env: service.env, port: runtime.port!,
     }, log);
     runtime.process = process;
     // Its dependencies are in use as long as it runs (see armIdleTimer).
@@ -510,7 +510,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     runtime.launchedAs = launchSignature(service);
     runtime.launchIds.set(process, launchId);
-    this.options.record?.add({ launchId, pgid: process.pid, service: service.name });
+    this.options.record?.add({ launchId, service: service.name, process });
     void process.exited.then((status) => this.onExit(runtime, process, status));
     return process;
   }
