@@ -10,7 +10,8 @@ import { streamLog } from '../lib/log.js';
 import { watchConfigFile } from '../lib/config-watcher.js';
 import { ControlClient } from '../lib/control-client.js';
 import { Dashboard } from '../lib/dashboard.js';
-import { LaunchRecord, launchRecordFile, runningInstance } from '../lib/launch-record.js';
+import { LaunchRecord, launchRecordFile } from '../lib/launch-record.js';
+import { runningInstance } from '../lib/running-instance.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
 

@@ -1,26 +1,39 @@
 // The state file of launched process groups. norikae may be killed with SIGKILL and get no
-// chance to stop what it launched; the next start reads this file and stops those groups. A
-// process is only touched if it still carries its launch's NORIKAE_LAUNCH_ID in its
-// environment, so a PID that the system gave to something else since is left alone. The file
-// also says which norikae owns it and where it listens, so the CLI's `status`, `logs`, `stop`…
-// find it even when it was started with --listen.
+// chance to stop what it launched; the next start reads this file and stops those groups. A group
+// is named by processes we know for good (pid and start time, in the boot that wrote the record):
+// its leader, the shell we spawned, and the members it left if it exited first. While one of them
+// still lives in the group, the group is ours (Linux hands out no pid still in use as a group id),
+// so a pid or group id the system gave to something else since is left alone, whatever the
+// process did to its environment. The file also names the norikae that owns it and where it
+// listens, for running-instance.ts.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ListenAddress } from './config.js';
 import createDebug from 'debug';
-import { LAUNCH_ID_VARIABLE } from './launch.js';
 import { AlreadyRunningError } from './errors.js';
-import { environValue, groupMembers, isLiveProcess, processStartTime, signalGroup } from './process-group.js';
+import type { LaunchedProcess } from './launch.js';
+import { bootId, groupMembers, isGroupMember, processStartTime, stopGroup, type ProcessId } from './process-group.js';
+import { runningInstance } from './running-instance.js';
 
 const debug = createDebug('norikae:launch-record');
 
+/** A launch as the record keeps it. */
 export interface LaunchEntry {
   launchId: string;
-  /** Process group id (the shell's pid). */
-  pgid: number;
   service: string;
+  /** Process group id: the shell's pid, as it leads its group. */
+  pgid: number;
+  /** Processes known to be ours in the group: the shell, and the members left when it exited first. */
+  processes: ProcessId[];
+}
+
+/** A group a previous norikae left running, as cleanOrphans stops it. */
+export interface Orphan {
+  service: string;
+  /** Its live members when it was found. */
+  pids: number[];
 }
 
 /** The record of the norikae running `configFile`: one per config file, so two configs never stop each other's services. */
@@ -28,17 +41,13 @@ export function launchRecordFile(stateDir: string, configFile: string): string {
   return join(stateDir, `launched-${createHash('sha256').update(configFile).digest('hex').slice(0, 12)}.json`);
 }
 
-/** The norikae that owns the record `file`, while it runs: its pid and the HTTP addresses it listens on. */
-export function runningInstance(file: string): { pid: number; listening: ListenAddress[] } | undefined {
-  const { owner, listening } = readRecord(file);
-  return owner !== undefined && ownerRuns(owner) ? { pid: owner.pid, listening } : undefined;
-}
-
 export class LaunchRecord {
   private entries: LaunchEntry[] = [];
   private listening: ListenAddress[] = [];
-  /** This process's start time, read once: with its pid it names the record's owner (see ownerRuns). */
+  /** This process's start time, read once: with its pid it names the record's owner (see running-instance.ts). */
   private readonly started = processStartTime(process.pid);
+  /** The boot the start times count from: a record of another boot names no process of this one. */
+  private readonly boot = bootId();
 
   constructor(readonly file: string) {}
 
@@ -53,28 +62,26 @@ export class LaunchRecord {
    * stopped. Throws, touching nothing, while the norikae that wrote the record still runs: its
    * services are not orphans.
    */
-  async cleanOrphans(
-    stopTimeoutMs: (service: string) => number,
-    onStopping: (orphan: { service: string; pids: number[] }) => void = () => {},
-  ): Promise<{ service: string; pids: number[] }[]> {
-    const { owner, entries } = readRecord(this.file);
-    if (owner !== undefined && owner.pid !== process.pid && ownerRuns(owner)) {
+  async cleanOrphans(stopTimeoutMs: (service: string) => number, onStopping: (orphan: Orphan) => void = () => {}): Promise<Orphan[]> {
+    const owner = runningInstance(this.file);
+    if (owner !== undefined && owner.pid !== process.pid) {
       throw new AlreadyRunningError(owner.pid);
     }
-    const stopped: { service: string; pids: number[] }[] = [];
+    const { boot, entries } = readRecord(this.file);
+    // Without a boot to compare (a record of an older version, no /proc), nothing is known to be ours.
+    const ours = boot !== undefined && boot === this.boot
+      ? entries.filter((entry) => entry.processes.some((known) => isGroupMember(known, entry.pgid)))
+      : [];
+    const stopped: Orphan[] = [];
     // All at once: each group gets its own stop_timeout, and the start waits for the slowest only.
-    await Promise.all(entries.map(async (entry) => {
-      const pids = groupMembers(entry.pgid).filter((pid) => environValue(pid, LAUNCH_ID_VARIABLE) === entry.launchId);
+    await Promise.all(ours.map(async (entry) => {
+      const pids = groupMembers(entry.pgid);
       if (pids.length === 0) return;
       debug('orphaned group %d of %s: %o', entry.pgid, entry.service, pids);
       const orphan = { service: entry.service, pids };
       stopped.push(orphan);
       onStopping(orphan);
-      signalGroup(entry.pgid, 'SIGTERM');
-      if (!(await waitUntilGone(pids, stopTimeoutMs(entry.service)))) {
-        for (const pid of pids) signalPid(pid, 'SIGKILL');
-        await waitUntilGone(pids, 2000);
-      }
+      await stopGroup(entry.pgid, stopTimeoutMs(entry.service));
     }));
     this.entries = [];
     this.save();
@@ -86,9 +93,30 @@ export class LaunchRecord {
     return this.entries.map((entry) => entry.pgid);
   }
 
-  add(entry: LaunchEntry): void {
+  /**
+   * Records a launch: its group and the shell that leads it, named by its start time. A shell that
+   * exits before its group (`server &`) no longer names it: the members it left are recorded then.
+   */
+  add(launch: { launchId: string; service: string; process: Pick<LaunchedProcess, 'pid' | 'exited'> }): void {
+    const { pid } = launch.process;
+    // Read before the shell can be reaped: it is our child, and a zombie until the event loop turns.
+    const started = processStartTime(pid);
+    const entry: LaunchEntry = { launchId: launch.launchId, service: launch.service, pgid: pid, processes: [] };
+    if (started !== undefined) entry.processes.push({ pid, started });
     this.entries.push(entry);
     this.save();
+    void launch.process.exited.then(() => {
+      if (started === undefined || !this.entries.includes(entry)) return;
+      const left = groupMembers(pid).flatMap((member) => {
+        const memberStarted = processStartTime(member);
+        // Forked by the shell, so started after it: anything else is not what we launched.
+        return memberStarted !== undefined && Number(memberStarted) >= Number(started) ? [{ pid: member, started: memberStarted }] : [];
+      });
+      if (left.length === 0) return;
+      debug('group %d of %s outlives its shell: %o', pid, launch.service, left);
+      entry.processes.push(...left);
+      this.save();
+    });
   }
 
   remove(launchId: string): void {
@@ -101,7 +129,7 @@ export class LaunchRecord {
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const temporary = `${this.file}.${process.pid}.tmp`;
-      const record = { pid: process.pid, started: this.started, listening: this.listening, launched: this.entries };
+      const record = { pid: process.pid, started: this.started, boot: this.boot, listening: this.listening, launched: this.entries };
       writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
       renameSync(temporary, this.file);
     } catch (err) {
@@ -110,63 +138,26 @@ export class LaunchRecord {
   }
 }
 
-/** The norikae that wrote a record: its pid and, when known, its start time (see processStartTime). */
-interface Owner {
-  pid: number;
-  started: string | undefined;
-}
-
-/** The norikae that wrote the record, where it listens, and its entries; nothing when it is missing or unreadable. */
-function readRecord(file: string): { owner: Owner | undefined; listening: ListenAddress[]; entries: LaunchEntry[] } {
-  let data: { pid?: unknown; started?: unknown; listening?: unknown; launched?: unknown };
+/** The boot a record was written in and its launches; nothing when it is missing or unreadable. */
+function readRecord(file: string): { boot: string | undefined; entries: LaunchEntry[] } {
+  let data: { boot?: unknown; launched?: unknown };
   try {
     data = JSON.parse(readFileSync(file, 'utf8')) as typeof data;
   } catch {
-    return { owner: undefined, listening: [], entries: [] };
+    return { boot: undefined, entries: [] };
   }
-  const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
-  return {
-    owner: Number.isInteger(data.pid) && (data.pid as number) > 1
-      ? { pid: data.pid as number, started: typeof data.started === 'string' ? data.started : undefined }
-      : undefined,
-    listening: list(data.listening).filter((address): address is ListenAddress =>
-      typeof (address as ListenAddress)?.host === 'string' && Number.isInteger((address as ListenAddress)?.port)),
-    entries: list(data.launched).filter((entry): entry is LaunchEntry =>
-      typeof (entry as LaunchEntry)?.launchId === 'string' && Number.isInteger((entry as LaunchEntry)?.pgid)
-      && (entry as LaunchEntry).pgid > 1 && typeof (entry as LaunchEntry)?.service === 'string'),
-  };
+  const entries = (Array.isArray(data.launched) ? data.launched as unknown[] : []).flatMap((value) => {
+    const entry = value as Partial<Record<keyof LaunchEntry, unknown>> | null;
+    if (typeof entry?.launchId !== 'string' || typeof entry.service !== 'string' || !isPid(entry.pgid)) return [];
+    // An entry of an older version names its group by pid alone: no process in it is known for good.
+    const processes = (Array.isArray(entry.processes) ? entry.processes as unknown[] : []).filter((known): known is ProcessId =>
+      isPid((known as ProcessId | null)?.pid) && typeof (known as ProcessId).started === 'string');
+    return [{ launchId: entry.launchId, service: entry.service, pgid: entry.pgid, processes }];
+  });
+  return { boot: typeof data.boot === 'string' ? data.boot : undefined, entries };
 }
 
-/**
- * Whether the norikae that wrote a record still runs: its pid is live, with the start time it
- * recorded (a pid the system gave to another process since, even another norikae-splice, does not
- * count). A record without a start time (written by an older version) takes any live process
- * running norikae-splice for it.
- */
-function ownerRuns(owner: Owner): boolean {
-  if (!isLiveProcess(owner.pid)) return false;
-  if (owner.started !== undefined) return processStartTime(owner.pid) === owner.started;
-  try {
-    return readFileSync(`/proc/${owner.pid}/cmdline`, 'latin1').includes('norikae-splice');
-  } catch {
-    return false;
-  }
-}
-
-/** Waits until every one of `pids` has exited; false if `timeoutMs` passed first. */
-async function waitUntilGone(pids: number[], timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!pids.some(isLiveProcess)) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-function signalPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // Already gone.
-  }
+/** A number that can name a process other than init. */
+function isPid(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) > 1;
 }

@@ -6,13 +6,10 @@ import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import createDebug from 'debug';
 import { LaunchError } from './errors.js';
-import { groupAlive, signalGroup } from './process-group.js';
+import { stopGroup } from './process-group.js';
 import type { ServiceLog } from './service-log.js';
 
 const debug = createDebug('norikae:launch');
-
-/** The environment variable that marks every process of one launch, for orphan clean-up. */
-export const LAUNCH_ID_VARIABLE = 'NORIKAE_LAUNCH_ID';
 
 export interface LaunchSpec {
   name: string;
@@ -21,7 +18,6 @@ export interface LaunchSpec {
   cwd: string | undefined;
   env: Record<string, string>;
   port: number;
-  launchId: string;
 }
 
 export interface ExitStatus {
@@ -53,13 +49,8 @@ export class LaunchedProcess {
   async stop(timeoutMs: number, stopCommand?: () => Promise<void>): Promise<void> {
     this.stopRequested = true;
     if (stopCommand !== undefined) await stopCommand();
-    if (!groupAlive(this.pid)) return;
-    debug('SIGTERM group %d', this.pid);
-    signalGroup(this.pid, 'SIGTERM');
-    if (await waitForGroupExit(this.pid, timeoutMs)) return;
-    debug('SIGKILL group %d', this.pid);
-    signalGroup(this.pid, 'SIGKILL');
-    await waitForGroupExit(this.pid, 2000);
+    debug('stopping group %d', this.pid);
+    await stopGroup(this.pid, timeoutMs);
   }
 }
 
@@ -71,7 +62,7 @@ export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProces
   const command = spec.command.replaceAll('{port}', String(spec.port));
   const child = spawn('/bin/sh', ['-c', command], {
     cwd: spec.cwd,
-    env: { ...process.env, PORT: String(spec.port), ...spec.env, [LAUNCH_ID_VARIABLE]: spec.launchId },
+    env: { ...process.env, PORT: String(spec.port), ...spec.env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -116,16 +107,6 @@ export async function runStopCommand(spec: LaunchSpec & { stop: string }, log: S
   } else if (outcome.code !== 0) {
     log.note(`the stop command exited with code ${outcome.code}`);
   }
-}
-
-/** Polls until group `pgid` has no live member; false if `timeoutMs` passed first. */
-async function waitForGroupExit(pgid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-    if (!groupAlive(pgid)) return true;
-  }
-  return !groupAlive(pgid);
 }
 
 function isDirectory(path: string): boolean {

@@ -1,9 +1,16 @@
-// Process groups, as Linux shows them in /proc: who is in a group, and what environment a process
-// was started with. A launched service runs in a group of its own, so "stop the service" means
-// "signal the group until no live member is left". Zombies do not count: they are already dead,
-// and whether anyone reaps them is up to the init process, not us.
+// Process groups, as Linux shows them in /proc: who is in a group, and which process a pid names
+// (with its start time, for good). A launched service runs in a group of its own, so "stop the
+// service" means "signal the group until no live member is left". Zombies do not count: they are
+// already dead, and whether anyone reaps them is up to the init process, not us.
 
 import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How often a stop looks whether the group is gone. */
+const EXIT_POLL_MS = 25;
+/** How long a group may take to go after SIGKILL before a stop gives up on it. */
+const KILL_WAIT_MS = 2000;
 
 /** Sends `signal` to every process of group `pgid`; false if the group has no process left. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
@@ -39,23 +46,32 @@ export function groupAlive(pgid: number): boolean {
   return groupMembers(pgid).length > 0;
 }
 
+/**
+ * SIGTERM to every process of group `pgid`, SIGKILL once `timeoutMs` has passed; resolves when no
+ * live member is left, or KILL_WAIT_MS after the SIGKILL (a process stuck in the kernel).
+ */
+export async function stopGroup(pgid: number, timeoutMs: number): Promise<void> {
+  if (!groupAlive(pgid)) return;
+  signalGroup(pgid, 'SIGTERM');
+  if (await waitForGroupExit(pgid, timeoutMs)) return;
+  signalGroup(pgid, 'SIGKILL');
+  await waitForGroupExit(pgid, KILL_WAIT_MS);
+}
+
+/** Polls until group `pgid` has no live member; false if `timeoutMs` passed first (a monotonic clock's ms). */
+export async function waitForGroupExit(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (!groupAlive(pgid)) return true;
+    if (performance.now() >= deadline) return false;
+    await sleep(EXIT_POLL_MS);
+  }
+}
+
 /** True while `pid` is a process that has not exited (a zombie has). */
 export function isLiveProcess(pid: number): boolean {
   const stat = readStat(pid);
   return stat !== undefined && stat.state !== 'Z';
-}
-
-/** The value of `name` in a process's initial environment, if it can be read. */
-export function environValue(pid: number, name: string): string | undefined {
-  try {
-    const prefix = `${name}=`;
-    for (const entry of readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')) {
-      if (entry.startsWith(prefix)) return entry.slice(prefix.length);
-    }
-  } catch {
-    // Gone, or not ours to read.
-  }
-  return undefined;
 }
 
 /**
@@ -64,6 +80,27 @@ export function environValue(pid: number, name: string): string | undefined {
  */
 export function processStartTime(pid: number): string | undefined {
   return readStat(pid)?.startTime;
+}
+
+/** A process named for good: its pid and its start time (see processStartTime). */
+export interface ProcessId {
+  pid: number;
+  started: string;
+}
+
+/** True while the process `id` names is alive (not a zombie) and a member of group `pgid`. */
+export function isGroupMember(id: ProcessId, pgid: number): boolean {
+  const stat = readStat(id.pid);
+  return stat !== undefined && stat.state !== 'Z' && stat.startTime === id.started && stat.pgrp === pgid;
+}
+
+/** This boot of the system, which start times count from; undefined without /proc. */
+export function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** State, process group and start time of a process from /proc/PID/stat, if it still exists. */

@@ -403,11 +403,11 @@ export class ServiceRuntime {
     const command = service.command!.replaceAll('{port}', String(this.port));
     this.context.log.info(`launching ${this.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
     log.note(`launching on port ${this.port}: ${command}`);
-    const process = launchCommand({ name: this.name, command: service.command!, cwd: service.cwd, env: service.env, port: this.port!, launchId }, log);
+    const process = launchCommand({ name: this.name, command: service.command!, cwd: service.cwd, env: service.env, port: this.port! }, log);
     this.process = process;
     this.launchedAs = launchSignature(service);
     this.launchIds.set(process, launchId);
-    this.context.record?.add({ launchId, pgid: process.pid, service: this.name });
+    this.context.record?.add({ launchId, service: this.name, process });
     this.context.processChanged(this);
     void process.exited.then((status) => this.onExit(process, status));
     return process;
@@ -454,7 +454,7 @@ export class ServiceRuntime {
       const { service } = this;
       const timeoutMs = service.stopTimeout * 1000;
       const stopCommand = service.stop === undefined ? undefined : () => runStopCommand({
-        name: service.name, command: service.command!, stop: service.stop!, cwd: service.cwd, env: service.env, port: this.port!, launchId: randomUUID(),
+        name: service.name, command: service.command!, stop: service.stop!, cwd: service.cwd, env: service.env, port: this.port!,
       }, this.log!, timeoutMs);
       this.stopping = process.stop(timeoutMs, stopCommand).catch((err: unknown) => {
         // EPERM (a command that changed its user), a failing `stop` command: say so; an idle

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
 import {
-  CLI, closeServer, delay, DEV_SERVER, exchange, freePort, exitWithin, getHead, listenOn, parseResponse, startHttpUpstream, waitFor,
+  CLI, closeServer, connectTo, delay, DEV_SERVER, exchange, freePort, exitWithin, getHead, listenOn, parseResponse, startHttpUpstream, waitFor,
 } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -251,6 +251,8 @@ describe('launched services and the CLI', () => {
     const [recordName] = readdirSync(stateDir).filter((name) => /^launched-[0-9a-f]{12}\.json$/.test(name));
     const record = JSON.parse(readFileSync(join(stateDir, recordName!), 'utf8')) as { launched: unknown[] };
     assert.equal(record.launched.length, 1);
+    // Named by the start time of the process that had its pid before (reused since), and as an older record named groups.
+    record.launched.push({ launchId: 'reused', pgid: bystander.pid, service: 'ghost', processes: [{ pid: bystander.pid, started: '1' }] });
     record.launched.push({ launchId: 'not-the-bystanders-id', pgid: bystander.pid, service: 'ghost' });
     writeFileSync(join(stateDir, recordName!), JSON.stringify(record));
 
@@ -261,6 +263,42 @@ describe('launched services and the CLI', () => {
     assert.equal(isLiveProcess(orphan!), false);
     assert.equal(isLiveProcess(bystander.pid!), true);
     assert.doesNotMatch(second.output().stderr, /ghost/);
+  });
+
+  test('after a SIGKILL of norikae, its next start also stops a service that cleared its environment (as redis does)', async (t) => {
+    const servicePort = await freePort();
+    const { dir, env } = serviceConfig(t, () => `[service.app]\nport = ${servicePort}\ncommand = "exec env -i sleep 600"\nready_timeout = 60\n`);
+    const first = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(first);
+    // sleep never listens: the request launches it and waits; norikae is killed meanwhile.
+    const client = await connectTo(t, port);
+    client.write(getHead('app.localhost'));
+    const stateDir = join(dir, 'state', 'norikae');
+    const launched = (): { pgid: number }[] => {
+      try {
+        const [name] = readdirSync(stateDir).filter((file) => /^launched-[0-9a-f]{12}\.json$/.test(file));
+        return (JSON.parse(readFileSync(join(stateDir, name!), 'utf8')) as { launched: { pgid: number }[] }).launched;
+      } catch {
+        return [];
+      }
+    };
+    await waitFor(() => launched().length === 1, 'the launch in the record');
+    const sleeper = launched()[0]!.pgid;
+    t.after(() => {
+      if (isLiveProcess(sleeper)) process.kill(sleeper, 'SIGKILL');
+    });
+    await waitFor(() => readFileSync(`/proc/${sleeper}/cmdline`, 'latin1').startsWith('sleep\0'), 'the exec of sleep');
+    assert.equal(readFileSync(`/proc/${sleeper}/environ`, 'latin1'), '', 'sleep runs with an empty environment');
+    first.kill('SIGKILL');
+    await once(first, 'exit');
+    assert.equal(isLiveProcess(sleeper), true, 'the service outlives a SIGKILLed norikae');
+
+    const second = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    await listeningPort(second);
+    assert.match(second.output().stderr, new RegExp(`stopping app \\(pid ${sleeper}\\), left running by a previous norikae-splice\\n`
+      + '.*stopped what the previous norikae-splice left running \\(app\\)'));
+    for (let i = 0; i < 100 && isLiveProcess(sleeper); i++) await delay(20);
+    assert.equal(isLiveProcess(sleeper), false);
   });
 });
 

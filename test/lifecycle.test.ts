@@ -12,9 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import type { ServiceConfig } from '../lib/config.js';
 import { ControlError, NorikaeError, ServiceStoppedError } from '../lib/errors.js';
-import { LAUNCH_ID_VARIABLE } from '../lib/launch.js';
+import { launchCommand } from '../lib/launch.js';
 import { LaunchRecord } from '../lib/launch-record.js';
-import { isLiveProcess, processStartTime } from '../lib/process-group.js';
+import { bootId, groupMembers, isLiveProcess, processStartTime } from '../lib/process-group.js';
+import { runningInstance } from '../lib/running-instance.js';
+import { ServiceLog } from '../lib/service-log.js';
 import { closeServer, connectTo, delay, freePort, listenOn, waitFor } from './helpers.js';
 import { start } from './launch-harness.js';
 
@@ -353,32 +355,43 @@ describe('raw TCP dependency reachable', () => {
 
 describe('launch record', () => {
   /** A node process that idles for 30 s with `args` on its command line; killed after the test. */
-  function idler(t: TestContext, args: string[], options: { env?: NodeJS.ProcessEnv; detached?: boolean } = {}): number {
+  function idler(t: TestContext, args: string[], options: { detached?: boolean } = {}): number {
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', ...args], { stdio: 'ignore', ...options });
     t.after(() => child.kill('SIGKILL'));
     return child.pid!;
   }
 
-  /** A process group of its own carrying a launch id, as the supervisor launches them. */
-  function launchedGroup(t: TestContext, launchId: string): number {
-    return idler(t, [], { detached: true, env: { ...process.env, [LAUNCH_ID_VARIABLE]: launchId } });
+  /** A process leading a group of its own, as the supervisor launches them. */
+  function launchedGroup(t: TestContext): number {
+    return idler(t, [], { detached: true });
+  }
+
+  /** A record file in a temporary folder, removed after the test. */
+  function recordFile(t: TestContext): string {
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-record-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    return join(dir, 'launched.json');
+  }
+
+  /** Writes a record as a norikae that ran as `owner` would have, naming `launched`; returns its text. */
+  function writeRecord(file: string, owner: { pid: number; started?: string | undefined; boot?: string | undefined }, launched: unknown[]): string {
+    const text = JSON.stringify({ pid: owner.pid, started: owner.started, boot: owner.boot ?? bootId(), launched });
+    writeFileSync(file, text);
+    return text;
+  }
+
+  /** The entry of group `pgid` of service `app`, its leader known by its start time. */
+  function entryOf(pgid: number, started = processStartTime(pgid)): unknown {
+    return { launchId: `launch-${pgid}`, service: 'app', pgid, processes: [{ pid: pgid, started }] };
   }
 
   test('cleanOrphans refuses while the norikae-splice that wrote the record runs, and signals none of its groups', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'norikae-record-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const file = join(dir, 'launched.json');
-    const write = (owner: number, launchId: string, pgid: number, started?: string): string => {
-      const text = JSON.stringify({ pid: owner, started, launched: [{ launchId, pgid, service: 'app' }] });
-      writeFileSync(file, text);
-      return text;
-    };
-
+    const file = recordFile(t);
     // The owner is alive and its command line names norikae-splice: its services are no orphans.
     const running = idler(t, ['norikae-splice', '--config', 'norikae.toml']);
     assert.match(readFileSync(`/proc/${running}/cmdline`, 'latin1'), /norikae-splice/);
-    const group = launchedGroup(t, 'launch-1');
-    const text = write(running, 'launch-1', group);
+    const group = launchedGroup(t);
+    const text = writeRecord(file, { pid: running }, [entryOf(group)]);
     await assert.rejects(new LaunchRecord(file).cleanOrphans(() => 1000), (err: unknown) => {
       assert.ok(err instanceof NorikaeError, String(err));
       assert.equal(err.code, 'NORIKAE_ERR_RUNNING');
@@ -388,20 +401,24 @@ describe('launch record', () => {
     assert.equal(isLiveProcess(group), true, 'the running norikae-splice keeps its service');
     assert.equal(readFileSync(file, 'utf8'), text, 'the record is left as it was');
     // With the start time the owner recorded, too.
-    write(running, 'launch-1', group, processStartTime(running));
+    writeRecord(file, { pid: running, started: processStartTime(running) }, [entryOf(group)]);
     await assert.rejects(new LaunchRecord(file).cleanOrphans(() => 1000), /already running with this config/);
     assert.equal(isLiveProcess(group), true);
 
+    // The owner's pid and start time, but in another boot: it is not the same process.
+    writeRecord(file, { pid: running, started: processStartTime(running), boot: 'another-boot' }, []);
+    assert.equal(runningInstance(file), undefined);
+
     // The owner's pid now belongs to another norikae-splice (the pid was reused): a start time
     // that does not match says so, and the groups are orphans.
-    write(running, 'launch-1', group, String(Number(processStartTime(running)) - 1));
+    writeRecord(file, { pid: running, started: String(Number(processStartTime(running)) - 1) }, [entryOf(group)]);
     assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [group] }]);
     assert.equal(isLiveProcess(group), false);
-    const relaunched = launchedGroup(t, 'launch-1');
+    const relaunched = launchedGroup(t);
 
     // An owner pid that some other live process has now: the groups are orphans, and stopped.
     const other = idler(t, []);
-    write(other, 'launch-1', relaunched);
+    writeRecord(file, { pid: other }, [entryOf(relaunched)]);
     assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [relaunched] }]);
     assert.equal(isLiveProcess(relaunched), false);
 
@@ -409,10 +426,76 @@ describe('launch record', () => {
     const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
     await once(gone, 'exit');
     assert.equal(isLiveProcess(gone.pid!), false);
-    const another = launchedGroup(t, 'launch-2');
-    write(gone.pid!, 'launch-2', another);
+    const another = launchedGroup(t);
+    writeRecord(file, { pid: gone.pid! }, [entryOf(another)]);
     assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [another] }]);
     assert.equal(isLiveProcess(another), false);
+  });
+
+  test('cleanOrphans leaves alone a recorded group it cannot tell for its own: another start time, another boot, an older record', async (t) => {
+    const file = recordFile(t);
+    const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await once(gone, 'exit');
+    const owner = { pid: gone.pid! };
+    const stranger = launchedGroup(t);
+    const started = Number(processStartTime(stranger));
+    const cases: [string, unknown, string?][] = [
+      // The pid names a live group leader that started before the launch recorded (the pid came back).
+      ['started before the recorded start', entryOf(stranger, String(started + 1))],
+      ['started after the recorded start', entryOf(stranger, String(started - 1))],
+      ['the right start time, of another boot', entryOf(stranger), 'another-boot'],
+      // A record of an older version, which named launches by an environment variable.
+      ['no start time at all', { launchId: 'launch-1', pgid: stranger, service: 'app' }],
+      ['a start time that is not text', { launchId: 'launch-1', pgid: stranger, service: 'app', processes: [{ pid: stranger, started }] }],
+    ];
+    for (const [what, entry, boot] of cases) {
+      writeRecord(file, { ...owner, boot }, [entry]);
+      assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [], what);
+      assert.equal(isLiveProcess(stranger), true, what);
+      assert.deepEqual((JSON.parse(readFileSync(file, 'utf8')) as { launched: unknown[] }).launched, [], `${what}: the record starts afresh`);
+    }
+
+    // A process of ours, known for good, that is not in the recorded group: the group is not ours.
+    const ours = idler(t, []);
+    writeRecord(file, owner, [{ launchId: 'launch-1', service: 'app', pgid: stranger, processes: [{ pid: ours, started: processStartTime(ours) }] }]);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), []);
+    assert.equal(isLiveProcess(stranger), true);
+    assert.equal(isLiveProcess(ours), true);
+  });
+
+  test('a group whose shell exited first is recorded by the members it left, and stopped by them', async (t) => {
+    const file = recordFile(t);
+    const record = new LaunchRecord(file);
+    // The shell starts a server in the background and exits at once.
+    const launched = launchCommand({ name: 'app', command: 'sleep 30 >/dev/null 2>&1 &', cwd: undefined, env: {}, port: 0 }, new ServiceLog());
+    const group = launched.pid;
+    t.after(() => {
+      for (const pid of groupMembers(group)) process.kill(pid, 'SIGKILL');
+    });
+    record.add({ launchId: 'launch-1', service: 'app', process: launched });
+    await launched.exited;
+    const [sleeper] = groupMembers(group);
+    assert.ok(sleeper !== undefined && sleeper !== group, 'the shell is gone, its background process lives on');
+    const written = readFileSync(file, 'utf8');
+    const [entry] = (JSON.parse(written) as { launched: { pgid: number; processes: { pid: number; started: string }[] }[] }).launched;
+    assert.equal(entry!.pgid, group);
+    const [shell, member] = entry!.processes;
+    assert.equal(shell!.pid, group);
+    assert.ok(Number(shell!.started) <= Number(processStartTime(sleeper)), 'the shell started before what it forked');
+    assert.deepEqual(member, { pid: sleeper, started: processStartTime(sleeper) });
+    assert.equal(entry!.processes.length, 2);
+
+    // Knowing the shell alone, the group could be anyone's now that it has gone: left alone.
+    const data = JSON.parse(written) as { launched: { processes: unknown[] }[] };
+    data.launched[0]!.processes.splice(1);
+    writeFileSync(file, JSON.stringify(data));
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), []);
+    assert.equal(isLiveProcess(sleeper), true);
+
+    // As the launching norikae wrote it: the member it knows is still in the group, so it is ours.
+    writeFileSync(file, written);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [sleeper] }]);
+    assert.equal(isLiveProcess(sleeper), false);
   });
 });
 
