@@ -36,13 +36,14 @@ interface Instance {
  */
 async function startInstance(t: TestContext, services: string, options: { symlinked?: boolean } = {}): Promise<Instance> {
   const dir = mkdtempSync(join(tmpdir(), 'norikae-control-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  /** Removed once norikae has exited: while it runs, it may write its state into them. */
+  const dirs = [dir];
   const port = await freePort();
   let file = join(dir, 'norikae.toml');
   const args: string[] = [];
   if (options.symlinked === true) {
     const elsewhere = mkdtempSync(join(tmpdir(), 'norikae-control-target-'));
-    t.after(() => rmSync(elsewhere, { recursive: true, force: true }));
+    dirs.push(elsewhere);
     file = join(elsewhere, 'real.toml');
     symlinkSync(file, join(dir, 'linked.toml'));
     args.push('--config', join(dir, 'linked.toml'));
@@ -57,6 +58,7 @@ async function startInstance(t: TestContext, services: string, options: { symlin
       child.kill('SIGTERM');
       await once(child, 'exit');
     }
+    for (const path of dirs) rmSync(path, { recursive: true, force: true });
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
