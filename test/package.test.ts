@@ -76,6 +76,22 @@ describe('the packed package', () => {
     assert.match(output, /web {2}http:\/\/web\.localhost:8080 → 127\.0\.0\.1:3000/);
     assert.match(output, /config is valid/);
   });
+
+  test('the README\'s "Use it" commands are the installed command\'s (npx finds no unpublished package)', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = /^## Use it\n([\s\S]*?)^## /m.exec(readme)![1]!;
+    const commands = [...section.matchAll(/^```sh\n([\s\S]*?)^```/gm)]
+      .flatMap((block) => block[1]!.split('\n'))
+      .map((line) => line.replace(/#.*/, '').trim())
+      .filter((line) => line !== '');
+    assert.ok(commands.includes('npm install -g .'), 'it says how to install the command');
+    const help = await run(join(project, 'node_modules', '.bin', 'norikae-splice'), ['--help'], project);
+    for (const command of commands.filter((line) => !line.startsWith('npm '))) {
+      assert.match(command, /^norikae-splice( |$)/);
+      const [, subcommand = '-'] = command.split(/ +/);
+      if (!subcommand.startsWith('-')) assert.match(help, new RegExp(`^ {2}${subcommand} `, 'm'), `${command}: the command knows ${subcommand}`);
+    }
+  });
 });
 
 /**
