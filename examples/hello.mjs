@@ -1,6 +1,6 @@
-// Demo service "hello": a tiny HTTP page. Listens on $PORT (or the first argument).
-// The page opens a WebSocket to echo.localhost on the same norikae port, to show that
-// upgrades pass through the splice.
+// Demo service "hello": a tiny HTTP page. Listens on $PORT (or the first argument; 0 picks a free
+// port and prints it). The page opens a WebSocket to echo.localhost on the same norikae port, to
+// show that upgrades pass through the splice.
 import { createServer } from 'node:http';
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 4001);
@@ -12,7 +12,7 @@ const page = (req) => `<!doctype html>
 code{background:#f4f4f4;padding:0 .2em}#log{background:#f4f4f4;padding:1rem;min-height:4rem;white-space:pre-wrap}</style></head>
 <body><h1>Hello from the <code>hello</code> service</h1>
 <p>You reached <code>${escape(req.headers.host ?? '')}</code>; norikae-splice forwarded the bytes to this
-server on port ${port} (pid ${process.pid}, up since ${started.toISOString()}).</p>
+server on port ${req.socket.localPort} (pid ${process.pid}, up since ${started.toISOString()}).</p>
 <h2>WebSocket through the splice</h2>
 <p><input id="text" value="ping"> <button id="send">send to echo.localhost</button></p>
 <div id="log"></div>
@@ -26,10 +26,11 @@ document.getElementById('send').onclick = () => ws.send(document.getElementById(
 </script></body></html>
 `;
 
-createServer((req, res) => {
+const server = createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
   res.end(page(req));
-}).listen(port, '127.0.0.1', () => console.log(`hello listening on 127.0.0.1:${port}`));
+});
+server.listen(port, '127.0.0.1', () => console.log(`hello listening on 127.0.0.1:${server.address().port}`));
 
 function escape(text) {
   return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);

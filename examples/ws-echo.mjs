@@ -1,5 +1,5 @@
 // Demo service "echo": a WebSocket echo server with no dependencies (RFC 6455, just enough to
-// echo frames back). Listens on $PORT (or the first argument).
+// echo frames back). Listens on $PORT (or the first argument; 0 picks a free port and prints it).
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 
@@ -29,6 +29,9 @@ server.on('upgrade', (req, socket) => {
       else if (frame.opcode !== 0xa) socket.write(writeFrame(frame.opcode, frame.fin, frame.payload));
     }
   });
+  // node:http's sockets are half-open, and an upgraded one is ours alone: without this a client's
+  // FIN left ours unsent and the socket in CLOSE-WAIT. A client that ended has said all it will.
+  socket.on('end', () => socket.end());
   socket.on('error', () => socket.destroy());
 });
 
@@ -57,4 +60,4 @@ function writeFrame(opcode, fin, payload) {
   return Buffer.concat([head, payload]);
 }
 
-server.listen(port, '127.0.0.1', () => console.log(`echo listening on 127.0.0.1:${port}`));
+server.listen(port, '127.0.0.1', () => console.log(`echo listening on 127.0.0.1:${server.address().port}`));

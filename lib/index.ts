@@ -1,0 +1,20 @@
+// The package's public API: what `import … from 'norikae-splice'` offers. Everything else in lib/
+// is internal and may change between versions; a name is added here only when a caller needs it.
+
+import { findConfigFile, loadConfig, type Config } from './config.js';
+
+export { findConfigFile, loadConfig, parseConfig } from './config.js';
+export type { Config, ConfigOptions, ListenAddress, ReadyChecks, ServiceConfig } from './config.js';
+export { ConfigError, NorikaeError } from './errors.js';
+
+// Running norikae-splice from code: lib/app.ts's startApp(options): Promise<App> is exported here
+// (with its StartAppOptions and App types) once it lands.
+
+/**
+ * What `norikae-splice check` does: finds the config like the CLI (`file`, else ./norikae.toml
+ * under `cwd`, else $XDG_CONFIG_HOME/norikae/config.toml), reads and validates it, listen
+ * addresses included. Throws a ConfigError (with file, line, column and a code frame when known).
+ */
+export function checkConfig(file?: string, cwd = process.cwd()): Config {
+  return loadConfig(findConfigFile(file, cwd));
+}
