@@ -1,13 +1,14 @@
 // The dashboard and its JSON API, answered by norikae itself on the reserved host
 // (norikae.localhost) of every HTTP listener. The listener hands over the socket and the bytes it
 // has already read; an in-process node:http server (never bound to a port) takes it from there.
+// The page is three files of our own (lib/dashboard/), and the CSP allows nothing else.
 // State-changing requests must be same-origin, so a page on another site cannot start or stop
 // services through the user's browser.
 
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
-import { renderDashboardPage } from './dashboard-page.js';
 import { ControlError, LaunchError, ReadinessTimeoutError } from './errors.js';
 import type { ServiceInfo, ServiceSupervisor } from './supervisor.js';
 
@@ -17,9 +18,18 @@ const debug = createDebug('norikae:dashboard');
 const HEARTBEAT_MS = 15_000;
 const MAX_LOG_LINES = 1000;
 
+/** The page's files (lib/dashboard/), which the build puts in dist/lib/dashboard/ beside this module. */
+const PAGE_DIR = new URL('./dashboard/', import.meta.url);
+const PAGE_FILES = new Map([
+  ['/', { file: 'index.html', type: 'text/html; charset=utf-8' }],
+  ['/dashboard.css', { file: 'dashboard.css', type: 'text/css; charset=utf-8' }],
+  ['/dashboard.js', { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' }],
+]);
+
 export class Dashboard {
   private readonly server: Server;
-  private page: string | undefined;
+  /** The page's files by path, each read once. */
+  private readonly pageFiles = new Map<string, Promise<string>>();
 
   constructor(private readonly supervisor: ServiceSupervisor) {
     this.server = createServer((req, res) => {
@@ -39,9 +49,15 @@ export class Dashboard {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const path = url.pathname;
     debug('%s %s', req.method, path);
-    if (req.method === 'GET' && path === '/') {
-      this.page ??= renderDashboardPage({});
-      send(res, 200, this.page, 'text/html; charset=utf-8');
+    const pageFile = PAGE_FILES.get(path);
+    if (req.method === 'GET' && pageFile !== undefined) {
+      send(res, 200, await this.readPageFile(path, pageFile.file), pageFile.type);
+      return;
+    }
+    if (req.method === 'GET' && path === '/favicon.ico') {
+      // There is none; an empty answer keeps the browser's automatic request out of the console.
+      res.writeHead(204, { 'cache-control': 'no-store', ...SECURITY_HEADERS });
+      res.end();
       return;
     }
     if (req.method === 'GET' && path === '/api/services') {
@@ -75,6 +91,17 @@ export class Dashboard {
     sendJson(res, 202, { service: withUrls(info, req) });
   }
 
+  /** A file of the page, read on first use and kept; a failed read is tried again next time. */
+  private readPageFile(path: string, file: string): Promise<string> {
+    let text = this.pageFiles.get(path);
+    if (text === undefined) {
+      text = readFile(new URL(file, PAGE_DIR), 'utf8');
+      text.catch(() => this.pageFiles.delete(path));
+      this.pageFiles.set(path, text);
+    }
+    return text;
+  }
+
   /**
    * Server-Sent Events: `service` on every change, `log` for every line a service prints, `config`
    * when a reload changed the list (the page then loads it again). With
@@ -84,7 +111,7 @@ export class Dashboard {
   private streamEvents(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     const tailOf = query.get('service');
     const tail = tailOf === null ? [] : this.supervisor.logTail(tailOf, clampLines(query.get('lines')));
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...SECURITY_HEADERS });
     res.write(': norikae-splice events\n\n');
     for (const line of tail) res.write(`event: log\ndata: ${JSON.stringify({ name: tailOf, line })}\n\n`);
     const onService = (info: ServiceInfo): void => {
@@ -163,12 +190,16 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * Never inside another site's frame: a click there on a Start button is the user's own,
- * same-origin click, which no Origin check can tell apart (clickjacking).
+ * Only the page's own files and API, so nothing injected into it could run or load; and never
+ * inside another site's frame: a click there on a Start button is the user's own, same-origin
+ * click, which no Origin check can tell apart (clickjacking).
  */
-const NO_FRAMING = { 'x-frame-options': 'DENY', 'content-security-policy': "frame-ancestors 'none'" };
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+};
 
 function send(res: ServerResponse, status: number, body: string, type: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...NO_FRAMING });
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...SECURITY_HEADERS });
   res.end(body);
 }

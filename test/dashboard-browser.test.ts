@@ -43,10 +43,15 @@ describe('dashboard in a browser', () => {
     const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     t.after(() => browser.close());
     const page = await browser.newPage();
+    // A resource or script the page's CSP refused is reported here, like any script error.
+    const problems: string[] = [];
+    page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });
+    page.on('pageerror', (error) => problems.push(error.message));
     // Chromium resolves *.localhost to loopback by itself, as users' browsers do.
     await page.goto(`http://norikae.localhost:${port}/`);
     const row = page.locator('tr[data-service="app"]');
     await row.locator('.state', { hasText: /^stopped$/ }).waitFor();
+    assert.equal(await page.evaluate(`getComputedStyle(document.querySelector('#services .state')).borderRadius`), '999px', 'the stylesheet applies');
     await page.locator('#live', { hasText: 'live' }).waitFor();
 
     // A request launches the service; the page learns it over server-sent events.
@@ -75,6 +80,13 @@ describe('dashboard in a browser', () => {
     await row.locator('.state', { hasText: /^stopped$/ }).waitFor();
     await page.evaluate(`upsertService({ ...rows.get('app').info, state: 'crashed', sequence: rows.get('app').info.sequence - 1 }, true)`);
     await row.locator('.state', { hasText: /^crashed$/ }).waitFor();
+    assert.deepEqual(problems, [], 'no errors in the console: the CSP refused nothing the page needs');
+
+    // And it does refuse what an injection would add: an inline script does not run.
+    const refused = page.waitForEvent('console', { predicate: (message) => /Content Security Policy/i.test(message.text()), timeout: 10_000 });
+    await page.evaluate(`{ const script = document.createElement('script'); script.textContent = 'window.injected = true'; document.body.append(script); }`);
+    await refused;
+    assert.equal(await page.evaluate('window.injected'), undefined);
   });
 
   test('another site cannot frame the dashboard (its clicks would pass as the user\'s own)', async (t) => {
