@@ -30,6 +30,9 @@ export class Dashboard {
   private readonly server: Server;
   /** The page's files by path, each read once. */
   private readonly pageFiles = new Map<string, Promise<string>>();
+  /** Open event streams; the supervisor is listened to while there is any. */
+  private readonly clients = new Set<EventClient>();
+  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(private readonly supervisor: ServiceSupervisor) {
     this.server = createServer((req, res) => {
@@ -61,7 +64,7 @@ export class Dashboard {
       return;
     }
     if (req.method === 'GET' && path === '/api/services') {
-      sendJson(res, 200, { services: this.supervisor.list().map((info) => withUrls(info, req)) });
+      sendJson(res, 200, { services: this.supervisor.list().map((info) => withUrls(info, req.headers.host)) });
       return;
     }
     if (req.method === 'GET' && path === '/api/events') {
@@ -77,7 +80,7 @@ export class Dashboard {
       const info = this.supervisor.info(name);
       if (info === undefined) throw new ControlError(404, `no service named ${name}`);
       if (action === undefined) {
-        sendJson(res, 200, withUrls(info, req));
+        sendJson(res, 200, withUrls(info, req.headers.host));
       } else {
         sendJson(res, 200, { name, lines: this.supervisor.logTail(name, clampLines(url.searchParams.get('lines'))) });
       }
@@ -88,7 +91,7 @@ export class Dashboard {
     const info = action === 'start'
       ? await this.supervisor.start(name)
       : action === 'stop' ? await this.supervisor.stopByUser(name) : await this.supervisor.restart(name);
-    sendJson(res, 202, { service: withUrls(info, req) });
+    sendJson(res, 202, { service: withUrls(info, req.headers.host) });
   }
 
   /** A file of the page, read on first use and kept; a failed read is tried again next time. */
@@ -106,7 +109,7 @@ export class Dashboard {
    * Server-Sent Events: `service` on every change, `log` for every line a service prints, `config`
    * when a reload changed the list (the page then loads it again). With
    * `?service=NAME&lines=N` the stream starts with NAME's last N lines, sent in the same tick as
-   * the subscription, so a follower (`logs -f`) neither misses nor repeats a line.
+   * the stream joins the fan-out, so a follower (`logs -f`) neither misses nor repeats a line.
    */
   private streamEvents(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     const tailOf = query.get('service');
@@ -114,27 +117,68 @@ export class Dashboard {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...SECURITY_HEADERS });
     res.write(': norikae-splice events\n\n');
     for (const line of tail) res.write(`event: log\ndata: ${JSON.stringify({ name: tailOf, line })}\n\n`);
-    const onService = (info: ServiceInfo): void => {
-      res.write(`event: service\ndata: ${JSON.stringify(withUrls(info, req))}\n\n`);
-    };
-    const onLog = (entry: { name: string; line: string }): void => {
-      res.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
-    };
-    const onConfig = (): void => {
-      res.write('event: config\ndata: {}\n\n');
-    };
-    this.supervisor.on('service', onService);
-    this.supervisor.on('log', onLog);
-    this.supervisor.on('config', onConfig);
-    const heartbeat = setInterval(() => res.write(': \n\n'), HEARTBEAT_MS);
-    heartbeat.unref();
-    res.once('close', () => {
-      clearInterval(heartbeat);
-      this.supervisor.off('service', onService);
-      this.supervisor.off('log', onLog);
-      this.supervisor.off('config', onConfig);
-    });
+    const client: EventClient = { res, host: req.headers.host };
+    this.addClient(client);
+    res.once('close', () => this.removeClient(client));
   }
+
+  /**
+   * The first open stream subscribes to the supervisor, once for all of them: a listener per
+   * stream would pass the emitter's limit at 11 open pages. With none open there is no `log`
+   * listener, so the supervisor does not even make the events.
+   */
+  private addClient(client: EventClient): void {
+    if (this.clients.size === 0) {
+      this.supervisor.on('service', this.onService);
+      this.supervisor.on('log', this.onLog);
+      this.supervisor.on('config', this.onConfig);
+      this.heartbeat = setInterval(() => this.broadcast(': \n\n'), HEARTBEAT_MS);
+      this.heartbeat.unref();
+    }
+    this.clients.add(client);
+  }
+
+  /** Drops a closed stream; the last one out unsubscribes. */
+  private removeClient(client: EventClient): void {
+    if (!this.clients.delete(client) || this.clients.size > 0) return;
+    this.supervisor.off('service', this.onService);
+    this.supervisor.off('log', this.onLog);
+    this.supervisor.off('config', this.onConfig);
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Writes the same text to every open stream. */
+  private broadcast(text: string): void {
+    for (const client of this.clients) client.res.write(text);
+  }
+
+  private readonly onService = (info: ServiceInfo): void => {
+    // Its links name the port a client came in on: one text per Host, shared by its clients.
+    const texts = new Map<string | undefined, string>();
+    for (const client of this.clients) {
+      let text = texts.get(client.host);
+      if (text === undefined) {
+        text = `event: service\ndata: ${JSON.stringify(withUrls(info, client.host))}\n\n`;
+        texts.set(client.host, text);
+      }
+      client.res.write(text);
+    }
+  };
+
+  private readonly onLog = (entry: { name: string; line: string }): void => {
+    this.broadcast(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
+  };
+
+  private readonly onConfig = (): void => {
+    this.broadcast('event: config\ndata: {}\n\n');
+  };
+}
+
+/** An open event stream, and the Host it was asked for with (its service links use that port). */
+interface EventClient {
+  res: ServerResponse;
+  host: string | undefined;
 }
 
 /** A service name from a URL path; bad percent-encoding is the client's mistake, not ours. */
@@ -153,8 +197,8 @@ function clampLines(value: string | null): number {
 }
 
 /** Links to a service's hosts on the port the dashboard itself was reached on. */
-function withUrls(info: ServiceInfo, req: IncomingMessage): ServiceInfo & { urls: string[] } {
-  const port = /:(\d+)$/.exec(req.headers.host ?? '')?.[1];
+function withUrls(info: ServiceInfo, host: string | undefined): ServiceInfo & { urls: string[] } {
+  const port = /:(\d+)$/.exec(host ?? '')?.[1];
   const suffix = port === undefined || port === '80' ? '' : `:${port}`;
   return { ...info, urls: info.hosts.filter((host) => !host.startsWith('*.')).map((host) => `http://${host}${suffix}/`) };
 }
