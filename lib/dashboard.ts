@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { ControlError, LaunchError, ReadinessTimeoutError } from './errors.js';
-import type { ServiceInfo, ServiceSupervisor } from './supervisor.js';
+import type { ServiceInfo } from './supervisor.js';
 
 const debug = createDebug('norikae:dashboard');
 
@@ -26,6 +26,27 @@ const PAGE_FILES = new Map([
   ['/dashboard.js', { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' }],
 ]);
 
+/** The events the dashboard streams, with what each carries. */
+export interface DashboardEvents {
+  service: [info: ServiceInfo];
+  log: [entry: { name: string; line: string }];
+  config: [];
+}
+
+/** What the dashboard uses of the supervisor: its services, their logs and actions, its events. */
+export interface DashboardSource {
+  list(): ServiceInfo[];
+  info(name: string): ServiceInfo | undefined;
+  logTail(name: string, lines: number): string[];
+  start(name: string): Promise<ServiceInfo>;
+  stopByUser(name: string): Promise<ServiceInfo>;
+  restart(name: string): Promise<ServiceInfo>;
+  on<E extends keyof DashboardEvents>(event: E, listener: (...args: DashboardEvents[E]) => void): unknown;
+  off<E extends keyof DashboardEvents>(event: E, listener: (...args: DashboardEvents[E]) => void): unknown;
+  /** Why the last reload of the config file was refused (the running config is kept), or null. */
+  reloadError?(): string | null;
+}
+
 export class Dashboard {
   private readonly server: Server;
   /** The page's files by path, each read once. */
@@ -34,7 +55,7 @@ export class Dashboard {
   private readonly clients = new Set<EventClient>();
   private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(private readonly supervisor: ServiceSupervisor) {
+  constructor(private readonly source: DashboardSource) {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => sendError(res, err));
     });
@@ -64,7 +85,8 @@ export class Dashboard {
       return;
     }
     if (req.method === 'GET' && path === '/api/services') {
-      sendJson(res, 200, { services: this.supervisor.list().map((info) => withUrls(info, req.headers.host)) });
+      const services = this.source.list().map((info) => withUrls(info, req.headers.host));
+      sendJson(res, 200, { services, reloadError: this.reloadError() });
       return;
     }
     if (req.method === 'GET' && path === '/api/events') {
@@ -77,20 +99,20 @@ export class Dashboard {
     const action = match[2];
     if (action === undefined || action === 'logs') {
       if (req.method !== 'GET') throw new ControlError(405, `${req.method} is not allowed here`);
-      const info = this.supervisor.info(name);
+      const info = this.source.info(name);
       if (info === undefined) throw new ControlError(404, `no service named ${name}`);
       if (action === undefined) {
         sendJson(res, 200, withUrls(info, req.headers.host));
       } else {
-        sendJson(res, 200, { name, lines: this.supervisor.logTail(name, clampLines(url.searchParams.get('lines'))) });
+        sendJson(res, 200, { name, lines: this.source.logTail(name, clampLines(url.searchParams.get('lines'))) });
       }
       return;
     }
     if (req.method !== 'POST') throw new ControlError(405, `use POST to ${action} a service`);
     checkSameOrigin(req);
     const info = action === 'start'
-      ? await this.supervisor.start(name)
-      : action === 'stop' ? await this.supervisor.stopByUser(name) : await this.supervisor.restart(name);
+      ? await this.source.start(name)
+      : action === 'stop' ? await this.source.stopByUser(name) : await this.source.restart(name);
     sendJson(res, 202, { service: withUrls(info, req.headers.host) });
   }
 
@@ -107,13 +129,14 @@ export class Dashboard {
 
   /**
    * Server-Sent Events: `service` on every change, `log` for every line a service prints, `config`
-   * when a reload changed the list (the page then loads it again). With
+   * (`{ reloadError }`) when a reload changed the list or was refused (the page then loads the
+   * list again). With
    * `?service=NAME&lines=N` the stream starts with NAME's last N lines, sent in the same tick as
    * the stream joins the fan-out, so a follower (`logs -f`) neither misses nor repeats a line.
    */
   private streamEvents(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     const tailOf = query.get('service');
-    const tail = tailOf === null ? [] : this.supervisor.logTail(tailOf, clampLines(query.get('lines')));
+    const tail = tailOf === null ? [] : this.source.logTail(tailOf, clampLines(query.get('lines')));
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...SECURITY_HEADERS });
     res.write(': norikae-splice events\n\n');
     for (const line of tail) res.write(`event: log\ndata: ${JSON.stringify({ name: tailOf, line })}\n\n`);
@@ -129,9 +152,9 @@ export class Dashboard {
    */
   private addClient(client: EventClient): void {
     if (this.clients.size === 0) {
-      this.supervisor.on('service', this.onService);
-      this.supervisor.on('log', this.onLog);
-      this.supervisor.on('config', this.onConfig);
+      this.source.on('service', this.onService);
+      this.source.on('log', this.onLog);
+      this.source.on('config', this.onConfig);
       this.heartbeat = setInterval(() => this.broadcast(': \n\n'), HEARTBEAT_MS);
       this.heartbeat.unref();
     }
@@ -141,9 +164,9 @@ export class Dashboard {
   /** Drops a closed stream; the last one out unsubscribes. */
   private removeClient(client: EventClient): void {
     if (!this.clients.delete(client) || this.clients.size > 0) return;
-    this.supervisor.off('service', this.onService);
-    this.supervisor.off('log', this.onLog);
-    this.supervisor.off('config', this.onConfig);
+    this.source.off('service', this.onService);
+    this.source.off('log', this.onLog);
+    this.source.off('config', this.onConfig);
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
   }
@@ -171,8 +194,13 @@ export class Dashboard {
   };
 
   private readonly onConfig = (): void => {
-    this.broadcast('event: config\ndata: {}\n\n');
+    this.broadcast(`event: config\ndata: ${JSON.stringify({ reloadError: this.reloadError() })}\n\n`);
   };
+
+  /** A refused reload's reason while it stands; null from a source that does not tell. */
+  private reloadError(): string | null {
+    return this.source.reloadError?.() ?? null;
+  }
 }
 
 /** An open event stream, and the Host it was asked for with (its service links use that port). */
