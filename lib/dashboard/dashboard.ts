@@ -23,6 +23,8 @@ interface ServiceView {
   portHeldBy: { pid: number; command: string } | null;
   sequence: number;
   instance: string;
+  /** Why the last launch failed; absent from a norikae-splice that does not say. */
+  lastError?: string | null;
 }
 
 interface LastExit {
@@ -100,8 +102,12 @@ function connectEvents(wasConnected: boolean): void {
     const info = parseJson(event.data);
     if (info && typeof info.name === 'string') upsertService(info);
   });
-  // A reload added or removed services: the full list says which.
-  source.addEventListener('config', () => void loadServices());
+  // A reload added or removed services (the full list says which), or was refused.
+  source.addEventListener('config', (event) => {
+    const message = parseJson(event.data);
+    if (message && 'reloadError' in message) showReloadError(message.reloadError);
+    void loadServices();
+  });
   source.addEventListener('log', (event) => {
     const message = parseJson(event.data);
     if (message && typeof message.name === 'string') onLogLine(message.name, String(message.line));
@@ -124,12 +130,12 @@ async function loadServices(): Promise<void> {
     showNotice('Could not load the services: ' + errorMessage(error));
     return;
   }
-  const names = new Set<string>();
-  for (const info of body.services as ServiceView[]) {
-    names.add(info.name);
-    upsertService(info, true);
-  }
+  showReloadError(body.reloadError);
+  const services = body.services as ServiceView[];
+  for (const info of services) upsertService(info, true);
+  const names = new Set(services.map((info) => info.name));
   for (const name of Array.from(rows.keys())) if (!names.has(name)) removeService(name);
+  orderRows(services.map((info) => info.name));
   byId('empty').textContent = 'No services are configured. Add a [service.NAME] table to the config file.';
   renderSummary();
 }
@@ -145,7 +151,7 @@ function upsertService(info: ServiceView, resync = false): void {
   if (!row) {
     row = createRow(info.name);
     rows.set(info.name, row);
-    insertSorted(row.tr, info.name);
+    tableBody().append(row.tr);  // the next full list puts it in its place
   }
   row.info = info;
   updateRow(row, info);
@@ -260,6 +266,9 @@ function portNodes(info: ServiceView): HTMLElement[] {
 /** The small lines under the state badge. */
 function noteNodes(info: ServiceView): HTMLElement[] {
   const nodes: HTMLElement[] = [];
+  if (typeof info.lastError === 'string' && info.lastError !== '') {
+    nodes.push(el('span', { className: 'error', textContent: info.lastError, title: 'Why the last launch failed' }));
+  }
   if (info.pendingRestart) {
     nodes.push(el('span', { className: 'hint', textContent: 'restart to apply config',
       title: 'The config changed its command, env or cwd; the next launch uses the new one.' }));
@@ -280,16 +289,20 @@ function tickUptimes(): void {
   for (const row of rows.values()) if (row.info) row.uptime.textContent = uptimeText(row.info, now);
 }
 
-/** Keeps the rows ordered by name. */
-function insertSorted(tr: HTMLTableRowElement, name: string): void {
+/** Orders the rows as the API lists the services (the config's order), moving only those out of place. */
+function orderRows(names: string[]): void {
   const body = tableBody();
-  for (const other of Array.from(body.children)) {
-    if ((other as HTMLElement).dataset.service!.localeCompare(name) > 0) {
-      body.insertBefore(tr, other);
-      return;
-    }
-  }
-  body.append(tr);
+  names.forEach((name, index) => {
+    const tr = rows.get(name)!.tr;
+    if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] ?? null);
+  });
+}
+
+/** The banner shown while an edit of the config file stands refused; null (or no text) hides it. */
+function showReloadError(reloadError: unknown): void {
+  const text = typeof reloadError === 'string' ? reloadError : '';
+  byId('reload-error-text').textContent = text;
+  byId('reload-error').hidden = text === '';
 }
 
 /** "3 services · 1 running", and the empty-table message. */
