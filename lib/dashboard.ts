@@ -1,15 +1,16 @@
 // The dashboard and its JSON API, answered by norikae itself on the reserved host
 // (norikae.localhost) of every HTTP listener. The listener hands over the socket and the bytes it
 // has already read; an in-process node:http server (never bound to a port) takes it from there.
+// The page is three files of our own (lib/dashboard/), and the CSP allows nothing else.
 // State-changing requests must be same-origin, so a page on another site cannot start or stop
 // services through the user's browser.
 
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
-import { renderDashboardPage } from './dashboard-page.js';
 import { controlErrors, NoServiceError, statusOf } from './errors.js';
-import type { ServiceInfo, ServiceSupervisor } from './supervisor.js';
+import type { ServiceInfo } from './supervisor.js';
 
 const debug = createDebug('norikae:dashboard');
 
@@ -17,11 +18,44 @@ const debug = createDebug('norikae:dashboard');
 const HEARTBEAT_MS = 15_000;
 const MAX_LOG_LINES = 1000;
 
+/** The page's files (lib/dashboard/), which the build puts in dist/lib/dashboard/ beside this module. */
+const PAGE_DIR = new URL('./dashboard/', import.meta.url);
+const PAGE_FILES = new Map([
+  ['/', { file: 'index.html', type: 'text/html; charset=utf-8' }],
+  ['/dashboard.css', { file: 'dashboard.css', type: 'text/css; charset=utf-8' }],
+  ['/dashboard.js', { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' }],
+]);
+
+/** The events the dashboard streams, with what each carries. */
+export interface DashboardEvents {
+  service: [info: ServiceInfo];
+  log: [entry: { name: string; line: string }];
+  config: [];
+}
+
+/** What the dashboard uses of the supervisor: its services, their logs and actions, its events. */
+export interface DashboardSource {
+  list(): ServiceInfo[];
+  info(name: string): ServiceInfo | undefined;
+  logTail(name: string, lines: number): string[];
+  start(name: string): Promise<ServiceInfo>;
+  stopByUser(name: string): Promise<ServiceInfo>;
+  restart(name: string): Promise<ServiceInfo>;
+  on<E extends keyof DashboardEvents>(event: E, listener: (...args: DashboardEvents[E]) => void): unknown;
+  off<E extends keyof DashboardEvents>(event: E, listener: (...args: DashboardEvents[E]) => void): unknown;
+  /** Why the last reload of the config file was refused (the running config is kept), or null. */
+  reloadError?(): string | null;
+}
+
 export class Dashboard {
   private readonly server: Server;
-  private page: string | undefined;
+  /** The page's files by path, each read once. */
+  private readonly pageFiles = new Map<string, Promise<string>>();
+  /** Open event streams; the supervisor is listened to while there is any. */
+  private readonly clients = new Set<EventClient>();
+  private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(private readonly supervisor: ServiceSupervisor) {
+  constructor(private readonly source: DashboardSource) {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => sendError(res, err));
     });
@@ -39,13 +73,20 @@ export class Dashboard {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const path = url.pathname;
     debug('%s %s', req.method, path);
-    if (req.method === 'GET' && path === '/') {
-      this.page ??= renderDashboardPage({});
-      send(res, 200, this.page, 'text/html; charset=utf-8');
+    const pageFile = PAGE_FILES.get(path);
+    if (req.method === 'GET' && pageFile !== undefined) {
+      send(res, 200, await this.readPageFile(path, pageFile.file), pageFile.type);
+      return;
+    }
+    if (req.method === 'GET' && path === '/favicon.ico') {
+      // There is none; an empty answer keeps the browser's automatic request out of the console.
+      res.writeHead(204, { 'cache-control': 'no-store', ...SECURITY_HEADERS });
+      res.end();
       return;
     }
     if (req.method === 'GET' && path === '/api/services') {
-      sendJson(res, 200, { services: this.supervisor.list().map((info) => withUrls(info, req)) });
+      const services = this.source.list().map((info) => withUrls(info, req.headers.host));
+      sendJson(res, 200, { services, reloadError: this.reloadError() });
       return;
     }
     if (req.method === 'GET' && path === '/api/events') {
@@ -58,56 +99,114 @@ export class Dashboard {
     const action = match[2];
     if (action === undefined || action === 'logs') {
       if (req.method !== 'GET') throw controlErrors.methodNotAllowed(`${req.method} is not allowed here`);
-      const info = this.supervisor.info(name);
+      const info = this.source.info(name);
       if (info === undefined) throw new NoServiceError(name);
       if (action === undefined) {
-        sendJson(res, 200, withUrls(info, req));
+        sendJson(res, 200, withUrls(info, req.headers.host));
       } else {
-        sendJson(res, 200, { name, lines: this.supervisor.logTail(name, clampLines(url.searchParams.get('lines'))) });
+        sendJson(res, 200, { name, lines: this.source.logTail(name, clampLines(url.searchParams.get('lines'))) });
       }
       return;
     }
     if (req.method !== 'POST') throw controlErrors.methodNotAllowed(`use POST to ${action} a service`);
     checkSameOrigin(req);
     const info = action === 'start'
-      ? await this.supervisor.start(name)
-      : action === 'stop' ? await this.supervisor.stopByUser(name) : await this.supervisor.restart(name);
-    sendJson(res, 202, { service: withUrls(info, req) });
+      ? await this.source.start(name)
+      : action === 'stop' ? await this.source.stopByUser(name) : await this.source.restart(name);
+    sendJson(res, 202, { service: withUrls(info, req.headers.host) });
+  }
+
+  /** A file of the page, read on first use and kept; a failed read is tried again next time. */
+  private readPageFile(path: string, file: string): Promise<string> {
+    let text = this.pageFiles.get(path);
+    if (text === undefined) {
+      text = readFile(new URL(file, PAGE_DIR), 'utf8');
+      text.catch(() => this.pageFiles.delete(path));
+      this.pageFiles.set(path, text);
+    }
+    return text;
   }
 
   /**
    * Server-Sent Events: `service` on every change, `log` for every line a service prints, `config`
-   * when a reload changed the list (the page then loads it again). With
+   * (`{ reloadError }`) when a reload changed the list or was refused (the page then loads the
+   * list again). With
    * `?service=NAME&lines=N` the stream starts with NAME's last N lines, sent in the same tick as
-   * the subscription, so a follower (`logs -f`) neither misses nor repeats a line.
+   * the stream joins the fan-out, so a follower (`logs -f`) neither misses nor repeats a line.
    */
   private streamEvents(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     const tailOf = query.get('service');
-    const tail = tailOf === null ? [] : this.supervisor.logTail(tailOf, clampLines(query.get('lines')));
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    const tail = tailOf === null ? [] : this.source.logTail(tailOf, clampLines(query.get('lines')));
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...SECURITY_HEADERS });
     res.write(': norikae-splice events\n\n');
     for (const line of tail) res.write(`event: log\ndata: ${JSON.stringify({ name: tailOf, line })}\n\n`);
-    const onService = (info: ServiceInfo): void => {
-      res.write(`event: service\ndata: ${JSON.stringify(withUrls(info, req))}\n\n`);
-    };
-    const onLog = (entry: { name: string; line: string }): void => {
-      res.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
-    };
-    const onConfig = (): void => {
-      res.write('event: config\ndata: {}\n\n');
-    };
-    this.supervisor.on('service', onService);
-    this.supervisor.on('log', onLog);
-    this.supervisor.on('config', onConfig);
-    const heartbeat = setInterval(() => res.write(': \n\n'), HEARTBEAT_MS);
-    heartbeat.unref();
-    res.once('close', () => {
-      clearInterval(heartbeat);
-      this.supervisor.off('service', onService);
-      this.supervisor.off('log', onLog);
-      this.supervisor.off('config', onConfig);
-    });
+    const client: EventClient = { res, host: req.headers.host };
+    this.addClient(client);
+    res.once('close', () => this.removeClient(client));
   }
+
+  /**
+   * The first open stream subscribes to the supervisor, once for all of them: a listener per
+   * stream would pass the emitter's limit at 11 open pages. With none open there is no `log`
+   * listener, so the supervisor does not even make the events.
+   */
+  private addClient(client: EventClient): void {
+    if (this.clients.size === 0) {
+      this.source.on('service', this.onService);
+      this.source.on('log', this.onLog);
+      this.source.on('config', this.onConfig);
+      this.heartbeat = setInterval(() => this.broadcast(': \n\n'), HEARTBEAT_MS);
+      this.heartbeat.unref();
+    }
+    this.clients.add(client);
+  }
+
+  /** Drops a closed stream; the last one out unsubscribes. */
+  private removeClient(client: EventClient): void {
+    if (!this.clients.delete(client) || this.clients.size > 0) return;
+    this.source.off('service', this.onService);
+    this.source.off('log', this.onLog);
+    this.source.off('config', this.onConfig);
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Writes the same text to every open stream. */
+  private broadcast(text: string): void {
+    for (const client of this.clients) client.res.write(text);
+  }
+
+  private readonly onService = (info: ServiceInfo): void => {
+    // Its links name the port a client came in on: one text per Host, shared by its clients.
+    const texts = new Map<string | undefined, string>();
+    for (const client of this.clients) {
+      let text = texts.get(client.host);
+      if (text === undefined) {
+        text = `event: service\ndata: ${JSON.stringify(withUrls(info, client.host))}\n\n`;
+        texts.set(client.host, text);
+      }
+      client.res.write(text);
+    }
+  };
+
+  private readonly onLog = (entry: { name: string; line: string }): void => {
+    this.broadcast(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
+  };
+
+  private readonly onConfig = (): void => {
+    this.broadcast(`event: config\ndata: ${JSON.stringify({ reloadError: this.reloadError() })}\n\n`);
+  };
+
+  /** A refused reload's reason while it stands; null from a source that does not tell. */
+  private reloadError(): string | null {
+    return this.source.reloadError?.() ?? null;
+  }
+}
+
+/** An open event stream, and the Host it was asked for with (its service links use that port). */
+interface EventClient {
+  res: ServerResponse;
+  host: string | undefined;
 }
 
 /** A service name from a URL path; bad percent-encoding is the client's mistake, not ours. */
@@ -126,8 +225,8 @@ function clampLines(value: string | null): number {
 }
 
 /** Links to a service's hosts on the port the dashboard itself was reached on. */
-function withUrls(info: ServiceInfo, req: IncomingMessage): ServiceInfo & { urls: string[] } {
-  const port = /:(\d+)$/.exec(req.headers.host ?? '')?.[1];
+function withUrls(info: ServiceInfo, host: string | undefined): ServiceInfo & { urls: string[] } {
+  const port = /:(\d+)$/.exec(host ?? '')?.[1];
   const suffix = port === undefined || port === '80' ? '' : `:${port}`;
   return { ...info, urls: info.hosts.filter((host) => !host.startsWith('*.')).map((host) => `http://${host}${suffix}/`) };
 }
@@ -162,12 +261,16 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * Never inside another site's frame: a click there on a Start button is the user's own,
- * same-origin click, which no Origin check can tell apart (clickjacking).
+ * Only the page's own files and API, so nothing injected into it could run or load; and never
+ * inside another site's frame: a click there on a Start button is the user's own, same-origin
+ * click, which no Origin check can tell apart (clickjacking).
  */
-const NO_FRAMING = { 'x-frame-options': 'DENY', 'content-security-policy': "frame-ancestors 'none'" };
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+};
 
 function send(res: ServerResponse, status: number, body: string, type: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...NO_FRAMING });
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...SECURITY_HEADERS });
   res.end(body);
 }

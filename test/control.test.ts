@@ -386,8 +386,11 @@ describe('reload fixes', () => {
     // The page's script reloads its list on `config` (the browser test covers the rest of the page).
     const page = await apiGet(t, norikae.port, '/');
     assert.equal(page.status, 200);
-    assert.match(page.body as string, /\.addEventListener\(\s*'config'\s*,\s*\(\)\s*=>\s*loadServices\(\)\s*\)/);
-    assert.match(page.body as string, /function loadServices\(/);
+    assert.match(page.body as string, /<script src="\/dashboard\.js"><\/script>/);
+    const script = await apiGet(t, norikae.port, '/dashboard.js');
+    assert.equal(script.status, 200);
+    assert.match(script.body as string, /\.addEventListener\(\s*'config'\s*,\s*\(event\)\s*=>\s*\{[^}]*\bloadServices\(\);\s*\}\)/);
+    assert.match(script.body as string, /function loadServices\(/);
   });
 
   test('a symlinked config file reloads when the file it points to is edited in place or replaced by a rename', async (t) => {

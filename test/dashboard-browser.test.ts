@@ -17,7 +17,7 @@ import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
 import { chooseChromium } from './chromium.js';
-import { closeServer, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse } from './helpers.js';
+import { closeServer, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse, withReloadError } from './helpers.js';
 
 /** Debian's package (`.ci/run` installs it), or why these tests skip or fail without it. */
 const CHROMIUM = chooseChromium(process.env);
@@ -47,10 +47,15 @@ describe('dashboard in a browser', () => {
     const browser = await launchChromium();
     t.after(() => browser.close());
     const page = await browser.newPage();
+    // A resource or script the page's CSP refused is reported here, like any script error.
+    const problems: string[] = [];
+    page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });
+    page.on('pageerror', (error) => problems.push(error.message));
     // Chromium resolves *.localhost to loopback by itself, as users' browsers do.
     await page.goto(`http://norikae.localhost:${port}/`);
     const row = page.locator('tr[data-service="app"]');
     await row.locator('.state', { hasText: /^stopped$/ }).waitFor();
+    assert.equal(await page.evaluate(`getComputedStyle(document.querySelector('#services .state')).borderRadius`), '999px', 'the stylesheet applies');
     await page.locator('#live', { hasText: 'live' }).waitFor();
 
     // A request launches the service; the page learns it over server-sent events.
@@ -79,6 +84,63 @@ describe('dashboard in a browser', () => {
     await row.locator('.state', { hasText: /^stopped$/ }).waitFor();
     await page.evaluate(`upsertService({ ...rows.get('app').info, state: 'crashed', sequence: rows.get('app').info.sequence - 1 }, true)`);
     await row.locator('.state', { hasText: /^crashed$/ }).waitFor();
+    assert.deepEqual(problems, [], 'no errors in the console: the CSP refused nothing the page needs');
+
+    // And it does refuse what an injection would add: an inline script does not run.
+    const refused = page.waitForEvent('console', { predicate: (message) => /Content Security Policy/i.test(message.text()), timeout: 10_000 });
+    await page.evaluate(`{ const script = document.createElement('script'); script.textContent = 'window.injected = true'; document.body.append(script); }`);
+    await refused;
+    assert.equal(await page.evaluate('window.injected'), undefined);
+  });
+
+  test('lists services in config order, shows why a launch failed, and a refused reload as a banner', { skip }, async (t) => {
+    const toml = (names: string[]): string => 'listen = "127.0.0.1:0"\n' + names.map((name, i) => `[service.${name}]\nport = ${i + 1}\n`).join('');
+    const config = parseConfig(toml(['zeta', 'alpha']), '/test/norikae.toml');
+    const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
+    let refused: string | null = 'norikae.toml:3:7: expected "=" after a key\n  3 | port 1\n          ^';
+    const dashboard = new Dashboard(withReloadError(supervisor, () => refused));
+    const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard });
+    const [address] = await server.listen();
+    t.after(() => server.close());
+
+    const browser = await launchChromium();
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`http://norikae.localhost:${address!.port}/`);
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+    const order = (): Promise<string | null> => page.evaluate(`Array.from(document.querySelectorAll('tr[data-service]'), (tr) => tr.dataset.service).join()`);
+    await page.locator('tr[data-service="alpha"]').waitFor();
+    assert.equal(await order(), 'zeta,alpha', 'the config\'s order, not sorted by name');
+
+    // A refused reload: a banner while it stands, from the list and from the config event.
+    const banner = page.locator('#reload-error');
+    await banner.waitFor();
+    assert.equal(await banner.textContent(), `The config file has an error; the running config is kept: ${refused}`);
+    refused = null;
+    supervisor.emit('config');
+    await banner.waitFor({ state: 'hidden' });
+    refused = 'norikae.toml: service "alpha" has no port';
+    supervisor.emit('config');
+    await page.locator('#reload-error', { hasText: 'service "alpha" has no port' }).waitFor();
+
+    // A reload that adds a service in the middle: the rows follow the config's new order.
+    await supervisor.reconfigure(parseConfig(toml(['zeta', 'mid', 'alpha']), '/test/norikae.toml'));
+    await page.locator('tr[data-service="mid"]').waitFor();
+    await page.waitForFunction(`Array.from(document.querySelectorAll('tr[data-service]'), (tr) => tr.dataset.service).join() === 'zeta,mid,alpha'`);
+
+    // Why the last launch failed, under the state; nothing where the field is absent or null.
+    assert.equal(await page.locator('#services .notes .error').count(), 0);
+    const alpha = page.locator('tr[data-service="alpha"]');
+    const failed = 'cannot launch alpha: its cwd /x is not a folder <b>not markup</b>';
+    await page.evaluate(`upsertService({ ...rows.get('alpha').info, state: 'failed', lastError: ${JSON.stringify(failed)}, sequence: rows.get('alpha').info.sequence + 1 })`);
+    await alpha.locator('.state-cell .notes .error', { hasText: failed }).waitFor();
+    assert.equal(await alpha.locator('.notes b').count(), 0, 'written as text');
+    await page.evaluate(`upsertService({ ...rows.get('alpha').info, lastError: null, sequence: rows.get('alpha').info.sequence + 1 })`);
+    await alpha.locator('.notes .error').waitFor({ state: 'detached' });
+    assert.deepEqual(problems, []);
   });
 
   test('another site cannot frame the dashboard (its clicks would pass as the user\'s own)', { skip }, async (t) => {

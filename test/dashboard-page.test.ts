@@ -1,57 +1,127 @@
+// The dashboard page's files (lib/dashboard/), as a running splicer serves them on
+// norikae.localhost; and the pure helpers of its script, run in a vm.
+
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { after, before, describe, test } from 'node:test';
 import vm from 'node:vm';
-import { renderDashboardPage } from '../lib/dashboard-page.js';
+import { parseConfig } from '../lib/config.js';
+import { Dashboard } from '../lib/dashboard.js';
+import { memoryLog } from '../lib/log.js';
+import { SpliceServer } from '../lib/server.js';
+import { ServiceSupervisor } from '../lib/supervisor.js';
 
-const page = renderDashboardPage({});
+const CSP = "default-src 'self'; frame-ancestors 'none'";
 
-/** The text of the page's one inline script. */
-function scriptOf(html: string): string {
-  const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
-  assert.equal(scripts.length, 1, 'one inline script');
-  assert.equal(scripts[0]![1], '', 'the script has no attributes (no src)');
-  return scripts[0]![2]!;
+interface Served {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
 }
 
+/** One GET on the dashboard host of the splicer listening on `port`. */
+function get(port: number, path: string): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host: `norikae.localhost:${port}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+
 /** Runs the script with a stand-in `document`, so its pure helpers can be called. */
-function loadHelpers(): Record<string, (...args: any[]) => any> {
+function loadHelpers(script: string): Record<string, (...args: any[]) => any> {
   const context = vm.createContext({ URL, document: { addEventListener() {} } });
-  new vm.Script(scriptOf(page)).runInContext(context);
+  new vm.Script(script, { filename: 'dashboard.js' }).runInContext(context);
   return context as Record<string, (...args: any[]) => any>;
 }
 
-describe('renderDashboardPage', () => {
-  test('is a complete HTML document', () => {
-    assert.match(page, /^<!doctype html>\n<html lang="en">/);
-    assert.match(page, /<meta charset="utf-8">/);
-    assert.match(page, /<meta name="viewport" [^>]*>/);
-    assert.match(page, /<title>norikae-splice<\/title>/);
-    assert.match(page, /<\/body>\n<\/html>\n$/);
+/** One splicer with a dashboard for the whole file; the page's files as it served them. */
+const config = parseConfig('listen = "127.0.0.1:0"\n[service.app]\nport = 1\n', '/test/norikae.toml');
+const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
+const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
+after(() => server.close());
+let port = 0;
+let html = '';
+let css = '';
+let script = '';
+
+before(async () => {
+  port = (await server.listen())[0]!.port;
+  [html, css, script] = (await Promise.all(['/', '/dashboard.css', '/dashboard.js'].map((path) => get(port, path)))).map((served) => served.body);
+});
+
+describe('dashboard page files', () => {
+  test('are served with their types, uncached, under a CSP that allows only the page itself', async () => {
+    const types = { '/': 'text/html; charset=utf-8', '/dashboard.css': 'text/css; charset=utf-8', '/dashboard.js': 'text/javascript; charset=utf-8' };
+    for (const [path, type] of Object.entries(types)) {
+      const served = await get(port, path);
+      assert.equal(served.status, 200, path);
+      assert.equal(served.headers['content-type'], type, path);
+      assert.equal(served.headers['content-length'], String(Buffer.byteLength(served.body)), path);
+      assert.equal(served.headers['cache-control'], 'no-store', path);
+      assert.equal(served.headers['content-security-policy'], CSP, path);
+      assert.equal(served.headers['x-frame-options'], 'DENY', path);
+    }
+    // Every other answer carries the same policy: the API, its errors, and the favicon the browser asks for.
+    for (const [path, status] of [['/api/services', 200], ['/api/nothing', 404], ['/favicon.ico', 204]] as const) {
+      const served = await get(port, path);
+      assert.equal(served.status, status, path);
+      assert.equal(served.headers['content-security-policy'], CSP, path);
+      assert.equal(served.headers['x-frame-options'], 'DENY', path);
+    }
   });
 
-  test('escapes the title', () => {
-    const html = renderDashboardPage({ title: '<b>"x" & y</b>' });
-    assert.ok(!html.includes('<b>'));
-    assert.match(html, /<title>&#60;b&#62;&#34;x&#34; &#38; y&#60;\/b&#62;<\/title>/);
-    assert.match(html, /<h1>&#60;b&#62;&#34;x&#34; &#38; y&#60;\/b&#62;<\/h1>/);
+  test('the page is a complete HTML document', () => {
+    assert.match(html, /^<!doctype html>\n<html lang="en">/);
+    assert.match(html, /<meta charset="utf-8">/);
+    assert.match(html, /<meta name="viewport" [^>]*>/);
+    assert.match(html, /<title>norikae-splice<\/title>/);
+    assert.match(html, /<\/body>\n<\/html>\n$/);
+  });
+
+  test('the page is a fixed document: no data is written into it on the server', async () => {
+    // What it shows from data, the script writes with textContent (below); nothing needs escaping here.
+    assert.equal((await get(port, '/')).body, html);
+    assert.match(html, /<h1>norikae-splice<\/h1>/);
+    assert.doesNotMatch(html, /\$\{|\{\{/);
+  });
+
+  test('nothing is inline, so the CSP can forbid inline script and style', () => {
+    assert.doesNotMatch(html, /<style\b/i, 'no style element');
+    assert.doesNotMatch(html, /\sstyle\s*=/i, 'no style attribute');
+    assert.doesNotMatch(html, /\son[a-z]+\s*=/i, 'no inline event handler');
+    assert.doesNotMatch(html, /javascript:|data:/i, 'no javascript: or data: URL (a data: icon is not default-src \'self\')');
+    const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
+    assert.equal(scripts.length, 1, 'one script');
+    assert.equal(scripts[0]![1], ' src="/dashboard.js"', 'the script is the served file');
+    assert.equal(scripts[0]![2], '', 'with no inline body');
+    const links = [...html.matchAll(/<link\b[^>]*>/g)].map(([tag]) => tag);
+    assert.deepEqual(links, ['<link rel="stylesheet" href="/dashboard.css">']);
   });
 
   test('references nothing outside the page', () => {
-    assert.ok(!page.includes('http://') && !page.includes('https://'), 'no absolute URL anywhere');
-    assert.doesNotMatch(page, /\b(?:src|href|action|srcset|poster)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:)?\/\//i);
-    assert.doesNotMatch(page, /<(?:link|script)\b[^>]*\b(?:src|href)=(?!"data:)/i, 'no linked script or stylesheet');
-    const style = /<style>([\s\S]*?)<\/style>/.exec(page)?.[1] ?? '';
-    assert.doesNotMatch(style, /@import|url\(/i, 'no CSS fetches');
-    for (const [, target] of page.matchAll(/(?:fetch|EventSource)\(\s*'([^']*)'/g)) {
+    for (const [name, text] of [['index.html', html], ['dashboard.css', css], ['dashboard.js', script]]) {
+      assert.ok(!text!.includes('http://') && !text!.includes('https://'), `no absolute URL in ${name}`);
+    }
+    assert.doesNotMatch(html, /\b(?:src|href|action|srcset|poster)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:)?\/\//i);
+    for (const [, target] of html.matchAll(/\b(?:src|href|action|srcset|poster)\s*=\s*"([^"]*)"/gi)) {
+      assert.match(target!, /^\/[a-z]/, `same-origin path only: ${target}`);
+    }
+    assert.doesNotMatch(css, /@import|url\(/i, 'no CSS fetches');
+    for (const [, target] of script.matchAll(/(?:fetch|EventSource)\(\s*'([^']*)'/g)) {
       assert.ok(target!.startsWith('/api/'), `same-origin API only: ${target}`);
     }
   });
 
   test('has the hooks browser tests select on', () => {
-    const script = scriptOf(page);
-    assert.match(page, /<div id="notice"[^>]*>/);
-    assert.match(page, /<span id="live"[^>]*>/);
-    assert.match(page, /<section id="log"[^>]*>[\s\S]*<h2[^>]*>[^<]*<span id="log-name">[\s\S]*<pre class="lines"/);
+    assert.match(html, /<div id="notice"[^>]*>/);
+    assert.match(html, /<span id="live"[^>]*>/);
+    assert.match(html, /<section id="log"[^>]*>[\s\S]*<h2[^>]*>[^<]*<span id="log-name">[\s\S]*<pre class="lines"/);
     assert.match(script, /'data-service': name/);
     assert.match(script, /'data-open-log'/);
     assert.match(script, /'data-action': action/);
@@ -64,22 +134,25 @@ describe('renderDashboardPage', () => {
   });
 
   test('writes data with textContent, never as HTML', () => {
-    assert.doesNotMatch(scriptOf(page), /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+    assert.doesNotMatch(script, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   });
 
-  test('has a script that parses', () => {
-    const script = scriptOf(page);
+  test('has a script that parses as a classic script (its functions are the page\'s globals)', () => {
     assert.doesNotThrow(() => new vm.Script(script, { filename: 'dashboard.js' }));
-    assert.ok(!script.includes('</'), 'nothing in the script can close the script element');
+    assert.doesNotMatch(script, /^\s*(?:import|export)\b/m, 'not a module');
   });
 
   test('stays small', () => {
-    assert.ok(Buffer.byteLength(page) < 40 * 1024, `${Buffer.byteLength(page)} bytes`);
+    const bytes = Buffer.byteLength(html) + Buffer.byteLength(css) + Buffer.byteLength(script);
+    assert.ok(bytes < 40 * 1024, `${bytes} bytes`);
   });
 });
 
 describe('dashboard script helpers', () => {
-  const helpers = loadHelpers();
+  let helpers: Record<string, (...args: any[]) => any>;
+  before(() => {
+    helpers = loadHelpers(script);
+  });
 
   test('formatBytes uses binary units', () => {
     assert.equal(helpers.formatBytes!(0), '0 B');

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -11,15 +11,17 @@ import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
-import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse } from './helpers.js';
+import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor, withReloadError } from './helpers.js';
 
-async function start(t: TestContext) {
+/** A splicer with a dashboard over a supervisor of two services; `reloadError` stands in for a refused reload. */
+async function start(t: TestContext, reloadError?: () => string | null) {
   const dir = mkdtempSync(join(tmpdir(), 'norikae-dashboard-'));
   const config = parseConfig(`listen = "127.0.0.1:0"\nlog_dir = "${dir}"\n`
     + `[service.app]\nhost = ["app.localhost", "*.app.localhost"]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`
     + `[service.db]\nlisten = ${await freePort()}\nport = ${await freePort()}\n`, join(dir, 'norikae.toml'));
   const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
-  const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
+  const source = reloadError === undefined ? supervisor : withReloadError(supervisor, reloadError);
+  const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(source) });
   const [address] = await server.listen();
   t.after(async () => {
     await server.close();
@@ -45,12 +47,50 @@ function api(port: number, method: string, path: string, headers: Record<string,
   });
 }
 
+interface EventStream {
+  /** Settles when the answer's head has arrived, and the stream with it is being fanned out to. */
+  opened: Promise<void>;
+  headers: IncomingHttpHeaders;
+  events: { event: string; data: any }[];
+  close(): void;
+}
+
+/** Follows /api/events on the dashboard host, collecting its events; closed when the test ends. */
+function openEvents(t: TestContext, port: number): EventStream {
+  const stream: EventStream = { opened: Promise.resolve(), headers: {}, events: [], close: () => req.destroy() };
+  const req = request({ host: '127.0.0.1', port, path: '/api/events', headers: { host: `norikae.localhost:${port}` }, agent: false });
+  stream.opened = new Promise((resolve, reject) => {
+    req.on('error', reject);
+    req.on('response', (res) => {
+      stream.headers = res.headers;
+      let buffered = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        for (let end; (end = buffered.indexOf('\n\n')) !== -1;) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          if (event) stream.events.push({ event, data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!) });
+        }
+      });
+      res.on('error', () => {});
+      resolve();
+    });
+  });
+  stream.opened.catch(() => {});
+  req.end();
+  t.after(() => req.destroy());
+  return stream;
+}
+
 describe('dashboard API', () => {
   test('lists the services with their hosts as links on the port used', async (t) => {
     const { port } = await start(t);
     const { status, body } = await api(port, 'GET', '/api/services');
     assert.equal(status, 200);
     const [app, db] = body.services as (ServiceInfo & { urls: string[] })[];
+    assert.equal(body.reloadError, null, 'null from a supervisor that does not report one');
     assert.equal(app!.name, 'app');
     assert.equal(app!.state, 'stopped');
     assert.deepEqual(app!.urls, [`http://app.localhost:${port}/`]);
@@ -132,30 +172,68 @@ describe('dashboard API', () => {
 
   test('server-sent events announce state changes and log lines', async (t) => {
     const { port } = await start(t);
-    const events: { event: string; data: any }[] = [];
-    const req = request({ host: '127.0.0.1', port, path: '/api/events', headers: { host: `norikae.localhost:${port}` } }, (res) => {
-      assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
-      let buffered = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffered += chunk;
-        for (let end; (end = buffered.indexOf('\n\n')) !== -1;) {
-          const block = buffered.slice(0, end);
-          buffered = buffered.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          if (event) events.push({ event, data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!) });
-        }
-      });
-    });
-    req.on('error', () => {});
-    req.end();
-    t.after(() => req.destroy());
-    await delay(100);
+    const stream = openEvents(t, port);
+    await stream.opened;
+    assert.equal(stream.headers['content-type'], 'text/event-stream; charset=utf-8');
+    const events = stream.events;
     assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
     for (let i = 0; i < 100 && !events.some((e) => e.event === 'service' && e.data.state === 'running'); i++) await delay(20);
     assert.ok(events.some((e) => e.event === 'service' && e.data.name === 'app' && e.data.state === 'starting'));
     assert.ok(events.some((e) => e.event === 'service' && e.data.name === 'app' && e.data.state === 'running'));
     assert.ok(events.some((e) => e.event === 'log' && e.data.name === 'app' && /dev server listening/.test(e.data.line)));
+  });
+
+  test('50 open event streams share one subscription to the supervisor, dropped when they close', async (t) => {
+    const { port, supervisor } = await start(t);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => { warnings.push(warning); };
+    process.on('warning', onWarning);
+    t.after(() => process.off('warning', onWarning));
+    const names = ['service', 'log', 'config'] as const;
+    const listeners = (): number[] => names.map((name) => supervisor.listenerCount(name));
+    const before = listeners();
+
+    const streams = Array.from({ length: 50 }, () => openEvents(t, port));
+    await Promise.all(streams.map((stream) => stream.opened));
+    assert.deepEqual(listeners(), before.map((count) => count + 1), 'one listener per event name for all 50');
+
+    supervisor.emit('config');
+    assert.equal((await api(port, 'POST', '/api/services/app/start')).status, 202);
+    const received = (stream: EventStream): boolean => stream.events.some((e) => e.event === 'config')
+      && stream.events.some((e) => e.event === 'service' && e.data.name === 'app' && e.data.state === 'running');
+    await waitFor(() => streams.every(received), 'every stream to receive the config and service events');
+    for (const stream of streams) {
+      const running = stream.events.find((e) => e.event === 'service' && e.data.state === 'running')!;
+      assert.deepEqual(running.data.urls, [`http://app.localhost:${port}/`], 'links on the port the stream came in on');
+    }
+    await delay(10);  // warnings are emitted on the next tick
+    assert.deepEqual(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning'), []);
+
+    for (const stream of streams) stream.close();
+    await waitFor(() => listeners().every((count, i) => count === before[i]), 'the last stream out to unsubscribe');
+    // A stream opened afterwards subscribes again and is served.
+    const again = openEvents(t, port);
+    await again.opened;
+    assert.deepEqual(listeners(), before.map((count) => count + 1));
+    supervisor.emit('config');
+    await waitFor(() => again.events.some((e) => e.event === 'config'), 'the new stream to receive an event');
+  });
+
+  test('a refused reload is reported with the list and the config event while it stands', async (t) => {
+    let refused: string | null = 'norikae.toml:3:7: expected "=" after a key';
+    const { port, supervisor } = await start(t, () => refused);
+    const stream = openEvents(t, port);
+    await stream.opened;
+    assert.equal((await api(port, 'GET', '/api/services')).body.reloadError, refused);
+    supervisor.emit('config');
+    await waitFor(() => stream.events.some((e) => e.event === 'config'), 'the config event');
+    assert.deepEqual(stream.events.find((e) => e.event === 'config')!.data, { reloadError: refused });
+
+    refused = null;
+    supervisor.emit('config');
+    await waitFor(() => stream.events.filter((e) => e.event === 'config').length === 2, 'the second config event');
+    assert.deepEqual(stream.events.filter((e) => e.event === 'config')[1]!.data, { reloadError: null });
+    assert.equal((await api(port, 'GET', '/api/services')).body.reloadError, null);
   });
 
   test('every ServiceInfo carries a sequence that grows, so a client can tell the newer of two', async (t) => {

@@ -10,8 +10,10 @@ import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, type Config } from '../lib/config.js';
+import type { DashboardSource } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer, type SpliceServerOptions } from '../lib/server.js';
+import type { ServiceSupervisor } from '../lib/supervisor.js';
 
 /** The compiled CLI, run as a child process by the tests that go through it. */
 export const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
@@ -195,4 +197,22 @@ export async function exitWithin(child: ChildProcess, timeoutMs: number, what: s
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The supervisor as a DashboardSource that also reports a refused reload: `reloadError` says what
+ * the dashboard is told. (The supervisor itself does not report one yet.)
+ */
+export function withReloadError(supervisor: ServiceSupervisor, reloadError: () => string | null): DashboardSource {
+  return {
+    list: () => supervisor.list(),
+    info: (name) => supervisor.info(name),
+    logTail: (name, lines) => supervisor.logTail(name, lines),
+    start: (name) => supervisor.start(name),
+    stopByUser: (name) => supervisor.stopByUser(name),
+    restart: (name) => supervisor.restart(name),
+    on: (event, listener) => supervisor.on(event, listener),
+    off: (event, listener) => supervisor.off(event, listener),
+    reloadError,
+  };
 }

@@ -1,158 +1,95 @@
-// The dashboard page served at `/` on the dashboard host: one self-contained HTML document (inline
-// CSS and JavaScript, no external URL, no build step) that reads the JSON API and the event stream
-// of the same origin. Everything it shows from data is written with textContent, never innerHTML.
+// The dashboard page's script (index.html), served as /dashboard.js. A classic script, not a
+// module: its functions and `rows` are the page's globals, which the browser test calls. It reads
+// the JSON API and the event stream of the same origin, and writes everything it shows from data
+// with textContent, never as markup.
 
-export interface DashboardPageOptions {
-  /** The page title and heading; `norikae-splice` by default. */
-  title?: string;
+/** What the page reads of a ServiceInfo (lib/supervisor.ts), plus the dashboard's `urls`. */
+interface ServiceView {
+  name: string;
+  hosts: string[];
+  urls: string[];
+  listen: string[];
+  port: number | null;
+  state: 'stopped' | 'starting' | 'running' | 'failed' | 'crashed';
+  pid: number | null;
+  startedAt: number | null;
+  connections: number;
+  bytesIn: number;
+  bytesOut: number;
+  lastExit: LastExit | null;
+  command: string | null;
+  stoppedByUser: boolean;
+  pendingRestart: boolean;
+  portHeldBy: { pid: number; command: string } | null;
+  sequence: number;
+  instance: string;
+  /** Why the last launch failed; absent from a norikae-splice that does not say. */
+  lastError?: string | null;
 }
 
-/** The complete dashboard document. */
-export function renderDashboardPage(options: DashboardPageOptions = {}): string {
-  const title = escapeHtml(options.title ?? 'norikae-splice');
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>${title}</title>
-<link rel="icon" href="data:,">
-<style>${STYLE}</style>
-</head>
-<body>
-<header>
-<h1>${title}</h1>
-<span id="summary"></span>
-<span id="live" role="status" aria-live="polite"></span>
-</header>
-<div id="notice" role="alert" title="Click to dismiss"></div>
-<main>
-<div class="table-wrap">
-<table id="services">
-<thead><tr>
-<th scope="col">Service</th><th scope="col">Hosts</th><th scope="col">Port</th><th scope="col">State</th>
-<th scope="col" class="num">PID</th><th scope="col" class="num">Uptime</th><th scope="col" class="num" title="Open connections">Conns</th>
-<th scope="col" class="num" title="Bytes from clients to the service">In</th><th scope="col" class="num" title="Bytes from the service to clients">Out</th>
-<th scope="col">Last exit</th><th scope="col"><span class="sr-only">Actions</span></th>
-</tr></thead>
-<tbody></tbody>
-</table>
-</div>
-<p id="empty">Loading services…</p>
-<section id="log" hidden aria-labelledby="log-title">
-<div class="log-head">
-<h2 id="log-title">Log · <span id="log-name"></span></h2>
-<span id="log-status"></span>
-<button type="button" id="log-close" title="Close (Esc)">Close</button>
-</div>
-<pre class="lines" tabindex="0"></pre>
-</section>
-</main>
-<script>${SCRIPT}</script>
-</body>
-</html>
-`;
+interface LastExit {
+  code: number | null;
+  signal: string | null;
+  at: number;
 }
 
-const STYLE = `
-:root{--bg:#fff;--fg:#222;--muted:#6b6b6b;--line:#e4e4e4;--soft:#f5f5f5;--link:#0645ad;--hover:#eef2f8;--sel:#f0f5ff;
---stopped-bg:#eceff1;--stopped:#455a64;--starting-bg:#fff1cc;--starting:#7a5200;--running-bg:#ddf4e3;--running:#1b6e34;
---failed-bg:#fde4e2;--failed:#b3261e;--crashed-bg:#fde6d4;--crashed:#a03c00;--hint:#7a5200;--bad:#b3261e}
-@media (prefers-color-scheme:dark){:root{--bg:#17181a;--fg:#e4e4e4;--muted:#9a9a9a;--line:#2e3034;--soft:#202226;--link:#8ab4f8;--hover:#24272c;--sel:#1d2633;
---stopped-bg:#2a2d31;--stopped:#b0bec5;--starting-bg:#3a3014;--starting:#ffd479;--running-bg:#173321;--running:#8fdc9c;
---failed-bg:#3d1c1a;--failed:#ff9a92;--crashed-bg:#3d2414;--crashed:#ffb38a;--hint:#ffd479;--bad:#ff9a92}}
-*{box-sizing:border-box}
-[hidden]{display:none!important}
-body{margin:0;padding:1.25rem 1.25rem 3rem;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
-a{color:var(--link);text-decoration:none}a:hover{text-decoration:underline}
-code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-header{display:flex;align-items:baseline;gap:1rem;margin-bottom:1rem}
-h1{font-size:1.25rem;margin:0}
-#summary{color:var(--muted)}
-#live{margin-left:auto;color:var(--muted);font-size:13px}
-#live:empty{display:none}
-#live::before{content:"";display:inline-block;width:.55rem;height:.55rem;border-radius:50%;margin-right:.4rem;background:var(--starting)}
-#live[data-state=live]::before{background:var(--running)}
-#notice{margin:0 0 1rem;padding:.5rem .75rem;border-radius:6px;background:var(--failed-bg);color:var(--failed);cursor:pointer}
-#notice::after{content:"×";float:right;margin-left:1rem}
-#notice:empty{display:none}
-.table-wrap{overflow-x:auto;position:relative}
-table{border-collapse:collapse;width:100%}
-th{font-size:12px;font-weight:600;color:var(--muted);text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);white-space:nowrap}
-td{padding:.55rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-tbody tr:hover{background:var(--hover)}
-tbody tr.selected{background:var(--sel)}
-.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.service{max-width:14rem}
-button.name{all:unset;cursor:pointer;font-weight:600;color:var(--link)}
-button.name:hover{text-decoration:underline}
-button.name:focus-visible{outline:2px solid var(--link);outline-offset:2px}
-.command{display:block;max-width:14rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:var(--muted);margin-top:.15rem}
-.hosts a,.hosts span,.port span{display:block;white-space:nowrap}
-.hosts span,.port .listen{color:var(--muted)}
-.port .listen{font-size:12px}
-.state{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-size:12px;font-weight:600;background:var(--stopped-bg);color:var(--stopped)}
-.state-starting{background:var(--starting-bg);color:var(--starting)}
-.state-running{background:var(--running-bg);color:var(--running)}
-.state-failed{background:var(--failed-bg);color:var(--failed)}
-.state-crashed{background:var(--crashed-bg);color:var(--crashed)}
-.state-cell{min-width:7rem}
-.notes span{display:block;font-size:12px;line-height:1.3;color:var(--muted);margin-top:.25rem}
-.notes .hint{color:var(--hint)}
-.exit{white-space:nowrap}.exit.bad{color:var(--bad)}
-.muted{color:var(--muted)}
-.actions{white-space:nowrap;text-align:right}
-button{font:inherit;font-size:12.5px;color:inherit;background:transparent;border:1px solid var(--line);border-radius:6px;padding:.15rem .5rem;cursor:pointer}
-button:hover:not(:disabled){background:var(--soft);border-color:var(--muted)}
-button:disabled{opacity:.4;cursor:default}
-.actions button+button{margin-left:.25rem}
-#empty{color:var(--muted);padding:.5rem .6rem}
-#log{margin-top:1.5rem}
-.log-head{display:flex;align-items:baseline;gap:.75rem;margin-bottom:.5rem}
-h2{font-size:1rem;margin:0}
-#log-status{color:var(--muted);font-size:12.5px}
-#log-close{margin-left:auto}
-#log pre{margin:0;padding:.75rem 1rem;background:var(--soft);border:1px solid var(--line);border-radius:6px;min-height:6rem;max-height:55vh;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
-#log pre:empty::before{content:"No output yet.";color:var(--muted)}
-.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
-`;
+type Action = 'start' | 'stop' | 'restart';
 
-// Plain ES2020 for the browser. String.raw keeps its escapes as written; it must contain no
-// backtick and no dollar-brace, and no closing script tag.
-const SCRIPT = String.raw`
-'use strict';
+/** A service's table row and the nodes updateRow writes into. */
+interface Row {
+  info: ServiceView | null;
+  /** The action whose request is in flight. */
+  busy: Action | null;
+  linksKey: string;
+  tr: HTMLTableRowElement;
+  open: HTMLButtonElement;
+  command: HTMLElement;
+  hosts: HTMLTableCellElement;
+  port: HTMLTableCellElement;
+  badge: HTMLSpanElement;
+  notes: HTMLDivElement;
+  pid: HTMLTableCellElement;
+  uptime: HTMLTableCellElement;
+  connections: HTMLTableCellElement;
+  bytesIn: HTMLTableCellElement;
+  bytesOut: HTMLTableCellElement;
+  exit: HTMLTableCellElement;
+  buttons: Record<Action, HTMLButtonElement>;
+}
+
 const MAX_LOG_LINES = 1000;
 const LOG_FETCH_LINES = 200;
-const ACTIONS = ['start', 'stop', 'restart'];
+const ACTIONS: readonly Action[] = ['start', 'stop', 'restart'];
 
-const rows = new Map();   // service name -> { tr, info, busy, cells… }
-let selected = null;      // the service whose log is open
-let logLoad = null;       // { name, pending } while the log's recent lines are being fetched
+const rows = new Map<string, Row>();
+/** The service whose log is open. */
+let selected: string | null = null;
+/** While the log's recent lines are being fetched: the lines that arrived meanwhile. */
+let logLoad: { name: string; pending: string[] } | null = null;
 let noticeTimer = 0;
 
 document.addEventListener('DOMContentLoaded', main);
 
 /** Wires the page up: initial list, event stream, clicks, and the uptime clock. */
-function main() {
-  document.querySelector('#services tbody').addEventListener('click', onTableClick);
+function main(): void {
+  tableBody().addEventListener('click', onTableClick);
   byId('log-close').addEventListener('click', closeLog);
   byId('notice').addEventListener('click', () => showNotice(''));
   document.addEventListener('keydown', (event) => { if (event.key === 'Escape' && selected !== null) closeLog(); });
-  loadServices();
+  void loadServices();
   connectEvents(false);
   setInterval(tickUptimes, 1000);
 }
 
 /** Follows /api/events; EventSource reconnects by itself, and we resync the list each time it does. */
-function connectEvents(wasConnected) {
+function connectEvents(wasConnected: boolean): void {
   const source = new EventSource('/api/events');
   let reconnecting = wasConnected;
   source.addEventListener('open', () => {
     setLive(true);
     if (reconnecting) {
-      loadServices();
-      if (selected !== null) openLog(selected);
+      void loadServices();
+      if (selected !== null) void openLog(selected);
     }
     reconnecting = true;
   });
@@ -165,8 +102,12 @@ function connectEvents(wasConnected) {
     const info = parseJson(event.data);
     if (info && typeof info.name === 'string') upsertService(info);
   });
-  // A reload added or removed services: the full list says which.
-  source.addEventListener('config', () => loadServices());
+  // A reload added or removed services (the full list says which), or was refused.
+  source.addEventListener('config', (event) => {
+    const message = parseJson(event.data);
+    if (message && 'reloadError' in message) showReloadError(message.reloadError);
+    void loadServices();
+  });
   source.addEventListener('log', (event) => {
     const message = parseJson(event.data);
     if (message && typeof message.name === 'string') onLogLine(message.name, String(message.line));
@@ -174,27 +115,27 @@ function connectEvents(wasConnected) {
 }
 
 /** Shows whether the event stream is connected. */
-function setLive(live) {
+function setLive(live: boolean): void {
   const node = byId('live');
   node.dataset.state = live ? 'live' : 'reconnecting';
   node.textContent = live ? 'live' : 'reconnecting';
 }
 
 /** Replaces the table's contents with the full list from the API. */
-async function loadServices() {
+async function loadServices(): Promise<void> {
   let body;
   try {
     body = await api('GET', '/api/services');
   } catch (error) {
-    showNotice('Could not load the services: ' + error.message);
+    showNotice('Could not load the services: ' + errorMessage(error));
     return;
   }
-  const names = new Set();
-  for (const info of body.services) {
-    names.add(info.name);
-    upsertService(info, true);
-  }
+  showReloadError(body.reloadError);
+  const services = body.services as ServiceView[];
+  for (const info of services) upsertService(info, true);
+  const names = new Set(services.map((info) => info.name));
   for (const name of Array.from(rows.keys())) if (!names.has(name)) removeService(name);
+  orderRows(services.map((info) => info.name));
   byId('empty').textContent = 'No services are configured. Add a [service.NAME] table to the config file.';
   renderSummary();
 }
@@ -203,22 +144,22 @@ async function loadServices() {
  * Adds a row for a service, or updates the one it has. An older state than the row shows is
  * dropped, unless resync is set (the full list, after a reconnect: a restarted norikae counts anew).
  */
-function upsertService(info, resync) {
+function upsertService(info: ServiceView, resync = false): void {
   let row = rows.get(info.name);
   // A POST's answer can arrive after an event that is newer than it (a service that crashed at once).
   if (!resync && row && row.info && info.instance === row.info.instance && info.sequence < row.info.sequence) return;
   if (!row) {
     row = createRow(info.name);
     rows.set(info.name, row);
-    insertSorted(row.tr, info.name);
+    tableBody().append(row.tr);  // the next full list puts it in its place
   }
   row.info = info;
-  updateRow(row);
+  updateRow(row, info);
   renderSummary();
 }
 
 /** Drops the row of a service that is no longer configured. */
-function removeService(name) {
+function removeService(name: string): void {
   const row = rows.get(name);
   if (!row) return;
   row.tr.remove();
@@ -228,10 +169,11 @@ function removeService(name) {
 }
 
 /** Builds the (still empty) row of one service; updateRow fills it. */
-function createRow(name) {
-  const row = {
+function createRow(name: string): Row {
+  const button = (action: Action): HTMLButtonElement => el('button', { type: 'button', textContent: capitalize(action), 'data-action': action });
+  const row: Row = {
     info: null,
-    busy: null,             // the action whose request is in flight
+    busy: null,
     linksKey: '',
     tr: el('tr', { 'data-service': name }),
     open: el('button', { type: 'button', className: 'name', textContent: name, title: 'Show the log of ' + name,
@@ -247,11 +189,8 @@ function createRow(name) {
     bytesIn: el('td', { className: 'num' }),
     bytesOut: el('td', { className: 'num' }),
     exit: el('td', { className: 'exit' }),
-    buttons: {},
+    buttons: { start: button('start'), stop: button('stop'), restart: button('restart') },
   };
-  for (const action of ACTIONS) {
-    row.buttons[action] = el('button', { type: 'button', textContent: capitalize(action), 'data-action': action });
-  }
   row.tr.append(
     el('td', { className: 'service' }, [row.open, row.command]),
     row.hosts, row.port,
@@ -263,8 +202,7 @@ function createRow(name) {
 }
 
 /** Writes a service's current info into its row. */
-function updateRow(row) {
-  const info = row.info;
+function updateRow(row: Row, info: ServiceView): void {
   row.command.textContent = info.command || 'no command';
   row.command.title = info.command || 'Not launched by norikae-splice: start its dev server yourself.';
   const linksKey = JSON.stringify([info.urls, info.hosts, info.port, info.listen]);
@@ -292,21 +230,22 @@ function updateRow(row) {
 }
 
 /** Enables the buttons that make sense in the service's state. */
-function updateButtons(row) {
+function updateButtons(row: Row): void {
+  if (!row.info) return;
   const enabled = buttonStates(row.info, row.busy);
   for (const action of ACTIONS) row.buttons[action].disabled = !enabled[action];
 }
 
 /** Which actions make sense: start what is not up, stop or restart what is; never one twice at once. */
-function buttonStates(info, busy) {
+function buttonStates(info: Pick<ServiceView, 'state'>, busy: Action | null): Record<Action, boolean> {
   const up = info.state === 'running' || info.state === 'starting';
   return { start: busy !== 'start' && !up, stop: busy !== 'stop' && up, restart: busy !== 'restart' && up };
 }
 
 /** A link per URL, then the hosts no URL covers (wildcards), as plain text. */
-function hostNodes(info) {
-  const nodes = [];
-  const linked = new Set();
+function hostNodes(info: ServiceView): HTMLElement[] {
+  const nodes: HTMLElement[] = [];
+  const linked = new Set<string>();
   for (const url of info.urls) {
     const href = safeHref(url);
     if (href === null) continue;
@@ -318,15 +257,18 @@ function hostNodes(info) {
 }
 
 /** The upstream port, then the raw TCP listeners. */
-function portNodes(info) {
+function portNodes(info: ServiceView): HTMLElement[] {
   const nodes = [el('span', { textContent: info.port === null ? '—' : String(info.port), title: 'upstream port' })];
   for (const address of info.listen) nodes.push(el('span', { className: 'listen mono', textContent: 'tcp ' + address, title: 'raw TCP listener' }));
   return nodes;
 }
 
 /** The small lines under the state badge. */
-function noteNodes(info) {
-  const nodes = [];
+function noteNodes(info: ServiceView): HTMLElement[] {
+  const nodes: HTMLElement[] = [];
+  if (typeof info.lastError === 'string' && info.lastError !== '') {
+    nodes.push(el('span', { className: 'error', textContent: info.lastError, title: 'Why the last launch failed' }));
+  }
   if (info.pendingRestart) {
     nodes.push(el('span', { className: 'hint', textContent: 'restart to apply config',
       title: 'The config changed its command, env or cwd; the next launch uses the new one.' }));
@@ -342,25 +284,29 @@ function noteNodes(info) {
 }
 
 /** Advances every running service's uptime. */
-function tickUptimes() {
+function tickUptimes(): void {
   const now = Date.now();
   for (const row of rows.values()) if (row.info) row.uptime.textContent = uptimeText(row.info, now);
 }
 
-/** Keeps the rows ordered by name. */
-function insertSorted(tr, name) {
-  const body = document.querySelector('#services tbody');
-  for (const other of body.children) {
-    if (other.dataset.service.localeCompare(name) > 0) {
-      body.insertBefore(tr, other);
-      return;
-    }
-  }
-  body.append(tr);
+/** Orders the rows as the API lists the services (the config's order), moving only those out of place. */
+function orderRows(names: string[]): void {
+  const body = tableBody();
+  names.forEach((name, index) => {
+    const tr = rows.get(name)!.tr;
+    if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] ?? null);
+  });
+}
+
+/** The banner shown while an edit of the config file stands refused; null (or no text) hides it. */
+function showReloadError(reloadError: unknown): void {
+  const text = typeof reloadError === 'string' ? reloadError : '';
+  byId('reload-error-text').textContent = text;
+  byId('reload-error').hidden = text === '';
 }
 
 /** "3 services · 1 running", and the empty-table message. */
-function renderSummary() {
+function renderSummary(): void {
   let running = 0;
   for (const row of rows.values()) if (row.info && row.info.state === 'running') running++;
   byId('summary').textContent = rows.size === 0 ? '' : plural(rows.size, 'service') + ' · ' + running + ' running';
@@ -368,17 +314,18 @@ function renderSummary() {
 }
 
 /** Row clicks: an action button, or a service name that opens its log. */
-function onTableClick(event) {
+function onTableClick(event: Event): void {
   const target = event.target instanceof Element ? event.target : null;
-  const tr = target && target.closest('tr[data-service]');
-  if (!tr) return;
-  const button = target.closest('button[data-action]');
-  if (button) runAction(tr.dataset.service, button.dataset.action);
-  else if (target.closest('[data-open-log]')) openLog(tr.dataset.service);
+  const tr = target && target.closest<HTMLElement>('tr[data-service]');
+  if (!target || !tr) return;
+  const name = tr.dataset.service!;
+  const button = target.closest<HTMLElement>('button[data-action]');
+  if (button) void runAction(name, button.dataset.action as Action);
+  else if (target.closest('[data-open-log]')) void openLog(name);
 }
 
 /** POSTs start/stop/restart; the answer (and the event stream) update the row. */
-async function runAction(name, action) {
+async function runAction(name: string, action: Action): Promise<void> {
   const row = rows.get(name);
   if (!row || row.busy === action) return;
   row.busy = action;
@@ -387,7 +334,7 @@ async function runAction(name, action) {
     const body = await api('POST', servicePath(name) + '/' + action);
     if (body && body.service) upsertService(body.service);
   } catch (error) {
-    showNotice(capitalize(action) + ' ' + name + ': ' + error.message);
+    showNotice(capitalize(action) + ' ' + name + ': ' + errorMessage(error));
   } finally {
     if (row.busy === action) row.busy = null;
     if (rows.get(name) === row) updateButtons(row);
@@ -395,7 +342,7 @@ async function runAction(name, action) {
 }
 
 /** Opens the log panel on a service: its recent lines, then live ones. */
-async function openLog(name) {
+async function openLog(name: string): Promise<void> {
   selected = name;
   markSelected();
   const panel = byId('log');
@@ -403,14 +350,14 @@ async function openLog(name) {
   byId('log-name').textContent = name;
   byId('log-status').textContent = 'loading…';
   logLines().replaceChildren();
-  const load = { name, pending: [] };
+  const load = { name, pending: [] as string[] };
   logLoad = load;
-  let lines = [];
+  let lines: string[] = [];
   try {
     const body = await api('GET', servicePath(name) + '/logs?lines=' + LOG_FETCH_LINES);
     lines = body.lines;
   } catch (error) {
-    if (logLoad === load) showNotice('Could not load the log of ' + name + ': ' + error.message);
+    if (logLoad === load) showNotice('Could not load the log of ' + name + ': ' + errorMessage(error));
   }
   if (logLoad !== load) return;  // closed, or another service opened meanwhile
   logLoad = null;
@@ -421,7 +368,7 @@ async function openLog(name) {
 }
 
 /** Closes the log panel. */
-function closeLog() {
+function closeLog(): void {
   selected = null;
   logLoad = null;
   byId('log').hidden = true;
@@ -430,24 +377,24 @@ function closeLog() {
 }
 
 /** A live output line: shown if its service's log is open. */
-function onLogLine(name, line) {
+function onLogLine(name: string, line: string): void {
   if (name !== selected) return;
   if (logLoad && logLoad.name === name) logLoad.pending.push(line);
   else appendLines([line], false);
 }
 
 /** Appends lines, drops the oldest past the cap, and follows the end unless the user scrolled up. */
-function appendLines(lines, toEnd) {
+function appendLines(lines: string[], toEnd: boolean): void {
   if (lines.length === 0) return;
   const pre = logLines();
   const follow = toEnd || pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24;
   pre.append(...lines.map((line) => cleanLine(line) + '\n'));
-  for (let extra = pre.childNodes.length - MAX_LOG_LINES; extra > 0; extra--) pre.firstChild.remove();
+  for (let extra = pre.childNodes.length - MAX_LOG_LINES; extra > 0; extra--) pre.firstChild!.remove();
   if (follow) pre.scrollTop = pre.scrollHeight;
 }
 
 /** The buffered lines not already at the end of the fetched ones. */
-function unseenLines(fetched, buffered) {
+function unseenLines(fetched: string[], buffered: string[]): string[] {
   for (let overlap = Math.min(fetched.length, buffered.length); overlap > 0; overlap--) {
     let same = true;
     for (let i = 0; i < overlap && same; i++) same = fetched[fetched.length - overlap + i] === buffered[i];
@@ -457,7 +404,7 @@ function unseenLines(fetched, buffered) {
 }
 
 /** Highlights the selected row and tells assistive tech which log is open. */
-function markSelected() {
+function markSelected(): void {
   for (const [name, row] of rows) {
     row.tr.classList.toggle('selected', name === selected);
     row.open.setAttribute('aria-expanded', String(name === selected));
@@ -465,14 +412,14 @@ function markSelected() {
 }
 
 /** Shows a message in the notice area for a while; an empty text clears it. */
-function showNotice(text) {
+function showNotice(text: string): void {
   clearTimeout(noticeTimer);
   byId('notice').textContent = text;
   if (text) noticeTimer = setTimeout(() => { byId('notice').textContent = ''; }, 10000);
 }
 
 /** A JSON request to the API; a non-2xx answer throws with its { error } message. */
-async function api(method, path) {
+async function api(method: string, path: string): Promise<any> {
   const response = await fetch(path, { method, headers: { accept: 'application/json' }, cache: 'no-store' });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
@@ -483,12 +430,12 @@ async function api(method, path) {
 }
 
 /** The API path of one service. */
-function servicePath(name) {
+function servicePath(name: string): string {
   return '/api/services/' + encodeURIComponent(name);
 }
 
 /** The URL itself if it is http(s), else null: data never becomes a javascript: link. */
-function safeHref(url) {
+function safeHref(url: string): string | null {
   try {
     const parsed = new URL(url);
     return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.href : null;
@@ -498,18 +445,18 @@ function safeHref(url) {
 }
 
 /** A link's text: the URL without the scheme and a bare trailing slash. */
-function displayUrl(href) {
+function displayUrl(href: string): string {
   return href.replace(/^https?:\/\//, '').replace(/\/$/, '');
 }
 
 /** Terminal colours and cursor moves out, and only what a carriage return left visible. */
-function cleanLine(line) {
+function cleanLine(line: string): string {
   const plain = line.replace(/\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[0-?]*[ -\/]*[@-~]|\x1b[@-_]/g, '').replace(/\r+$/, '');
   return plain.slice(plain.lastIndexOf('\r') + 1);
 }
 
 /** 1536 → "1.5 KiB". */
-function formatBytes(bytes) {
+function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;
@@ -522,7 +469,7 @@ function formatBytes(bytes) {
 }
 
 /** 3725000 → "1h 02m". */
-function formatDuration(ms) {
+function formatDuration(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 60) return s + 's';
   if (s < 3600) return Math.floor(s / 60) + 'm ' + pad2(s % 60) + 's';
@@ -531,43 +478,48 @@ function formatDuration(ms) {
 }
 
 /** How long the current process has been up, or a dash when there is none. */
-function uptimeText(info, now) {
+function uptimeText(info: Pick<ServiceView, 'state' | 'startedAt'>, now: number): string {
   const up = info.state === 'running' || info.state === 'starting';
   return up && info.startedAt ? formatDuration(now - info.startedAt) : '—';
 }
 
 /** "exit 1", "SIGTERM", or a dash when it never exited. */
-function exitText(lastExit) {
+function exitText(lastExit: LastExit | null): string {
   if (!lastExit) return '—';
   if (lastExit.signal) return lastExit.signal;
   return lastExit.code === null ? 'exited' : 'exit ' + lastExit.code;
 }
 
 /** A non-zero exit code is worth a colour; a signal is usually a stop. */
-function isBadExit(lastExit) {
+function isBadExit(lastExit: LastExit | null): boolean {
   return Boolean(lastExit && !lastExit.signal && lastExit.code !== null && lastExit.code !== 0);
 }
 
 /** A new element with properties (data-* and aria-* as attributes) and children. */
-function el(tag, props, children) {
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string>, children?: (Node | string)[]): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
-  for (const key of Object.keys(props)) {
-    if (key.startsWith('data-') || key.startsWith('aria-')) node.setAttribute(key, props[key]);
-    else node[key] = props[key];
+  for (const [key, value] of Object.entries(props)) {
+    if (key.startsWith('data-') || key.startsWith('aria-')) node.setAttribute(key, value);
+    else (node as unknown as Record<string, string>)[key] = value;
   }
   if (children) node.append(...children);
   return node;
 }
 
-function byId(id) {
-  return document.getElementById(id);
+/** An element of the page; index.html has every id this script asks for. */
+function byId(id: string): HTMLElement {
+  return document.getElementById(id)!;
 }
 
-function logLines() {
-  return document.querySelector('#log pre');
+function tableBody(): HTMLTableSectionElement {
+  return document.querySelector<HTMLTableSectionElement>('#services tbody')!;
 }
 
-function parseJson(text) {
+function logLines(): HTMLPreElement {
+  return document.querySelector<HTMLPreElement>('#log pre')!;
+}
+
+function parseJson(text: string): any {
   try {
     return JSON.parse(text);
   } catch {
@@ -575,20 +527,18 @@ function parseJson(text) {
   }
 }
 
-function capitalize(word) {
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function capitalize(word: string): string {
   return word.charAt(0).toUpperCase() + word.slice(1);
 }
 
-function pad2(n) {
+function pad2(n: number): string {
   return n < 10 ? '0' + n : String(n);
 }
 
-function plural(n, word) {
+function plural(n: number, word: string): string {
   return n + ' ' + word + (n === 1 ? '' : 's');
-}
-`;
-
-/** Text made safe for HTML content and attribute values. */
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }
