@@ -157,7 +157,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       hosts: service.hosts,
       listen: service.listen.map((address) => formatAddress(address)),
       port: runtime.port ?? null,
-      state: runtime.launching || runtime.state === 'launching' ? 'starting'
+      state: runtime.state === 'launching' ? 'starting'
         : process ? 'running' : runtime.crashes.backoffLeft() > 0 ? 'crashed' : runtime.state === 'failed' ? 'failed' : 'stopped',
       pid: process?.pid ?? null,
       startedAt: process?.startedAt ?? null,
