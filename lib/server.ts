@@ -12,8 +12,6 @@ import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
 import { spliceSockets } from './splice.js';
-import { ServiceSupervisor } from './supervisor.js';
-import { Dashboard } from './dashboard.js';
 
 const debug = createDebug('norikae:server');
 
@@ -25,6 +23,12 @@ export interface UpstreamConnector {
   reconfigure?(config: Config): Promise<void>;
 }
 
+/** Answers the connections of one host in-process (the dashboard, for `config.dashboardHost`). */
+export interface HostHandler {
+  /** Takes over `socket`, paused, with the bytes already read from it. */
+  accept(socket: Socket, head: readonly Buffer[]): void;
+}
+
 /** A bound listener: an HTTP one, or a service's raw TCP one (`service` set; a reload may move it to another service). */
 interface Listener {
   server: Server;
@@ -34,11 +38,11 @@ interface Listener {
 }
 
 export interface SpliceServerOptions {
-  log?: Log;
-  /** Default: a ServiceSupervisor of the same config (connect, launch when refused). */
-  connector?: UpstreamConnector;
-  /** Answers the config's dashboard host; default: one over the default supervisor. */
-  dashboard?: Dashboard;
+  /** How routed connections reach their service (the CLI's: a ServiceSupervisor, which launches). */
+  connector: UpstreamConnector;
+  /** Answers `config.dashboardHost`; none: that host is routed like any other. */
+  dashboard?: HostHandler | undefined;
+  log?: Log | undefined;
 }
 
 export class SpliceServer {
@@ -56,22 +60,16 @@ export class SpliceServer {
   private router: Router;
   private readonly log: Log;
   readonly connector: UpstreamConnector;
-  private readonly dashboard: Dashboard | undefined;
+  private readonly dashboard: HostHandler | undefined;
 
   constructor(
     private config: Config,
-    options: SpliceServerOptions = {},
+    options: SpliceServerOptions,
   ) {
     this.router = new Router(config.services);
     this.log = options.log ?? streamLog();
-    if (options.connector === undefined) {
-      const supervisor = new ServiceSupervisor(config, { log: this.log });
-      this.connector = supervisor;
-      this.dashboard = options.dashboard ?? new Dashboard(supervisor);
-    } else {
-      this.connector = options.connector;
-      this.dashboard = options.dashboard;
-    }
+    this.connector = options.connector;
+    this.dashboard = options.dashboard;
   }
 
   /**
