@@ -4,7 +4,7 @@
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
-import { headErrorPage, notFoundPage, upstreamErrorPage, writeAnswer } from './answers.js';
+import { headErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import { formatAddress, type Config, type ListenAddress, type ServiceConfig } from './config.js';
 import { logSocketError } from './dial.js';
 import { headErrors, ListenError, type HeadError } from './errors.js';
@@ -311,7 +311,7 @@ export class SpliceServer {
     const service = host === undefined ? undefined : this.router.route(host);
     if (service === undefined) {
       debug('TLS for %s: no service', host ?? '(no SNI)');
-      writeTlsAlert(client, TLS_ALERT_UNRECOGNIZED_NAME);
+      writeTlsAlert(client, TlsAlert.UNRECOGNIZED_NAME);
       return;
     }
     let upstream: Socket;
@@ -319,7 +319,7 @@ export class SpliceServer {
       upstream = await this.connector.connect(service);
     } catch (err) {
       this.log.warn(`${service.name}: a TLS connection was dropped: ${(err as Error).message}`);
-      writeTlsAlert(client, TLS_ALERT_INTERNAL_ERROR);
+      writeTlsAlert(client, TlsAlert.INTERNAL_ERROR);
       return;
     }
     this.splice(client, upstream, service, head);
@@ -334,16 +334,6 @@ export class SpliceServer {
     if (debug.enabled) debug('splice %s:%d → %s', client.remoteAddress, client.remotePort, service.name);
     spliceSockets(client, upstream, head);
   }
-}
-
-/** TLS alert descriptions (RFC 8446 §6.2). */
-const TLS_ALERT_UNRECOGNIZED_NAME = 112;
-const TLS_ALERT_INTERNAL_ERROR = 80;
-
-/** A fatal TLS alert record, then close: the only answer a TLS client can read from us. */
-function writeTlsAlert(client: Socket, description: number): void {
-  client.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]));
-  client.once('finish', () => client.destroy());
 }
 
 function boundAddress(server: Server): ListenAddress[] {
