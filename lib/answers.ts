@@ -139,6 +139,15 @@ export function mayListServices(host: string, services: readonly ServiceConfig[]
   return false;
 }
 
+/** 500: we failed before the request had a service (a bug of ours; the log says what it was). */
+export function internalErrorPage(): AnswerPage {
+  return {
+    status: 500,
+    title: 'norikae-splice could not route this request',
+    message: 'An internal error of norikae-splice kept this request from its service; norikae-splice\'s log says what went wrong.',
+  };
+}
+
 /** The answer for an error reaching a service's upstream, with the status statusOf gives it. */
 export function upstreamErrorPage(service: ServiceConfig, error: unknown): AnswerPage {
   const status = statusOf(error);

@@ -4,10 +4,10 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
-import { headErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
+import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import { formatAddress, type Config, type ListenAddress, type ServiceConfig } from './config.js';
 import { logSocketError } from './dial.js';
-import { headErrors, type HeadError } from './errors.js';
+import { headErrors, NorikaeError, type HeadError } from './errors.js';
 import { bind, boundAddress } from './listen.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
@@ -208,13 +208,7 @@ export class SpliceServer {
    */
   private onTcpConnection(service: ServiceConfig, client: Socket): void {
     this.accept(client);
-    this.connector.connect(service).then((upstream) => {
-      this.splice(client, upstream, service, []);
-    }, (err: Error) => {
-      // No HTTP to answer with: say why in the log and reset the connection.
-      this.log.warn(`${service.name}: a TCP connection was dropped: ${err.message}`);
-      client.resetAndDestroy();
-    });
+    void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
   }
 
   private onHttpConnection(client: Socket): void {
@@ -236,7 +230,7 @@ export class SpliceServer {
         result = sniffer.push(chunk);
       } catch (err) {
         // A bug of ours, not the client's fault; it must not take the process down.
-        this.log.error(`internal error while reading a request head: ${(err as Error).stack ?? err}`);
+        this.log.error(`internal error while reading a request head: ${stackOf(err)}`);
         result = { kind: 'http-error', error: headErrors.unreadable(), accept: '' };
       }
       if (result === undefined) return;
@@ -244,10 +238,10 @@ export class SpliceServer {
       client.pause();
       switch (result.kind) {
         case 'http':
-          void this.routeHttp(client, result.host, result.accept, chunks);
+          this.routeHttp(client, result.host, result.accept, chunks);
           break;
         case 'tls':
-          void this.routeTls(client, result.host, chunks);
+          this.route(client, result.host, chunks, this.tlsRefusal, '');
           break;
         case 'http-error':
           writeAnswer(client, headErrorPage(result.error), result.accept);
@@ -285,48 +279,95 @@ export class SpliceServer {
     }
   }
 
-  private async routeHttp(client: Socket, host: string, accept: string, head: Buffer[]): Promise<void> {
-    if (this.dashboard !== undefined && host === this.config.dashboardHost) {
-      this.dashboard.accept(client, head);
+  /** The dashboard's host is answered in-process; every other host is routed to its service. */
+  private routeHttp(client: Socket, host: string, accept: string, head: readonly Buffer[]): void {
+    if (this.dashboard === undefined || host !== this.config.dashboardHost) {
+      this.route(client, host, head, this.httpRefusal, accept);
       return;
     }
-    const service = this.router.route(host);
-    if (service === undefined) {
-      debug('no service for %s', host);
-      writeAnswer(client, notFoundPage(host, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost), accept);
-      return;
-    }
-    let upstream: Socket;
     try {
-      upstream = await this.connector.connect(service);
+      this.dashboard.accept(client, head);
     } catch (err) {
-      debug('upstream of %s: %s', service.name, (err as Error).message);
-      writeAnswer(client, upstreamErrorPage(service, err), accept);
-      return;
+      this.refuse(client, undefined, err, this.httpRefusal, accept);
     }
-    this.splice(client, upstream, service, head);
   }
 
-  /** TLS is passed through untouched: the upstream holds the certificate and terminates it. */
-  private async routeTls(client: Socket, host: string | undefined, head: Buffer[]): Promise<void> {
-    const service = host === undefined ? undefined : this.router.route(host);
-    if (service === undefined) {
+  /** Host → service, then connectAndSplice; no service, or a throw on the way, is answered by `refusal`. */
+  private route(client: Socket, host: string | undefined, head: readonly Buffer[], refusal: Refusal, accept: string): void {
+    let service: ServiceConfig | undefined;
+    try {
+      service = host === undefined ? undefined : this.router.route(host);
+      if (service === undefined) refusal.noService(client, host, accept);
+    } catch (err) {
+      this.refuse(client, undefined, err, refusal, accept);
+      return;
+    }
+    if (service !== undefined) void this.connectAndSplice(client, service, head, refusal, accept);
+  }
+
+  /**
+   * Connect → splice. A failed connect, or any throw on the way (a bug, a connector that throws
+   * instead of rejecting), is answered by `refusal`: this promise never rejects.
+   */
+  private async connectAndSplice(client: Socket, service: ServiceConfig, head: readonly Buffer[], refusal: Refusal, accept: string): Promise<void> {
+    let upstream: Socket | undefined;
+    try {
+      upstream = await this.connector.connect(service);
+      this.splice(client, upstream, service, head);
+    } catch (err) {
+      upstream?.destroy();
+      this.refuse(client, service, err, refusal, accept);
+    }
+  }
+
+  /** Answers a connection we do not splice; a bug is logged, and one while answering destroys the socket. */
+  private refuse(client: Socket, service: ServiceConfig | undefined, err: unknown, refusal: Refusal, accept: string): void {
+    try {
+      if (!(err instanceof NorikaeError)) this.log.error(`internal error while routing a connection${service === undefined ? '' : ` to ${service.name}`}: ${stackOf(err)}`);
+      refusal.unreachable(client, service, err, accept);
+    } catch (answerError) {
+      client.destroy();
+      this.log.error(`internal error while answering a connection: ${stackOf(answerError)}`);
+    }
+  }
+
+  /** HTTP is answered with a page: 404 for an unknown host, the connector's error (502, 503, 504) or 500. */
+  private readonly httpRefusal: Refusal = {
+    noService: (client, host, accept) => {
+      debug('no service for %s', host);
+      // An HTTP head always names a host (sniff.ts refuses one without).
+      writeAnswer(client, notFoundPage(host!, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost), accept);
+    },
+    unreachable: (client, service, err, accept) => {
+      debug('upstream of %s: %s', service?.name, messageOf(err));
+      writeAnswer(client, service === undefined ? internalErrorPage() : upstreamErrorPage(service, err), accept);
+    },
+  };
+
+  /** TLS is passed through untouched (the upstream terminates it), so all we can answer is an alert. */
+  private readonly tlsRefusal: Refusal = {
+    noService: (client, host) => {
       debug('TLS for %s: no service', host ?? '(no SNI)');
       writeTlsAlert(client, TlsAlert.UNRECOGNIZED_NAME);
-      return;
-    }
-    let upstream: Socket;
-    try {
-      upstream = await this.connector.connect(service);
-    } catch (err) {
-      this.log.warn(`${service.name}: a TLS connection was dropped: ${(err as Error).message}`);
+    },
+    unreachable: (client, service, err) => {
+      // An alert says little: the log says why.
+      this.log.warn(`${service === undefined ? '' : `${service.name}: `}a TLS connection was dropped: ${messageOf(err)}`);
       writeTlsAlert(client, TlsAlert.INTERNAL_ERROR);
-      return;
-    }
-    this.splice(client, upstream, service, head);
-  }
+    },
+  };
 
-  private splice(client: Socket, upstream: Socket, service: ServiceConfig, head: Buffer[]): void {
+  /** A raw TCP connection has nothing to read an answer with: the log says why, and the connection is reset. */
+  private readonly tcpRefusal: Refusal = {
+    // Never called: a service's own listener needs no routing.
+    noService: (client) => client.resetAndDestroy(),
+    unreachable: (client, service, err) => {
+      this.log.warn(`${service?.name ?? 'norikae-splice'}: a TCP connection was dropped: ${messageOf(err)}`);
+      client.resetAndDestroy();
+    },
+  };
+
+  private splice(client: Socket, upstream: Socket, service: ServiceConfig, head: readonly Buffer[]): void {
     if (client.destroyed) {
       upstream.destroy();
       return;
@@ -335,4 +376,25 @@ export class SpliceServer {
     if (debug.enabled) debug('splice %s:%d → %s', client.remoteAddress, client.remotePort, service.name);
     spliceSockets(client, upstream, head);
   }
+}
+
+/** How a connection we do not splice is answered: HTTP with a page, TLS with an alert, raw TCP with a reset. */
+interface Refusal {
+  /** No service has `host` (undefined: a ClientHello without SNI). */
+  noService(client: Socket, host: string | undefined, accept: string): void;
+  /** `err` kept the connection from `service`; undefined when we failed before we had one. */
+  unreachable(client: Socket, service: ServiceConfig | undefined, err: unknown, accept: string): void;
+}
+
+/** The head of a connection that sends nothing before it is spliced (a raw TCP one). */
+const NO_BYTES: readonly Buffer[] = [];
+
+/** What a thrown value says, Error or not. */
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A bug's stack, for the log. */
+function stackOf(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : String(err);
 }
