@@ -183,6 +183,19 @@ const IDLE_MAX = 64;
 /** A parser dropped without destroy() still returns its wasm parser, late. */
 const abandoned = new FinalizationRegistry<number>(release);
 
+/**
+ * Compiles and instantiates llhttp now rather than on the first execute(), so the first client
+ * does not wait for it: SpliceServer.listen() calls this before it binds. Idempotent.
+ */
+export function loadParser(): void {
+  load();
+}
+
+/** Whether llhttp is compiled and instantiated in this process. */
+export function parserLoaded(): boolean {
+  return wasm !== undefined;
+}
+
 /** Compiles and instantiates llhttp once per process; SIMD build first, plain one if that fails. */
 function load(): LlhttpExports {
   if (wasm !== undefined) return wasm;

@@ -9,6 +9,7 @@ import { formatAddress, type Config, type ListenAddress, type ServiceConfig } fr
 import { logSocketError } from './dial.js';
 import { headErrors, NorikaeError, type HeadError } from './errors.js';
 import { bind, boundAddress } from './listen.js';
+import { loadParser } from './llhttp.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
@@ -74,10 +75,13 @@ export class SpliceServer {
   }
 
   /**
-   * Binds every HTTP listener and every service's raw TCP listener; on any failure closes what
-   * was bound and throws a ListenError. Returns the HTTP addresses (port 0 resolved).
+   * Loads the head parser, then binds every HTTP listener and every service's raw TCP listener;
+   * on any failure closes what was bound and throws a ListenError. Returns the HTTP addresses
+   * (port 0 resolved).
    */
   async listen(): Promise<ListenAddress[]> {
+    // Compiling llhttp's wasm takes a while: now, not while the first client waits.
+    loadParser();
     const serverOptions = { allowHalfOpen: true, noDelay: true };
     try {
       for (const address of this.config.listen) {

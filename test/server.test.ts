@@ -1,11 +1,13 @@
 // The data path end to end: real upstream servers, a real SpliceServer, raw sockets.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
+import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 import { TlsAlert } from '../lib/answers.js';
 import { dial } from '../lib/dial.js';
@@ -393,6 +395,26 @@ describe('a failure on a routing path is answered, never left unhandled', () => 
 });
 
 describe('lifecycle', () => {
+  test('listen() has compiled the head parser before it resolves, so the first client does not wait for it', async () => {
+    // A process of its own: in this one, earlier tests have long loaded the parser.
+    const lib = (file: string): string => JSON.stringify(new URL(`../lib/${file}`, import.meta.url).href);
+    const script = `
+      const { parseConfig } = await import(${lib('config.js')});
+      const { parserLoaded } = await import(${lib('llhttp.js')});
+      const { SpliceServer } = await import(${lib('server.js')});
+      const config = parseConfig('listen = "127.0.0.1:0"', '/test/norikae.toml');
+      const quiet = { info() {}, warn() {}, error() {} };
+      const server = new SpliceServer(config, { log: quiet, connector: { connect: () => Promise.reject(new Error('unused')) } });
+      const before = parserLoaded();
+      await server.listen();
+      const after = parserLoaded();
+      await server.close();
+      process.stdout.write(JSON.stringify({ before, after }));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '--eval', script]);
+    assert.deepEqual(JSON.parse(stdout), { before: false, after: true });
+  });
+
   test('close() stops accepting and ends open connections', async (t) => {
     const { splicer, port } = await twoServices(t);
     const idle = await connectTo(t, port);
