@@ -6,14 +6,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
 import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import { formatAddress, type Config, type ListenAddress, type ServiceConfig } from './config.js';
-import { logSocketError } from './dial.js';
 import { headErrors, NorikaeError, type HeadError } from './errors.js';
 import { bind, boundAddress } from './listen.js';
 import { loadParser } from './llhttp.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
-import { spliceSockets } from './splice.js';
+import { logSocketError, spliceSockets } from './splice.js';
 
 const debug = createDebug('norikae:server');
 
@@ -75,12 +74,11 @@ export class SpliceServer {
   }
 
   /**
-   * Loads the head parser, then binds every HTTP listener and every service's raw TCP listener;
-   * on any failure closes what was bound and throws a ListenError. Returns the HTTP addresses
-   * (port 0 resolved).
+   * Compiles the head parser (now, not while the first client waits), then binds every HTTP and
+   * raw TCP listener and returns the HTTP addresses (port 0 resolved); on any failure, closes
+   * what was bound and throws a ListenError.
    */
   async listen(): Promise<ListenAddress[]> {
-    // Compiling llhttp's wasm takes a while: now, not while the first client waits.
     loadParser();
     const serverOptions = { allowHalfOpen: true, noDelay: true };
     try {
@@ -361,9 +359,8 @@ export class SpliceServer {
     },
   };
 
-  /** A raw TCP connection has nothing to read an answer with: the log says why, and the connection is reset. */
+  /** A raw TCP connection cannot read an answer: the log says why, and it is reset (noService: never, it has its service). */
   private readonly tcpRefusal: Refusal = {
-    // Never called: a service's own listener needs no routing.
     noService: (client) => client.resetAndDestroy(),
     unreachable: (client, service, err) => {
       this.log.warn(`${service?.name ?? 'norikae-splice'}: a TCP connection was dropped: ${messageOf(err)}`);
