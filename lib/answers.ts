@@ -1,7 +1,7 @@
-// Our own HTTP answers (400, 404, 405, 431, 502, …): the only place that writes raw HTTP. Each is
-// a complete HTTP/1.1 response with `Connection: close`, an HTML page for browsers and plain text
-// for everything else (by `Accept`), written in one piece; then the socket is closed gently so the
-// client reads the answer before the connection goes.
+// Our own answers (400, 404, 405, 431, 502, …, and TLS alerts): the only place that writes raw HTTP
+// or TLS. Each HTTP answer is a complete HTTP/1.1 response with `Connection: close`, an HTML page for
+// browsers and plain text for everything else (by `Accept`), written in one piece; then the socket
+// is closed gently so the client reads the answer before the connection goes.
 
 import { STATUS_CODES } from 'node:http';
 import { isIP, type Socket } from 'node:net';
@@ -52,6 +52,23 @@ function lingerThenDestroy(socket: Socket): void {
   socket.once('end', () => socket.destroy());
   socket.removeAllListeners('data');
   socket.resume();
+}
+
+/** TLS alert descriptions we send (RFC 8446 §6.2). */
+export const TlsAlert = {
+  /** No service has the ClientHello's SNI name (or it has none). */
+  UNRECOGNIZED_NAME: 112,
+  /** The service could not be reached, or we failed on the way. */
+  INTERNAL_ERROR: 80,
+} as const;
+
+export type TlsAlert = (typeof TlsAlert)[keyof typeof TlsAlert];
+
+/** A fatal TLS alert record, then close: the only answer a TLS client can read from us. */
+export function writeTlsAlert(socket: Socket, description: TlsAlert): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  socket.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]));
+  socket.once('finish', () => socket.destroy());
 }
 
 /** 400, 405, 431, 505: a request head we refuse, with the sniffer's reason. */
@@ -120,6 +137,15 @@ export function mayListServices(host: string, services: readonly ServiceConfig[]
     }
   }
   return false;
+}
+
+/** 500: we failed before the request had a service (a bug of ours; the log says what it was). */
+export function internalErrorPage(): AnswerPage {
+  return {
+    status: 500,
+    title: 'norikae-splice could not route this request',
+    message: 'An internal error of norikae-splice kept this request from its service; norikae-splice\'s log says what went wrong.',
+  };
 }
 
 /** The answer for an error reaching a service's upstream, with the status statusOf gives it. */

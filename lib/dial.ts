@@ -3,10 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import createDebug from 'debug';
 import { UpstreamConnectError } from './errors.js';
-
-const debug = createDebug('norikae:dial');
+import { logSocketError } from './splice.js';
 
 export const DEFAULT_UPSTREAM_HOST = '127.0.0.1';
 
@@ -68,12 +66,6 @@ export async function dialFirst(hosts: readonly string[], port: number, timeoutM
 
 /** Connect errors that mean "this address family is not usable here", not "nothing listens". */
 const FAMILY_MISSING = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT', 'ENETUNREACH']);
-
-/** The one error handler of a spliced socket: the 'close' that follows does the cleanup. */
-export function logSocketError(this: Socket, err: NodeJS.ErrnoException): void {
-  // The address getters are system calls: only when someone reads the debug output.
-  if (debug.enabled) debug('socket %s:%s error %s', this.remoteAddress, this.remotePort, err.code ?? err.message);
-}
 
 /** The kernel's ephemeral port range (Linux; elsewhere the IANA one), read once. */
 const EPHEMERAL_PORTS = ((): [number, number] => {

@@ -5,6 +5,8 @@
 
 import createDebug from 'debug';
 import { createRequire } from 'node:module';
+// llhttp's enums (llhttp.h) as undici publishes them beside the wasm they belong to.
+import { ERROR, TYPE } from 'undici/lib/llhttp/constants.js';
 
 const debug = createDebug('norikae:llhttp');
 
@@ -12,11 +14,6 @@ const debug = createDebug('norikae:llhttp');
 export const HEAD_INCOMPLETE = -1;
 /** `execute()`: the bytes are not a request head; see `errorName` and `errorReason`. */
 export const HEAD_INVALID = -2;
-
-// From llhttp.h.
-const TYPE_REQUEST = 1;
-const HPE_OK = 0;
-const HPE_PAUSED = 21;
 
 // Which header a value belongs to: the only two we decode. Also bits: what a name can still be.
 const OTHER = 0;
@@ -85,11 +82,11 @@ export class RequestHeadParser {
       const errno = w.llhttp_execute(this.ptr, at, data.length);
       // llhttp reads the method before the target, and its method field is 0 (DELETE) until then.
       if (s.targetSeen && s.method === '') s.method = methodName(w, w.llhttp_get_method(this.ptr));
-      if (errno === HPE_OK) {
+      if (errno === ERROR.OK) {
         s.done = false;
         return HEAD_INCOMPLETE;
       }
-      if (errno === HPE_PAUSED && s.complete) {
+      if (errno === ERROR.PAUSED && s.complete) {
         s.httpMajor = w.llhttp_get_http_major(this.ptr);
         s.httpMinor = w.llhttp_get_http_minor(this.ptr);
         return w.llhttp_get_error_pos(this.ptr) - at;
@@ -186,6 +183,19 @@ const IDLE_MAX = 64;
 /** A parser dropped without destroy() still returns its wasm parser, late. */
 const abandoned = new FinalizationRegistry<number>(release);
 
+/**
+ * Compiles and instantiates llhttp now rather than on the first execute(), so the first client
+ * does not wait for it: SpliceServer.listen() calls this before it binds. Idempotent.
+ */
+export function loadParser(): void {
+  load();
+}
+
+/** Whether llhttp is compiled and instantiated in this process. */
+export function parserLoaded(): boolean {
+  return wasm !== undefined;
+}
+
 /** Compiles and instantiates llhttp once per process; SIMD build first, plain one if that fails. */
 function load(): LlhttpExports {
   if (wasm !== undefined) return wasm;
@@ -250,7 +260,7 @@ function acquire(w: LlhttpExports): number {
     w.llhttp_reset(reused);
     return reused;
   }
-  const ptr = w.llhttp_alloc(TYPE_REQUEST);
+  const ptr = w.llhttp_alloc(TYPE.REQUEST);
   if (ptr === 0) throw new RangeError('llhttp: out of wasm memory');
   return ptr;
 }
@@ -308,12 +318,12 @@ function onHeaderValue(_p: number, at: number, len: number): number {
 /** Pauses llhttp at the end of the head: nothing after it (a body, an upgraded stream) is parsed. */
 function onHeadersComplete(_p: number, _status: number, upgrade: number): number {
   const s = current;
-  if (s === undefined) return HPE_PAUSED;
+  if (s === undefined) return ERROR.PAUSED;
   if (s.inValue) endValue(s);
   s.inValue = false;
   s.upgrade = upgrade !== 0;
   s.complete = true;
-  return HPE_PAUSED;
+  return ERROR.PAUSED;
 }
 
 /** Files a finished Host or Accept value, without the trailing whitespace llhttp keeps. */

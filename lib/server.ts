@@ -2,18 +2,17 @@
 // A connection is ours only until its first request head is read and its upstream connected;
 // after that, spliceSockets owns both sockets and nothing here looks at a byte.
 
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
-import { headErrorPage, notFoundPage, upstreamErrorPage, writeAnswer } from './answers.js';
+import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import { formatAddress, type Config, type ListenAddress, type ServiceConfig } from './config.js';
-import { logSocketError } from './dial.js';
-import { headErrors, ListenError, type HeadError } from './errors.js';
+import { headErrors, NorikaeError, type HeadError } from './errors.js';
+import { bind, boundAddress } from './listen.js';
+import { loadParser } from './llhttp.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
-import { spliceSockets } from './splice.js';
-import { ServiceSupervisor } from './supervisor.js';
-import { Dashboard } from './dashboard.js';
+import { logSocketError, spliceSockets } from './splice.js';
 
 const debug = createDebug('norikae:server');
 
@@ -25,6 +24,12 @@ export interface UpstreamConnector {
   reconfigure?(config: Config): Promise<void>;
 }
 
+/** Answers the connections of one host in-process (the dashboard, for `config.dashboardHost`). */
+export interface HostHandler {
+  /** Takes over `socket`, paused, with the bytes already read from it. */
+  accept(socket: Socket, head: readonly Buffer[]): void;
+}
+
 /** A bound listener: an HTTP one, or a service's raw TCP one (`service` set; a reload may move it to another service). */
 interface Listener {
   server: Server;
@@ -34,11 +39,11 @@ interface Listener {
 }
 
 export interface SpliceServerOptions {
-  log?: Log;
-  /** Default: a ServiceSupervisor of the same config (connect, launch when refused). */
-  connector?: UpstreamConnector;
-  /** Answers the config's dashboard host; default: one over the default supervisor. */
-  dashboard?: Dashboard;
+  /** How routed connections reach their service (the CLI's: a ServiceSupervisor, which launches). */
+  connector: UpstreamConnector;
+  /** Answers `config.dashboardHost`; none: that host is routed like any other. */
+  dashboard?: HostHandler | undefined;
+  log?: Log | undefined;
 }
 
 export class SpliceServer {
@@ -56,29 +61,25 @@ export class SpliceServer {
   private router: Router;
   private readonly log: Log;
   readonly connector: UpstreamConnector;
-  private readonly dashboard: Dashboard | undefined;
+  private readonly dashboard: HostHandler | undefined;
 
   constructor(
     private config: Config,
-    options: SpliceServerOptions = {},
+    options: SpliceServerOptions,
   ) {
     this.router = new Router(config.services);
     this.log = options.log ?? streamLog();
-    if (options.connector === undefined) {
-      const supervisor = new ServiceSupervisor(config, { log: this.log });
-      this.connector = supervisor;
-      this.dashboard = options.dashboard ?? new Dashboard(supervisor);
-    } else {
-      this.connector = options.connector;
-      this.dashboard = options.dashboard;
-    }
+    this.connector = options.connector;
+    this.dashboard = options.dashboard;
   }
 
   /**
-   * Binds every HTTP listener and every service's raw TCP listener; on any failure closes what
-   * was bound and throws a ListenError. Returns the HTTP addresses (port 0 resolved).
+   * Compiles the head parser (now, not while the first client waits), then binds every HTTP and
+   * raw TCP listener and returns the HTTP addresses (port 0 resolved); on any failure, closes
+   * what was bound and throws a ListenError.
    */
   async listen(): Promise<ListenAddress[]> {
+    loadParser();
     const serverOptions = { allowHalfOpen: true, noDelay: true };
     try {
       for (const address of this.config.listen) {
@@ -209,13 +210,7 @@ export class SpliceServer {
    */
   private onTcpConnection(service: ServiceConfig, client: Socket): void {
     this.accept(client);
-    this.connector.connect(service).then((upstream) => {
-      this.splice(client, upstream, service, []);
-    }, (err: Error) => {
-      // No HTTP to answer with: say why in the log and reset the connection.
-      this.log.warn(`${service.name}: a TCP connection was dropped: ${err.message}`);
-      client.resetAndDestroy();
-    });
+    void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
   }
 
   private onHttpConnection(client: Socket): void {
@@ -237,7 +232,7 @@ export class SpliceServer {
         result = sniffer.push(chunk);
       } catch (err) {
         // A bug of ours, not the client's fault; it must not take the process down.
-        this.log.error(`internal error while reading a request head: ${(err as Error).stack ?? err}`);
+        this.log.error(`internal error while reading a request head: ${stackOf(err)}`);
         result = { kind: 'http-error', error: headErrors.unreadable(), accept: '' };
       }
       if (result === undefined) return;
@@ -245,10 +240,10 @@ export class SpliceServer {
       client.pause();
       switch (result.kind) {
         case 'http':
-          void this.routeHttp(client, result.host, result.accept, chunks);
+          this.routeHttp(client, result.host, result.accept, chunks);
           break;
         case 'tls':
-          void this.routeTls(client, result.host, chunks);
+          this.route(client, result.host, chunks, this.tlsRefusal, '');
           break;
         case 'http-error':
           writeAnswer(client, headErrorPage(result.error), result.accept);
@@ -286,48 +281,94 @@ export class SpliceServer {
     }
   }
 
-  private async routeHttp(client: Socket, host: string, accept: string, head: Buffer[]): Promise<void> {
-    if (this.dashboard !== undefined && host === this.config.dashboardHost) {
+  /** The dashboard's host is answered in-process; every other host is routed to its service. */
+  private routeHttp(client: Socket, host: string, accept: string, head: readonly Buffer[]): void {
+    if (this.dashboard === undefined || host !== this.config.dashboardHost) {
+      this.route(client, host, head, this.httpRefusal, accept);
+      return;
+    }
+    try {
       this.dashboard.accept(client, head);
+    } catch (err) {
+      this.refuse(client, undefined, err, this.httpRefusal, accept);
+    }
+  }
+
+  /** Host → service, then connectAndSplice; no service, or a throw on the way, is answered by `refusal`. */
+  private route(client: Socket, host: string | undefined, head: readonly Buffer[], refusal: Refusal, accept: string): void {
+    let service: ServiceConfig | undefined;
+    try {
+      service = host === undefined ? undefined : this.router.route(host);
+      if (service === undefined) refusal.noService(client, host, accept);
+    } catch (err) {
+      this.refuse(client, undefined, err, refusal, accept);
       return;
     }
-    const service = this.router.route(host);
-    if (service === undefined) {
+    if (service !== undefined) void this.connectAndSplice(client, service, head, refusal, accept);
+  }
+
+  /**
+   * Connect → splice. A failed connect, or any throw on the way (a bug, a connector that throws
+   * instead of rejecting), is answered by `refusal`: this promise never rejects.
+   */
+  private async connectAndSplice(client: Socket, service: ServiceConfig, head: readonly Buffer[], refusal: Refusal, accept: string): Promise<void> {
+    let upstream: Socket | undefined;
+    try {
+      upstream = await this.connector.connect(service);
+      this.splice(client, upstream, service, head);
+    } catch (err) {
+      upstream?.destroy();
+      this.refuse(client, service, err, refusal, accept);
+    }
+  }
+
+  /** Answers a connection we do not splice; a bug is logged, and one while answering destroys the socket. */
+  private refuse(client: Socket, service: ServiceConfig | undefined, err: unknown, refusal: Refusal, accept: string): void {
+    try {
+      if (!(err instanceof NorikaeError)) this.log.error(`internal error while routing a connection${service === undefined ? '' : ` to ${service.name}`}: ${stackOf(err)}`);
+      refusal.unreachable(client, service, err, accept);
+    } catch (answerError) {
+      client.destroy();
+      this.log.error(`internal error while answering a connection: ${stackOf(answerError)}`);
+    }
+  }
+
+  /** HTTP is answered with a page: 404 for an unknown host, the connector's error (502, 503, 504) or 500. */
+  private readonly httpRefusal: Refusal = {
+    noService: (client, host, accept) => {
       debug('no service for %s', host);
-      writeAnswer(client, notFoundPage(host, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost), accept);
-      return;
-    }
-    let upstream: Socket;
-    try {
-      upstream = await this.connector.connect(service);
-    } catch (err) {
-      debug('upstream of %s: %s', service.name, (err as Error).message);
-      writeAnswer(client, upstreamErrorPage(service, err), accept);
-      return;
-    }
-    this.splice(client, upstream, service, head);
-  }
+      // An HTTP head always names a host (sniff.ts refuses one without).
+      writeAnswer(client, notFoundPage(host!, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost), accept);
+    },
+    unreachable: (client, service, err, accept) => {
+      debug('upstream of %s: %s', service?.name, messageOf(err));
+      writeAnswer(client, service === undefined ? internalErrorPage() : upstreamErrorPage(service, err), accept);
+    },
+  };
 
-  /** TLS is passed through untouched: the upstream holds the certificate and terminates it. */
-  private async routeTls(client: Socket, host: string | undefined, head: Buffer[]): Promise<void> {
-    const service = host === undefined ? undefined : this.router.route(host);
-    if (service === undefined) {
+  /** TLS is passed through untouched (the upstream terminates it), so all we can answer is an alert. */
+  private readonly tlsRefusal: Refusal = {
+    noService: (client, host) => {
       debug('TLS for %s: no service', host ?? '(no SNI)');
-      writeTlsAlert(client, TLS_ALERT_UNRECOGNIZED_NAME);
-      return;
-    }
-    let upstream: Socket;
-    try {
-      upstream = await this.connector.connect(service);
-    } catch (err) {
-      this.log.warn(`${service.name}: a TLS connection was dropped: ${(err as Error).message}`);
-      writeTlsAlert(client, TLS_ALERT_INTERNAL_ERROR);
-      return;
-    }
-    this.splice(client, upstream, service, head);
-  }
+      writeTlsAlert(client, TlsAlert.UNRECOGNIZED_NAME);
+    },
+    unreachable: (client, service, err) => {
+      // An alert says little: the log says why.
+      this.log.warn(`${service === undefined ? '' : `${service.name}: `}a TLS connection was dropped: ${messageOf(err)}`);
+      writeTlsAlert(client, TlsAlert.INTERNAL_ERROR);
+    },
+  };
 
-  private splice(client: Socket, upstream: Socket, service: ServiceConfig, head: Buffer[]): void {
+  /** A raw TCP connection cannot read an answer: the log says why, and it is reset (noService: never, it has its service). */
+  private readonly tcpRefusal: Refusal = {
+    noService: (client) => client.resetAndDestroy(),
+    unreachable: (client, service, err) => {
+      this.log.warn(`${service?.name ?? 'norikae-splice'}: a TCP connection was dropped: ${messageOf(err)}`);
+      client.resetAndDestroy();
+    },
+  };
+
+  private splice(client: Socket, upstream: Socket, service: ServiceConfig, head: readonly Buffer[]): void {
     if (client.destroyed) {
       upstream.destroy();
       return;
@@ -338,56 +379,23 @@ export class SpliceServer {
   }
 }
 
-/** TLS alert descriptions (RFC 8446 §6.2). */
-const TLS_ALERT_UNRECOGNIZED_NAME = 112;
-const TLS_ALERT_INTERNAL_ERROR = 80;
-
-/** A fatal TLS alert record, then close: the only answer a TLS client can read from us. */
-function writeTlsAlert(client: Socket, description: number): void {
-  client.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]));
-  client.once('finish', () => client.destroy());
+/** How a connection we do not splice is answered: HTTP with a page, TLS with an alert, raw TCP with a reset. */
+interface Refusal {
+  /** No service has `host` (undefined: a ClientHello without SNI). */
+  noService(client: Socket, host: string | undefined, accept: string): void;
+  /** `err` kept the connection from `service`; undefined when we failed before we had one. */
+  unreachable(client: Socket, service: ServiceConfig | undefined, err: unknown, accept: string): void;
 }
 
-function boundAddress(server: Server): ListenAddress[] {
-  const address = server.address() as AddressInfo | null;
-  return address ? [{ host: address.address, port: address.port }] : [];
+/** The head of a connection that sends nothing before it is spliced (a raw TCP one). */
+const NO_BYTES: readonly Buffer[] = [];
+
+/** What a thrown value says, Error or not. */
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
-/**
- * server.listen as a promise, with the errors a user can act on turned into advice; `service`
- * names the service whose own `listen` this is (none: an HTTP listener).
- */
-function bind(server: Server, address: ListenAddress, service?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new ListenError(listenAdvice(address, err, service), { cause: err }));
-    };
-    server.once('error', onError);
-    server.listen({ host: address.host, port: address.port, ipv6Only: address.host.includes(':') }, () => {
-      server.off('error', onError);
-      server.on('error', (err) => debug('listener error %s', err.message));
-      resolve();
-    });
-  });
-}
-
-function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException, service?: string): string {
-  const where = service === undefined ? formatAddress(address) : `${formatAddress(address)} (the \`listen\` of service ${service})`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). Stop that process, or `
-        + (service === undefined
-          ? `choose another port with --listen (for example --listen ${address.port === 8080 ? 8081 : 8080}) or \`listen\` in the config file.`
-          : `give [service.${service}] another \`listen\` port in the config file.`);
-    case 'EACCES':
-      return `cannot listen on ${where}: permission denied. Ports below 1024 need privileges on Linux. `
-        + 'Use a higher port (--listen 8080), or allow port 80 for unprivileged users once with '
-        + '`sudo sysctl -w net.ipv4.ip_unprivileged_port_start=80`, or give node the capability with '
-        + '`sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")"`.';
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-      return `cannot listen on ${where}: that address is not on this machine. Use 127.0.0.1 or [::1].`;
-    default:
-      return `cannot listen on ${where}: ${err.code ?? err.message}`;
-  }
+/** A bug's stack, for the log. */
+function stackOf(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : String(err);
 }

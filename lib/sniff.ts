@@ -2,15 +2,16 @@
 // request's head is ever read; everything after it travels as opaque bytes. A connection that
 // starts with a TLS handshake record is routed by the SNI name of its ClientHello instead, and
 // its TLS is left to the upstream. llhttp checks HTTP syntax; the rules llhttp does not apply
-// (HTTP/1.x only, exactly one Host, target forms, a cap on the head size) are ours and live here.
+// (HTTP/1.x only, exactly one Host, target forms, a cap on the head size) are ours and live here,
+// and so does reading the host out of an authority or SNI name (hostOfAuthority), for router.ts.
 
+import { isIP } from 'node:net';
 import { CLIENT_HELLO_MAX, isTlsHandshakeStart, parseClientHello } from './client-hello.js';
 import { HeadError, headErrors } from './errors.js';
 import { HEAD_INCOMPLETE, HEAD_INVALID, RequestHeadParser } from './llhttp.js';
-import { hostOfAuthority } from './router.js';
 
 export type SniffResult =
-  /** An HTTP/1.x request head for `host` (normalised, see router.ts). */
+  /** An HTTP/1.x request head for `host` (normalised by hostOfAuthority). */
   | { kind: 'http'; host: string; accept: string }
   /** A TLS ClientHello; `host` is its SNI name, undefined when it has none. */
   | { kind: 'tls'; host: string | undefined }
@@ -118,4 +119,59 @@ function checkHead(parser: RequestHeadParser): string | HeadError {
   const host = hostOfAuthority(authority);
   if (host === undefined) return headErrors.badHost(authority);
   return host;
+}
+
+/**
+ * The host name of an HTTP authority (`Host` header or absolute-form target), lower-cased, without
+ * port or trailing dot: `App.Localhost.:8080` → `app.localhost`. IPv6 literals lose their
+ * brackets. Undefined when it is not a valid authority.
+ */
+export function hostOfAuthority(authority: string): string | undefined {
+  const bracketed = authority.startsWith('[');
+  let host: string;
+  /** Where the host ends and an optional `:port` starts. */
+  let end: number;
+  if (bracketed) {
+    const close = authority.indexOf(']');
+    if (close === -1) return undefined;
+    host = authority.slice(1, close);
+    if (isIP(host) !== 6) return undefined;
+    end = close + 1;
+  } else {
+    const colon = authority.indexOf(':');
+    end = colon === -1 ? authority.length : colon;
+    host = authority.slice(0, end);
+  }
+  if (!isPortSuffix(authority, end)) return undefined;
+  // This runs per request. Most names are lower-case reg-names already: checked in place (the
+  // slice is slower to scan), they need neither toLowerCase() nor a second check.
+  const lowerRegName = !bracketed && isRegName(authority, 0, end);
+  if (!lowerRegName) host = host.toLowerCase();
+  if (host.charCodeAt(host.length - 1) === 0x2e /* . */) host = host.slice(0, -1);
+  if (host === '' || (!bracketed && !lowerRegName && !isRegName(host, 0, host.length))) return undefined;
+  return host;
+}
+
+/** Whether `authority` from `at` is nothing, or `:` and at most five digits (`/^(:\d{0,5})?$/`). */
+function isPortSuffix(authority: string, at: number): boolean {
+  if (at === authority.length) return true;
+  if (authority.length - at > 6 || authority.charCodeAt(at) !== 0x3a /* : */) return false;
+  for (let i = at + 1; i < authority.length; i++) {
+    const c = authority.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/** RFC 3986 reg-name characters, less percent-encoding (dev host names never need it), by char code. */
+const REG_NAME = new Uint8Array(128);
+for (const c of "abcdefghijklmnopqrstuvwxyz0123456789._~!$&'()*+,;=-") REG_NAME[c.charCodeAt(0)] = 1;
+
+/** Whether `text` from `start` to `end` is all REG_NAME characters (`/^[a-z0-9._~!$&'()*+,;=-]*$/`). */
+function isRegName(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f || REG_NAME[c] === 0) return false;
+  }
+  return true;
 }

@@ -3,6 +3,9 @@
 // at once after a reset or error, after flushing what it still has to write after a clean close.
 
 import type { Socket } from 'node:net';
+import createDebug from 'debug';
+
+const debug = createDebug('norikae:splice');
 
 /**
  * Writes `head` (the bytes already read from the client) to `upstream`, then pipes both ways.
@@ -43,4 +46,13 @@ function closePeer(socket: Socket, hadError: boolean): void {
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
   socket.once('finish', () => socket.destroy());
+}
+
+/**
+ * The one error handler of a socket that is, or will be, spliced (a client from its accept, an
+ * upstream from its connect): the 'close' that follows does the cleanup.
+ */
+export function logSocketError(this: Socket, err: NodeJS.ErrnoException): void {
+  // The address getters are system calls: only when someone reads the debug output.
+  if (debug.enabled) debug('socket %s:%s error %s', this.remoteAddress, this.remotePort, err.code ?? err.message);
 }

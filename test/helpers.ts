@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig, type Config } from '../lib/config.js';
 import type { DashboardSource } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
-import { SpliceServer, type SpliceServerOptions } from '../lib/server.js';
-import type { ServiceSupervisor } from '../lib/supervisor.js';
+import { SpliceServer, type HostHandler, type UpstreamConnector } from '../lib/server.js';
+import { ServiceSupervisor } from '../lib/supervisor.js';
 
 /** The compiled CLI, run as a child process by the tests that go through it. */
 export const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
@@ -40,17 +40,24 @@ export function echoRequestInfo(req: IncomingMessage, res: ServerResponse): void
   res.end(body);
 }
 
-/** A SpliceServer on 127.0.0.1:0 built from TOML service tables, closed after the test. */
+/**
+ * A SpliceServer on 127.0.0.1:0 built from TOML service tables (`top`: lines before them), closed
+ * after the test. Its connector is a ServiceSupervisor of the same config unless one is given.
+ */
 export async function startSplicer(
   t: TestContext,
   servicesToml: string,
-  options: SpliceServerOptions & { top?: string } = {},
+  options: { top?: string; connector?: UpstreamConnector; dashboard?: HostHandler } = {},
 ): Promise<{ splicer: SpliceServer; port: number; config: Config; log: ReturnType<typeof memoryLog> }> {
   const config = parseConfig(`listen = "127.0.0.1:0"\n${options.top ?? ''}\n${servicesToml}`, '/test/norikae.toml');
   const log = memoryLog();
-  const splicer = new SpliceServer(config, { log, ...options });
+  const supervisor = options.connector === undefined ? new ServiceSupervisor(config, { log }) : undefined;
+  const splicer = new SpliceServer(config, { log, connector: options.connector ?? supervisor!, dashboard: options.dashboard });
+  t.after(async () => {
+    await splicer.close();
+    await supervisor?.stopAll();
+  });
   const [address] = await splicer.listen();
-  t.after(() => splicer.close());
   return { splicer, port: address!.port, config, log };
 }
 

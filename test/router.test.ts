@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../lib/config.js';
-import { hostOfAuthority, Router } from '../lib/router.js';
+import { Router } from '../lib/router.js';
 
 const config = parseConfig(`
 [service.app]
@@ -46,24 +46,5 @@ describe('Router', () => {
     const exactOnly = new Router(parseConfig('[service.a]\nport = 1\nhost = "a.localhost"\n', '/t.toml').services);
     assert.equal(exactOnly.route('a.localhost')?.name, 'a');
     assert.equal(exactOnly.route('x.a.localhost'), undefined);
-  });
-});
-
-describe('hostOfAuthority', () => {
-  test('lower-cases and drops the port and a trailing dot', () => {
-    assert.equal(hostOfAuthority('App.LocalHost'), 'app.localhost');
-    assert.equal(hostOfAuthority('app.localhost:8080'), 'app.localhost');
-    assert.equal(hostOfAuthority('app.localhost.:8080'), 'app.localhost');
-    assert.equal(hostOfAuthority('app.localhost:'), 'app.localhost');
-    assert.equal(hostOfAuthority('[::1]:8080'), '::1');
-    assert.equal(hostOfAuthority('127.0.0.1'), '127.0.0.1');
-    assert.equal(hostOfAuthority('APP.LOCALHOST.:00080'), 'app.localhost');
-    assert.equal(hostOfAuthority('[FE80::1%ETH0]:80'), 'fe80::1%eth0');
-  });
-
-  test('refuses what is not an authority', () => {
-    for (const bad of ['', ':80', 'a b', 'app.localhost:80:80', 'app.localhost:abc', 'app.localhost:123456', 'app.localhost:000000', '[::1]x', '[::1]:8o', 'Caf\u00e9.localhost', '[::1', '[nope]:80', 'a/b', 'a@b', '.']) {
-      assert.equal(hostOfAuthority(bad), undefined, bad);
-    }
   });
 });

@@ -1,14 +1,20 @@
 // The data path end to end: real upstream servers, a real SpliceServer, raw sockets.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
+import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
+import { TlsAlert } from '../lib/answers.js';
+import { dial } from '../lib/dial.js';
+import type { UpstreamConnector } from '../lib/server.js';
 import {
-  closed, closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, readAll, startHttpUpstream, startSplicer,
+  captureClientHello, closed, closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, readAll, startHttpUpstream,
+  startSplicer,
 } from './helpers.js';
 
 /** Two upstreams and a splicer routing app/*.app/api hosts to them. */
@@ -305,7 +311,110 @@ describe('our answers', () => {
   });
 });
 
+describe('a failure on a routing path is answered, never left unhandled', () => {
+  /** A connector with a bug per service; `ok` dials its port. */
+  const buggyConnector: UpstreamConnector = {
+    connect(service) {
+      switch (service.name) {
+        case 'throws':
+        case 'raw':
+          throw new Error(`connector bug: thrown for ${service.name}`);
+        case 'rejects':
+          return Promise.reject(new Error('connector bug: rejected'));
+        case 'nothing':
+          // Not even an Error: what a bug may reject with.
+          return Promise.reject(undefined);
+        default:
+          return dial('127.0.0.1', service.port!, 2000);
+      }
+    },
+  };
+
+  test('a connector that throws or rejects with no NorikaeError, a throwing dashboard: HTTP, TLS and TCP each get an answer', async (t) => {
+    const unhandled: unknown[] = [];
+    let failNow: (reason: unknown) => void = () => {};
+    const failed = new Promise<never>((_, reject) => (failNow = reject));
+    failed.catch(() => {});
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+      failNow(new Error(`unhandled rejection: ${String(reason)}`));
+    };
+    process.on('unhandledRejection', onUnhandled);
+    t.after(() => process.off('unhandledRejection', onUnhandled));
+    /** `answer`, or a rejection as soon as an unhandled one is seen (an unanswered client would wait forever). */
+    const answered = <T>(answer: Promise<T>): Promise<T> => Promise.race([answer, failed]);
+
+    const upstream = await startHttpUpstream(t);
+    const rawListen = await freePort();
+    const throwingDashboard = { accept(): void { throw new Error('dashboard bug'); } };
+    const { port, log } = await startSplicer(t, '[service.throws]\nport = 1\n[service.rejects]\nport = 1\n[service.nothing]\nport = 1\n'
+      + `[service.raw]\nport = 1\nlisten = ${rawListen}\n[service.ok]\nport = ${upstream.port}\n`, { connector: buggyConnector, dashboard: throwingDashboard });
+
+    const http = async (host: string): Promise<{ status: number; body: string }> => parseResponse(await answered(exchange(t, port, [getHead(host)])));
+    const thrown = await http('throws.localhost');
+    assert.equal(thrown.status, 502);
+    assert.match(thrown.body, /connector bug: thrown for throws/);
+    assert.equal((await http('rejects.localhost')).status, 502);
+    assert.equal((await http('nothing.localhost')).status, 502);
+    const dashboard = await http('norikae.localhost');
+    assert.equal(dashboard.status, 500);
+    assert.match(dashboard.body, /internal error/i);
+
+    const hello = await captureClientHello({ servername: 'throws.localhost' });
+    const tls = await connectTo(t, port);
+    const alert = readAll(tls);
+    tls.write(hello);
+    assert.deepEqual([...await answered(alert)], [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, TlsAlert.INTERNAL_ERROR]);
+
+    // Reset, as soon as it is accepted: the reset may come before the client has seen its connect.
+    const raw = connect({ host: '127.0.0.1', port: rawListen });
+    t.after(() => raw.destroy());
+    const rawData: Buffer[] = [];
+    let rawError: NodeJS.ErrnoException | undefined;
+    raw.on('data', (chunk: Buffer) => rawData.push(chunk));
+    raw.on('error', (err) => (rawError = err));
+    await answered(closed(raw));
+    assert.equal(rawError?.code, 'ECONNRESET');
+    assert.deepEqual(rawData, []);
+
+    // Each bug was logged with its stack, once per connection.
+    for (const what of [/to throws: Error: connector bug: thrown for throws\n\s+at /, /to rejects: Error: connector bug: rejected/,
+      /to nothing: undefined/, /routing a connection: Error: dashboard bug/, /to raw: Error: connector bug: thrown for raw/]) {
+      assert.ok(log.lines.some((line) => line.startsWith('error: internal error while routing a connection') && what.test(line)), `${what} in ${log.lines.join('\n')}`);
+    }
+    assert.ok(log.lines.some((line) => line === 'warning: throws: a TLS connection was dropped: connector bug: thrown for throws'));
+    assert.ok(log.lines.some((line) => line === 'warning: raw: a TCP connection was dropped: connector bug: thrown for raw'));
+
+    // And the server still serves.
+    const ok = await http('ok.localhost');
+    assert.equal(ok.status, 200);
+    assert.equal((JSON.parse(ok.body) as { port: number }).port, upstream.port);
+    await delay(10); // one more turn of the event loop for a late rejection
+    assert.deepEqual(unhandled, []);
+  });
+});
+
 describe('lifecycle', () => {
+  test('listen() has compiled the head parser before it resolves, so the first client does not wait for it', async () => {
+    // A process of its own: in this one, earlier tests have long loaded the parser.
+    const lib = (file: string): string => JSON.stringify(new URL(`../lib/${file}`, import.meta.url).href);
+    const script = `
+      const { parseConfig } = await import(${lib('config.js')});
+      const { parserLoaded } = await import(${lib('llhttp.js')});
+      const { SpliceServer } = await import(${lib('server.js')});
+      const config = parseConfig('listen = "127.0.0.1:0"', '/test/norikae.toml');
+      const quiet = { info() {}, warn() {}, error() {} };
+      const server = new SpliceServer(config, { log: quiet, connector: { connect: () => Promise.reject(new Error('unused')) } });
+      const before = parserLoaded();
+      await server.listen();
+      const after = parserLoaded();
+      await server.close();
+      process.stdout.write(JSON.stringify({ before, after }));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '--eval', script]);
+    assert.deepEqual(JSON.parse(stdout), { before: false, after: true });
+  });
+
   test('close() stops accepting and ends open connections', async (t) => {
     const { splicer, port } = await twoServices(t);
     const idle = await connectTo(t, port);

@@ -2,7 +2,7 @@
 // forms, CONNECT, the head cap, the HTTP/2 preface, TLS by SNI), then properties over random bytes,
 // mutated real requests and heads around a small cap. Every sniffer is fed through `sniff()`, which
 // spies on what reaches llhttp, checks that a result comes at most once, and destroys (twice) every
-// sniffer that did not finish.
+// sniffer that did not finish. Last, hostOfAuthority: the host a Host header or SNI name routes by.
 
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { CLIENT_HELLO_MAX } from '../lib/client-hello.js';
 import { HeadError } from '../lib/errors.js';
 import { HEAD_INCOMPLETE, RequestHeadParser } from '../lib/llhttp.js';
-import { HeadSniffer, type SniffResult } from '../lib/sniff.js';
+import { HeadSniffer, hostOfAuthority, type SniffResult } from '../lib/sniff.js';
 import { captureClientHello } from './helpers.js';
 
 const CAP = 16 * 1024;
@@ -495,6 +495,25 @@ const HTTP_TOKENS = [
   '\x00', '\x16', '\x7f', '\xff', '\t', 'SM', 'x',
 ];
 const httpSoup = fc.array(fc.constantFrom(...HTTP_TOKENS), { maxLength: 40 }).map((tokens) => Buffer.from(tokens.join(''), 'latin1'));
+
+describe('hostOfAuthority', () => {
+  test('lower-cases and drops the port and a trailing dot', () => {
+    assert.equal(hostOfAuthority('App.LocalHost'), 'app.localhost');
+    assert.equal(hostOfAuthority('app.localhost:8080'), 'app.localhost');
+    assert.equal(hostOfAuthority('app.localhost.:8080'), 'app.localhost');
+    assert.equal(hostOfAuthority('app.localhost:'), 'app.localhost');
+    assert.equal(hostOfAuthority('[::1]:8080'), '::1');
+    assert.equal(hostOfAuthority('127.0.0.1'), '127.0.0.1');
+    assert.equal(hostOfAuthority('APP.LOCALHOST.:00080'), 'app.localhost');
+    assert.equal(hostOfAuthority('[FE80::1%ETH0]:80'), 'fe80::1%eth0');
+  });
+
+  test('refuses what is not an authority', () => {
+    for (const bad of ['', ':80', 'a b', 'app.localhost:80:80', 'app.localhost:abc', 'app.localhost:123456', 'app.localhost:000000', '[::1]x', '[::1]:8o', 'Caf\u00e9.localhost', '[::1', '[nope]:80', 'a/b', 'a@b', '.']) {
+      assert.equal(hostOfAuthority(bad), undefined, bad);
+    }
+  });
+});
 
 describe('HeadSniffer properties', () => {
   test('(a) random bytes, split anywhere: never throws, at most one result, only the four kinds', () => {

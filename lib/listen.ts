@@ -1,0 +1,54 @@
+// Binding a listener: server.listen as a promise, and what to do when the address cannot be had
+// (in use, a privileged port, not on this machine) said in the error itself.
+
+import type { AddressInfo, Server } from 'node:net';
+import createDebug from 'debug';
+import { formatAddress, type ListenAddress } from './config.js';
+import { ListenError } from './errors.js';
+
+const debug = createDebug('norikae:listen');
+
+/** Where `server` listens (port 0 resolved); none when it is not listening. */
+export function boundAddress(server: Server): ListenAddress[] {
+  const address = server.address() as AddressInfo | null;
+  return address ? [{ host: address.address, port: address.port }] : [];
+}
+
+/**
+ * server.listen as a promise, with the errors a user can act on turned into advice; `service`
+ * names the service whose own `listen` this is (none: an HTTP listener).
+ */
+export function bind(server: Server, address: ListenAddress, service?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new ListenError(listenAdvice(address, err, service), { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen({ host: address.host, port: address.port, ipv6Only: address.host.includes(':') }, () => {
+      server.off('error', onError);
+      server.on('error', (err) => debug('listener error %s', err.message));
+      resolve();
+    });
+  });
+}
+
+function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException, service?: string): string {
+  const where = service === undefined ? formatAddress(address) : `${formatAddress(address)} (the \`listen\` of service ${service})`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). Stop that process, or `
+        + (service === undefined
+          ? `choose another port with --listen (for example --listen ${address.port === 8080 ? 8081 : 8080}) or \`listen\` in the config file.`
+          : `give [service.${service}] another \`listen\` port in the config file.`);
+    case 'EACCES':
+      return `cannot listen on ${where}: permission denied. Ports below 1024 need privileges on Linux. `
+        + 'Use a higher port (--listen 8080), or allow port 80 for unprivileged users once with '
+        + '`sudo sysctl -w net.ipv4.ip_unprivileged_port_start=80`, or give node the capability with '
+        + '`sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")"`.';
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return `cannot listen on ${where}: that address is not on this machine. Use 127.0.0.1 or [::1].`;
+    default:
+      return `cannot listen on ${where}: ${err.code ?? err.message}`;
+  }
+}
