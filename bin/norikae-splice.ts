@@ -4,7 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
-import { findAddressClash, findConfigFile, formatAddress, loadConfig, parseListenAddress, stateDir, type Config, type ListenAddress } from '../lib/config.js';
+import { findAddressClash, formatAddress, isLoopback, parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
+import { findConfigFile, loadConfig, stateDir, type Config } from '../lib/config.js';
 import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
 import { watchConfigFile } from '../lib/config-watcher.js';
@@ -47,7 +48,7 @@ cli.command('', 'Run the proxy')
       for (const address of server.serviceAddresses(service.name)) log.info(`${service.name} listening on tcp ${formatAddress(address)}`);
     }
     if (config.dashboardHost !== undefined && bound[0] !== undefined) {
-      log.info(`dashboard on http://${config.dashboardHost}${bound[0].port === 80 ? '' : `:${bound[0].port}`}/`);
+      log.info(`dashboard on ${serviceUrl(config.dashboardHost, bound[0].port)}/`);
     }
     if (bound.some((address) => !isLoopback(address.host))) {
       log.warn('listening beyond loopback: every machine that can reach this address can start the configured commands');
@@ -214,12 +215,11 @@ function controlClient(options: CliOptions): ControlClient {
 /** One line per service: where it is reached (on the first HTTP listener's `port`) and where it goes. */
 function printRoutingTable(config: Config, port: number | undefined, print: (line: string) => void): void {
   print(`config ${config.file}`);
-  const suffix = port === undefined || port === 80 ? '' : `:${port}`;
   const width = Math.max(0, ...config.services.map((service) => service.name.length));
   for (const service of config.services) {
     const upstream = service.port === undefined ? 'a free port chosen at launch' : `${service.upstream ?? '127.0.0.1'}:${service.port}`;
     const from = [
-      ...service.hosts.map((host) => `http://${host}${suffix}`),
+      ...service.hosts.map((host) => serviceUrl(host, port)),
       ...service.listen.map((address) => `tcp ${formatAddress(address)}`),
     ];
     print(`  ${service.name.padEnd(width)}  ${from.join(', ')} → ${upstream}${service.command ? `  (command: ${service.command})` : ''}`);
@@ -301,8 +301,4 @@ function warnOfOpenServiceListeners(config: Config, before?: Config): void {
       log.warn(`${service.name} listens beyond loopback on ${formatAddress(address)}: every machine that can reach it can start its command`);
     }
   }
-}
-
-function isLoopback(host: string): boolean {
-  return host === '::1' || host.startsWith('127.') || host === 'localhost';
 }

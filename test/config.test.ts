@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { findConfigFile, loadConfig, parseConfig, parseListenAddress } from '../lib/config.js';
+import { findConfigFile, loadConfig, parseConfig } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 
 const FILE = '/home/dev/norikae.toml';
@@ -294,19 +294,6 @@ ready = "tcp"
     assert.match(configError('[service.a]\nport = inf\n').message, /got number inf$/);
     assert.match(configError('[service.a]\nport = 1\ndelay = -inf\n').message, /got number -inf$/);
     assert.match(configError('[service.a]\nport = nan\n').message, /got number nan$/);
-  });
-});
-
-describe('parseListenAddress', () => {
-  test('accepts ports, host:port and bracketed IPv6', () => {
-    assert.deepEqual(parseListenAddress(8080), { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(parseListenAddress('8080'), { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(parseListenAddress('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
-    assert.deepEqual(parseListenAddress('[::1]:8080'), { host: '::1', port: 8080 });
-    assert.deepEqual(parseListenAddress('localhost:8080'), { host: 'localhost', port: 8080 });
-    assert.equal(typeof parseListenAddress('::1:8080'), 'string');
-    assert.equal(typeof parseListenAddress(':8080'), 'string');
-    assert.equal(typeof parseListenAddress(true), 'string');
   });
 });
 
