@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
 import { findAddressClash, formatAddress, isLoopback, parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
-import { findConfigFile, loadConfig, stateDir, type Config } from '../lib/config.js';
+import { configKey, findConfigFile, loadConfig, sameConfig, stateDir, type Config } from '../lib/config.js';
 import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
 import { watchConfigFile } from '../lib/config-watcher.js';
@@ -83,7 +83,7 @@ cli.command('', 'Run the proxy')
           return;
         }
         // Editors and file systems report saves that change nothing; those are not reloads.
-        if (why === 'file changed' && configKey(next) === configKey(current)) {
+        if (why === 'file changed' && sameConfig(next, current)) {
           if (refused) log.info('the config file is valid again, and the same as the running config: nothing to apply');
           refused = false;
           return;
@@ -225,11 +225,6 @@ function printRoutingTable(config: Config, port: number | undefined, print: (lin
     print(`  ${service.name.padEnd(width)}  ${from.join(', ')} → ${upstream}${service.command ? `  (command: ${service.command})` : ''}`);
   }
   if (config.services.length === 0) print('  (no services configured)');
-}
-
-/** A config (or a part) as text to compare: JSON, with `ready.log` patterns as their source (JSON makes every RegExp `{}`). */
-function configKey(value: unknown): string {
-  return JSON.stringify(value, (_key, item: unknown) => (item instanceof RegExp ? String(item) : item));
 }
 
 /** `added a, b; removed c; changed d` between two configs, or '' when no service changed. */

@@ -149,6 +149,24 @@ export function parseConfig(source: string, file: string, options: ConfigOptions
 }
 
 /**
+ * A config, a service or any part of one as text to compare: JSON with `ready.log` patterns as
+ * `/source/flags` (JSON makes every RegExp `{}`) and every table's keys sorted (an `env` written
+ * in another order is the same env). Equal keys mean equal settings.
+ */
+export function configKey(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) => {
+    if (item instanceof RegExp) return String(item);
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return item;
+    return Object.fromEntries(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+/** Whether two configs (or services, or parts of them) hold the same settings: see configKey. */
+export function sameConfig(a: unknown, b: unknown): boolean {
+  return configKey(a) === configKey(b);
+}
+
+/**
  * smol-toml says what it met ("illegal character in key"); the usual mistakes behind those words,
  * said the way a person would look for them.
  */
