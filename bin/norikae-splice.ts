@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
 import { findAddressClash, formatAddress, isLoopback, parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
 import { configKey, findConfigFile, loadConfig, sameConfig, stateDir, type Config } from '../lib/config.js';
+import { configWarnings, formatWarning } from '../lib/config-warnings.js';
 import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
 import { watchConfigFile } from '../lib/config-watcher.js';
@@ -54,6 +55,7 @@ cli.command('', 'Run the proxy')
       log.warn('listening beyond loopback: every machine that can reach this address can start the configured commands');
     }
     warnOfOpenServiceListeners(config);
+    for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
 
     // Hot reload: a good edit applies without dropping a connection; a bad one changes nothing.
     let current = config;
@@ -125,6 +127,8 @@ cli.command('', 'Run the proxy')
 cli.command('check', 'Validate the config, print the routing table, and exit').action((options: CliOptions) => {
   const config = readConfig(options);
   printRoutingTable(config, config.listen[0]?.port, (line) => process.stdout.write(`${line}\n`));
+  // What will fail at launch is said, but the config is still valid: warnings, exit 0.
+  for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
   process.stdout.write('config is valid\n');
 });
 

@@ -85,6 +85,22 @@ describe('norikae-splice check', () => {
     assert.doesNotMatch(run.stderr, /at .*\.js:\d+/, 'no stack trace');
   });
 
+  test('warns, one line each with file:line:column, of a cwd or a program a launch would not find, and still exits 0', async (t) => {
+    const dir = configDir(t, [
+      '[service.web]', 'port = 3000', 'command = "norikae-no-such-program --port {port}"', '',
+      '[service.api]', 'port = 3001', 'command = "node api.js"', 'cwd = "gone"', '',
+      '[service.ok]', 'port = 3002', 'command = "cd . && exec node x.js"', '',
+    ].join('\n'));
+    const run = await runCli(t, ['check'], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /config is valid/);
+    const file = join(dir, 'norikae.toml');
+    assert.deepEqual(run.stderr.split('\n').filter((line) => line.includes('warning')), [
+      `norikae: warning: ${file}:3:1: web: "norikae-no-such-program" (the program of its command) is not on PATH, so the launch will fail with "not found"`,
+      `norikae: warning: ${file}:8:1: api: cwd ${join(dir, 'gone')} does not exist, so its command cannot start`,
+    ]);
+  });
+
   test('the bundled demo config is valid', async (t) => {
     const run = await runCli(t, ['check', '-c', 'examples/norikae.toml']);
     assert.equal(run.code, 0, run.stderr);
@@ -152,6 +168,15 @@ describe('norikae-splice (run)', () => {
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     assert.equal(code, 0);
+  });
+
+  test('says at start what a launch would not find, as check does', async (t) => {
+    const dir = configDir(t, '[service.web]\nport = 3000\ncommand = "norikae-no-such-program {port}"\n');
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir);
+    await listeningPort(child);
+    await waitFor(() => /warning: .*norikae\.toml:3:1: web: "norikae-no-such-program"/.test(child.output().stderr), 'the warning');
+    child.kill('SIGTERM');
+    await once(child, 'exit');
   });
 
   test('listening beyond loopback prints a warning', async (t) => {
