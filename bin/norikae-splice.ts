@@ -31,9 +31,13 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 
 const cli = cac('norikae-splice');
 cli.option('-c, --config <file>', 'Config file (default: ./norikae.toml, then $XDG_CONFIG_HOME/norikae/config.toml)');
-cli.option('--listen <address>', 'Listen on host:port or a port instead of the config\'s `listen` (repeatable)');
+// --listen means where to listen when norikae runs, and where to find it for the commands to it.
+const LISTEN_RUN = 'Listen on host:port or a port instead of the config\'s `listen` (repeatable)';
+const LISTEN_CHECK = 'Check the config as if run with this --listen (host:port or a port, repeatable)';
+const LISTEN_CLIENT = 'Where the running norikae-splice listens (host:port or a port), if not where its state file says';
 
 cli.command('', 'Run the proxy')
+  .option('--listen <address>', LISTEN_RUN)
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
     const config = readConfig(options);
@@ -124,7 +128,7 @@ cli.command('', 'Run the proxy')
     });
   });
 
-cli.command('check', 'Validate the config, print the routing table, and exit').action((options: CliOptions) => {
+cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK).action((options: CliOptions) => {
   const config = readConfig(options);
   printRoutingTable(config, config.listen[0]?.port, (line) => process.stdout.write(`${line}\n`));
   // What will fail at launch is said, but the config is still valid: warnings, exit 0.
@@ -132,7 +136,7 @@ cli.command('check', 'Validate the config, print the routing table, and exit').a
   process.stdout.write('config is valid\n');
 });
 
-cli.command('status', 'Show the services of the running norikae-splice').action(async (options: CliOptions) => {
+cli.command('status', 'Show the services of the running norikae-splice').option('--listen <address>', LISTEN_CLIENT).action(async (options: CliOptions) => {
   const services = await controlClient(options).services();
   const rows = [['NAME', 'STATE', 'PID', 'PORT', 'CONNS', 'UPTIME', 'URL']];
   for (const service of services) {
@@ -151,6 +155,7 @@ cli.command('status', 'Show the services of the running norikae-splice').action(
 });
 
 cli.command('logs <name>', 'Print the recent output of a service')
+  .option('--listen <address>', LISTEN_CLIENT)
   .option('-n, --lines <count>', 'How many lines', { default: 50 })
   .option('-f, --follow', 'Keep printing new lines')
   .action(async (name: string, options: CliOptions & { lines: number; follow?: boolean }) => {
@@ -172,6 +177,7 @@ cli.command('logs <name>', 'Print the recent output of a service')
 
 for (const action of ['start', 'stop', 'restart'] as const) {
   cli.command(`${action} <name>`, `${action[0]!.toUpperCase()}${action.slice(1)} a service of the running norikae-splice`)
+    .option('--listen <address>', LISTEN_CLIENT)
     .action(async (name: string, options: CliOptions) => {
       const service = await controlClient(options).control(name, action);
       process.stdout.write(`${service.name}: ${service.state}${service.pid ? ` (pid ${service.pid})` : ''}\n`);
@@ -281,6 +287,9 @@ function handleError(err: unknown): never {
   if (err instanceof NorikaeError) fail(err.message);
   if (err instanceof Error && err.name === 'CACError') {
     const unused = /^Unused args: `([^`]*)`/.exec(err.message);
+    const command = cli.matchedCommand?.name;
+    // Extra words after a command are not a command of their own: `stop a b` is `stop` given two names.
+    if (unused && command) fail(`${command} takes ${cli.matchedCommand!.args.length === 0 ? 'no arguments' : 'one service name'}; got "${cli.args.join(' ')}"`);
     fail(unused ? `unknown command "${unused[1]}"; run norikae-splice --help for the commands` : `${err.message.replace(/`/g, '"')}; run norikae-splice --help for the options`);
   }
   throw err;

@@ -144,6 +144,30 @@ describe('command line errors', () => {
     assert.equal((await runCli(t, ['check'], nginx)).code, 2);
   });
 
+  test('words after a command that takes one name or none say so, not "unknown command"', async (t) => {
+    const dir = configDir(t, '[service.hello]\nport = 3000\n');
+    const stop = await runCli(t, ['stop', 'hello', 'extra'], dir);
+    assert.equal(stop.code, 1);
+    assert.match(stop.stderr, /^norikae: error: stop takes one service name; got "hello extra"$/m);
+    assert.doesNotMatch(stop.stderr, /unknown command/);
+    const status = await runCli(t, ['status', 'hello'], dir);
+    assert.equal(status.code, 1);
+    assert.match(status.stderr, /^norikae: error: status takes no arguments; got "hello"$/m);
+  });
+
+  test('--help says what --listen means for each command: where to listen, or where the running one is', async (t) => {
+    const run = await runCli(t, ['--help']);
+    assert.match(run.stdout, /--listen <address> +Listen on host:port or a port instead of the config's `listen`/);
+    const check = await runCli(t, ['check', '--help']);
+    assert.match(check.stdout, /--listen <address> +Check the config as if run with this --listen/);
+    for (const command of ['status', 'logs', 'start', 'stop', 'restart']) {
+      const help = await runCli(t, [command, '--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /--listen <address> +Where the running norikae-splice listens/, command);
+      assert.doesNotMatch(help.stdout, /Listen on/, command);
+    }
+  });
+
   test('--version and --help', async (t) => {
     const version = await runCli(t, ['--version']);
     assert.equal(version.code, 0);
