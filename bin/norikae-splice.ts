@@ -137,7 +137,8 @@ cli.command('check', 'Validate the config, print the routing table, and exit').o
 });
 
 cli.command('status', 'Show the services of the running norikae-splice').option('--listen <address>', LISTEN_CLIENT).action(async (options: CliOptions) => {
-  const services = await controlClient(options).services();
+  const client = controlClient(options);
+  const services = await client.services();
   const rows = [['NAME', 'STATE', 'PID', 'PORT', 'CONNS', 'UPTIME', 'URL']];
   for (const service of services) {
     rows.push([
@@ -147,7 +148,7 @@ cli.command('status', 'Show the services of the running norikae-splice').option(
       String(service.port ?? '-'),
       String(service.connections),
       service.startedAt === null ? '-' : formatDuration(Date.now() - service.startedAt),
-      (service as ServiceInfo & { urls?: string[] }).urls?.[0] ?? service.listen[0] ?? '',
+      whereToOpen(service, client.port),
     ]);
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
@@ -249,6 +250,12 @@ function describeChanges(before: Config, after: Config): string {
     removed.length ? `removed ${removed.join(', ')}` : '',
     changed.length ? `changed ${changed.join(', ')}` : '',
   ].filter(Boolean).join('; ');
+}
+
+/** The status column URL: the service's first exact host, else its first wildcard (as the dashboard shows it), else its tcp listener. */
+function whereToOpen(service: ServiceInfo & { urls?: string[] }, port: number): string {
+  const host = service.hosts[0];
+  return service.urls?.[0] ?? (host === undefined ? undefined : `${serviceUrl(host, port)}/`) ?? service.listen[0] ?? '';
 }
 
 function formatDuration(ms: number): string {

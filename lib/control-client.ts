@@ -10,7 +10,8 @@ import type { ServiceInfo } from './supervisor.js';
 
 export class ControlClient {
   private readonly host: string;
-  private readonly port: number;
+  /** The port the running instance is asked on: its URLs are on this port too. */
+  readonly port: number;
   private readonly hostHeader: string;
 
   /** `listening`: where the running instance said it listens; default: the config's first `listen`. */

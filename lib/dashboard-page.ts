@@ -190,9 +190,12 @@ async function loadServices() {
     return;
   }
   const names = new Set();
+  const tbody = document.querySelector('#services tbody');
   for (const info of body.services) {
     names.add(info.name);
     upsertService(info, true);
+    // Config order, as the API lists them and the CLI status prints them: append moves a row to the end.
+    tbody.append(rows.get(info.name).tr);
   }
   for (const name of Array.from(rows.keys())) if (!names.has(name)) removeService(name);
   byId('empty').textContent = 'No services are configured. Add a [service.NAME] table to the config file.';
@@ -210,7 +213,7 @@ function upsertService(info, resync) {
   if (!row) {
     row = createRow(info.name);
     rows.set(info.name, row);
-    insertSorted(row.tr, info.name);
+    document.querySelector('#services tbody').append(row.tr);
   }
   row.info = info;
   updateRow(row);
@@ -345,18 +348,6 @@ function noteNodes(info) {
 function tickUptimes() {
   const now = Date.now();
   for (const row of rows.values()) if (row.info) row.uptime.textContent = uptimeText(row.info, now);
-}
-
-/** Keeps the rows ordered by name. */
-function insertSorted(tr, name) {
-  const body = document.querySelector('#services tbody');
-  for (const other of body.children) {
-    if (other.dataset.service.localeCompare(name) > 0) {
-      body.insertBefore(tr, other);
-      return;
-    }
-  }
-  body.append(tr);
 }
 
 /** "3 services · 1 running", and the empty-table message. */

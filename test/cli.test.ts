@@ -468,6 +468,27 @@ describe('one norikae per config, and signals', () => {
     assert.match(status.output().stdout, /^web +stopped/m);
   });
 
+  test('status lists the services in config order, and a wildcard-only service at its wildcard', async (t) => {
+    const upstream = await startHttpUpstream(t);
+    const tcpPort = await freePort();
+    const { dir, env } = serviceConfig(t, () => [
+      `[service.zeta]\nport = ${upstream.port}`,
+      `[service.py]\nhost = "*.py.localhost"\nport = ${upstream.port}`,
+      `[service.alpha]\nlisten = ${tcpPort}\nport = ${upstream.port}`,
+      '',
+    ].join('\n'));
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(child);
+    const status = startCli(t, ['status'], dir, env);
+    assert.equal(await exitWithin(status, 10_000, 'status'), 0, status.output().stderr);
+    const rows = status.output().stdout.trimEnd().split('\n').slice(1).map((line) => line.split(/ +/));
+    assert.deepEqual(rows.map((row) => [row[0], row.at(-1)]), [
+      ['zeta', `http://zeta.localhost:${port}/`],
+      ['py', `http://*.py.localhost:${port}/`],
+      ['alpha', `127.0.0.1:${tcpPort}`],
+    ]);
+  });
+
   test('the commands find a norikae started with --listen, where its state file says it listens', async (t) => {
     const upstream = await startHttpUpstream(t);
     const configPort = await freePort();

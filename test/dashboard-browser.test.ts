@@ -77,6 +77,32 @@ describe('dashboard in a browser', () => {
     await row.locator('.state', { hasText: /^crashed$/ }).waitFor();
   });
 
+  test('lists the services in config order, as the API and the CLI status do, also after a reload adds one', async (t) => {
+    const services = (names: string[]) => names.map((name) => `[service.${name}]\nport = 1\n`).join('');
+    const config = parseConfig(`listen = "127.0.0.1:0"\n${services(['zeta', 'mid', 'alpha'])}`, '/test/norikae.toml');
+    const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
+    const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
+    const [address] = await server.listen();
+    t.after(() => server.close());
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    await page.goto(`http://norikae.localhost:${address!.port}/`);
+    // A string, as the page's own code: the tests are compiled without the DOM's types.
+    const rowsInOrder = "[...document.querySelectorAll('tr[data-service]')].map((row) => row.dataset.service).join()";
+    const order = async () => ((await page.evaluate(rowsInOrder)) as string).split(',');
+    await page.locator('tr[data-service="alpha"]').waitFor();
+    const api = JSON.parse(parseResponse(await exchange(t, address!.port, [getHead(`norikae.localhost:${address!.port}`, '/api/services')])).body) as { services: { name: string }[] };
+    assert.deepEqual(api.services.map((service) => service.name), ['zeta', 'mid', 'alpha']);
+    assert.deepEqual(await order(), ['zeta', 'mid', 'alpha']);
+
+    await server.reconfigure(parseConfig(`listen = "127.0.0.1:0"\n${services(['zeta', 'beta', 'mid', 'alpha'])}`, '/test/norikae.toml'));
+    await page.locator('tr[data-service="beta"]').waitFor();
+    await page.waitForFunction(`${rowsInOrder} === 'zeta,beta,mid,alpha'`);
+    assert.deepEqual(await order(), ['zeta', 'beta', 'mid', 'alpha']);
+  });
+
   test('another site cannot frame the dashboard (its clicks would pass as the user\'s own)', async (t) => {
     const config = parseConfig('listen = "127.0.0.1:0"\n[service.app]\nport = 1\n', '/test/norikae.toml');
     const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
