@@ -4,7 +4,9 @@
 
 import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
-import { findAddressClash, findConfigFile, formatAddress, loadConfig, parseListenAddress, stateDir, type Config, type ListenAddress } from '../lib/config.js';
+import { findAddressClash, formatAddress, isLoopback, parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
+import { configKey, findConfigFile, loadConfig, sameConfig, stateDir, type Config } from '../lib/config.js';
+import { configWarnings, formatWarning } from '../lib/config-warnings.js';
 import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
 import { watchConfigFile } from '../lib/config-watcher.js';
@@ -30,9 +32,13 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 
 const cli = cac('norikae-splice');
 cli.option('-c, --config <file>', 'Config file (default: ./norikae.toml, then $XDG_CONFIG_HOME/norikae/config.toml)');
-cli.option('--listen <address>', 'Listen on host:port or a port instead of the config\'s `listen` (repeatable)');
+// --listen means where to listen when norikae runs, and where to find it for the commands to it.
+const LISTEN_RUN = 'Listen on host:port or a port instead of the config\'s `listen` (repeatable)';
+const LISTEN_CHECK = 'Check the config as if run with this --listen (host:port or a port, repeatable)';
+const LISTEN_CLIENT = 'Where the running norikae-splice listens (host:port or a port), if not where its state file says';
 
 cli.command('', 'Run the proxy')
+  .option('--listen <address>', LISTEN_RUN)
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
     const config = readConfig(options);
@@ -48,12 +54,13 @@ cli.command('', 'Run the proxy')
       for (const address of server.serviceAddresses(service.name)) log.info(`${service.name} listening on tcp ${formatAddress(address)}`);
     }
     if (config.dashboardHost !== undefined && bound[0] !== undefined) {
-      log.info(`dashboard on http://${config.dashboardHost}${bound[0].port === 80 ? '' : `:${bound[0].port}`}/`);
+      log.info(`dashboard on ${serviceUrl(config.dashboardHost, bound[0].port)}/`);
     }
     if (bound.some((address) => !isLoopback(address.host))) {
       log.warn('listening beyond loopback: every machine that can reach this address can start the configured commands');
     }
     warnOfOpenServiceListeners(config);
+    for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
 
     // Hot reload: a good edit applies without dropping a connection; a bad one changes nothing.
     let current = config;
@@ -83,7 +90,7 @@ cli.command('', 'Run the proxy')
           return;
         }
         // Editors and file systems report saves that change nothing; those are not reloads.
-        if (why === 'file changed' && configKey(next) === configKey(current)) {
+        if (why === 'file changed' && sameConfig(next, current)) {
           if (refused) log.info('the config file is valid again, and the same as the running config: nothing to apply');
           refused = false;
           return;
@@ -122,14 +129,17 @@ cli.command('', 'Run the proxy')
     });
   });
 
-cli.command('check', 'Validate the config, print the routing table, and exit').action((options: CliOptions) => {
+cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK).action((options: CliOptions) => {
   const config = readConfig(options);
   printRoutingTable(config, config.listen[0]?.port, (line) => process.stdout.write(`${line}\n`));
+  // What will fail at launch is said, but the config is still valid: warnings, exit 0.
+  for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
   process.stdout.write('config is valid\n');
 });
 
-cli.command('status', 'Show the services of the running norikae-splice').action(async (options: CliOptions) => {
-  const services = await controlClient(options).services();
+cli.command('status', 'Show the services of the running norikae-splice').option('--listen <address>', LISTEN_CLIENT).action(async (options: CliOptions) => {
+  const client = controlClient(options);
+  const services = await client.services();
   const rows = [['NAME', 'STATE', 'PID', 'PORT', 'CONNS', 'UPTIME', 'URL']];
   for (const service of services) {
     rows.push([
@@ -139,7 +149,7 @@ cli.command('status', 'Show the services of the running norikae-splice').action(
       String(service.port ?? '-'),
       String(service.connections),
       service.startedAt === null ? '-' : formatDuration(Date.now() - service.startedAt),
-      (service as ServiceInfo & { urls?: string[] }).urls?.[0] ?? service.listen[0] ?? '',
+      whereToOpen(service, client.port),
     ]);
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
@@ -147,6 +157,7 @@ cli.command('status', 'Show the services of the running norikae-splice').action(
 });
 
 cli.command('logs <name>', 'Print the recent output of a service')
+  .option('--listen <address>', LISTEN_CLIENT)
   .option('-n, --lines <count>', 'How many lines', { default: 50 })
   .option('-f, --follow', 'Keep printing new lines')
   .action(async (name: string, options: CliOptions & { lines: number; follow?: boolean }) => {
@@ -168,6 +179,7 @@ cli.command('logs <name>', 'Print the recent output of a service')
 
 for (const action of ['start', 'stop', 'restart'] as const) {
   cli.command(`${action} <name>`, `${action[0]!.toUpperCase()}${action.slice(1)} a service of the running norikae-splice`)
+    .option('--listen <address>', LISTEN_CLIENT)
     .action(async (name: string, options: CliOptions) => {
       const service = await controlClient(options).control(name, action);
       process.stdout.write(`${service.name}: ${service.state}${service.pid ? ` (pid ${service.pid})` : ''}\n`);
@@ -215,22 +227,16 @@ function controlClient(options: CliOptions): ControlClient {
 /** One line per service: where it is reached (on the first HTTP listener's `port`) and where it goes. */
 function printRoutingTable(config: Config, port: number | undefined, print: (line: string) => void): void {
   print(`config ${config.file}`);
-  const suffix = port === undefined || port === 80 ? '' : `:${port}`;
   const width = Math.max(0, ...config.services.map((service) => service.name.length));
   for (const service of config.services) {
     const upstream = service.port === undefined ? 'a free port chosen at launch' : `${service.upstream ?? '127.0.0.1'}:${service.port}`;
     const from = [
-      ...service.hosts.map((host) => `http://${host}${suffix}`),
+      ...service.hosts.map((host) => serviceUrl(host, port)),
       ...service.listen.map((address) => `tcp ${formatAddress(address)}`),
     ];
     print(`  ${service.name.padEnd(width)}  ${from.join(', ')} → ${upstream}${service.command ? `  (command: ${service.command})` : ''}`);
   }
   if (config.services.length === 0) print('  (no services configured)');
-}
-
-/** A config (or a part) as text to compare: JSON, with `ready.log` patterns as their source (JSON makes every RegExp `{}`). */
-function configKey(value: unknown): string {
-  return JSON.stringify(value, (_key, item: unknown) => (item instanceof RegExp ? String(item) : item));
 }
 
 /** `added a, b; removed c; changed d` between two configs, or '' when no service changed. */
@@ -245,6 +251,12 @@ function describeChanges(before: Config, after: Config): string {
     removed.length ? `removed ${removed.join(', ')}` : '',
     changed.length ? `changed ${changed.join(', ')}` : '',
   ].filter(Boolean).join('; ');
+}
+
+/** The status column URL: the service's first exact host, else its first wildcard (as the dashboard shows it), else its tcp listener. */
+function whereToOpen(service: ServiceInfo & { urls?: string[] }, port: number): string {
+  const host = service.hosts[0];
+  return service.urls?.[0] ?? (host === undefined ? undefined : `${serviceUrl(host, port)}/`) ?? service.listen[0] ?? '';
 }
 
 function formatDuration(ms: number): string {
@@ -283,6 +295,9 @@ function handleError(err: unknown): never {
   if (err instanceof NorikaeError) fail(err.message);
   if (err instanceof Error && err.name === 'CACError') {
     const unused = /^Unused args: `([^`]*)`/.exec(err.message);
+    const command = cli.matchedCommand?.name;
+    // Extra words after a command are not a command of their own: `stop a b` is `stop` given two names.
+    if (unused && command) fail(`${command} takes ${cli.matchedCommand!.args.length === 0 ? 'no arguments' : 'one service name'}; got "${cli.args.join(' ')}"`);
     fail(unused ? `unknown command "${unused[1]}"; run norikae-splice --help for the commands` : `${err.message.replace(/`/g, '"')}; run norikae-splice --help for the options`);
   }
   throw err;
@@ -302,8 +317,4 @@ function warnOfOpenServiceListeners(config: Config, before?: Config): void {
       log.warn(`${service.name} listens beyond loopback on ${formatAddress(address)}: every machine that can reach it can start its command`);
     }
   }
-}
-
-function isLoopback(host: string): boolean {
-  return host === '::1' || host.startsWith('127.') || host === 'localhost';
 }

@@ -5,6 +5,7 @@
 
 import { STATUS_CODES } from 'node:http';
 import { isIP, type Socket } from 'node:net';
+import { portSuffix } from './address.js';
 import type { ServiceConfig } from './config.js';
 import { HeadError, LaunchCancelledError, LaunchError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, statusOf, UpstreamConnectError } from './errors.js';
 
@@ -96,7 +97,7 @@ export function notFoundPage(
       items: [],
     };
   }
-  const port = listenPort === undefined || listenPort === 80 ? '' : `:${listenPort}`;
+  const port = portSuffix(listenPort);
   const items = services.flatMap((service) => service.hosts.map((name) => ({
     label: name,
     href: name.startsWith('*.') ? undefined : `http://${name}${port}/`,

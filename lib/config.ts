@@ -1,21 +1,19 @@
 // The config file: TOML → validated, normalised services. Every mistake is a ConfigError that
 // names the file, line and column, so a user can go straight to it. The original Norikae format
-// (`[service.NAME]` with host, port, cwd, command, delay) is accepted unchanged.
+// (`[service.NAME]` with host, port, cwd, command, delay) is accepted unchanged. The checks, key
+// by key, are in `config-reader.ts`; addresses in `address.ts`.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
-import { locateKey, positionAt } from './config-position.js';
+import type { ListenAddress } from './address.js';
+import { positionAt } from './config-position.js';
+import { ConfigReader } from './config-reader.js';
 import { ConfigError } from './errors.js';
 
-export interface ListenAddress {
-  /** An IP address or a name that resolves to one; IPv6 without brackets. */
-  host: string;
-  /** 0 lets the OS choose (useful in tests); the bound port is reported at start. */
-  port: number;
-}
+// For code that still imports these from here; new code imports them from address.ts.
+export { findAddressClash, formatAddress, parseListenAddress, type ListenAddress, type ListenOrigin } from './address.js';
 
 export interface ServiceConfig {
   name: string;
@@ -84,16 +82,6 @@ export const DEFAULT_DASHBOARD_HOST = 'norikae.localhost';
 export const DEFAULT_IDLE_COOLDOWN = 30;
 export const DEFAULT_CONNECT_TIMEOUT = 5;
 
-const TOP_LEVEL_KEYS = [
-  'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',
-  'idle_cooldown',
-];
-const SERVICE_KEYS = [
-  'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
-  'ready', 'requires', 'stop', 'idle_cooldown',
-];
-const READY_KEYS = ['tcp', 'http', 'log'];
-
 /** $XDG_STATE_HOME/norikae (~/.local/state/norikae): logs and the record of launched processes. */
 export function stateDir(env = process.env): string {
   const base = env.XDG_STATE_HOME ? expandHome(env.XDG_STATE_HOME) : join(homedir(), '.local', 'state');
@@ -161,6 +149,24 @@ export function parseConfig(source: string, file: string, options: ConfigOptions
 }
 
 /**
+ * A config, a service or any part of one as text to compare: JSON with `ready.log` patterns as
+ * `/source/flags` (JSON makes every RegExp `{}`) and every table's keys sorted (an `env` written
+ * in another order is the same env). Equal keys mean equal settings.
+ */
+export function configKey(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) => {
+    if (item instanceof RegExp) return String(item);
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return item;
+    return Object.fromEntries(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+/** Whether two configs (or services, or parts of them) hold the same settings: see configKey. */
+export function sameConfig(a: unknown, b: unknown): boolean {
+  return configKey(a) === configKey(b);
+}
+
+/**
  * smol-toml says what it met ("illegal character in key"); the usual mistakes behind those words,
  * said the way a person would look for them.
  */
@@ -176,400 +182,9 @@ function explainTomlError(reason: string, line: string, column: number): string 
   return reason;
 }
 
-/** Parses `"host:port"`, `"[::1]:port"`, `"8080"` or `8080` (which means 127.0.0.1:8080). */
-export function parseListenAddress(value: unknown): ListenAddress | string {
-  if (typeof value === 'number') {
-    return isPort(value, true) ? { host: '127.0.0.1', port: value } : `${value} is not a port number (0–65535)`;
-  }
-  if (typeof value !== 'string') return 'expected "host:port" or a port number';
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return parseListenAddress(Number(text));
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
-  if (!match) return `"${value}" is not "host:port", "[::1]:port" or a port number`;
-  const host = match[1] ?? match[2]!;
-  if (match[1] !== undefined && isIP(host) !== 6) return `"${host}" in brackets is not an IPv6 address`;
-  const port = Number(match[3]);
-  if (!isPort(port, true)) return `${port} is not a port number (0–65535)`;
-  return { host, port };
-}
-
-/** The name a listen address is shown by: `127.0.0.1:8080`, `[::1]:8080`. */
-export function formatAddress(address: ListenAddress): string {
-  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
-}
-
-/** Where the top-level listen addresses being checked come from: they are named so in errors. */
-export type ListenOrigin = 'file' | 'cli' | 'running';
-
-/**
- * Two listeners on one address, or a service whose upstream is one of norikae's own listeners
- * (every connection would loop back into norikae until it runs out of descriptors): the first
- * such mistake, with the config key to point at (none when only `--listen` or the running
- * listeners are to blame). `origin` says what `config.listen` holds: the file's `listen`, the
- * command line's `--listen`, or, on a reload, the addresses the running norikae has bound.
- */
-export function findAddressClash(config: Config, origin: ListenOrigin = 'file'): { path: string[] | undefined; message: string } | undefined {
-  const topWhat = { file: 'the `listen` of norikae-splice', cli: 'the --listen of norikae-splice', running: 'a listener of the running norikae-splice' }[origin];
-  const listeners = [
-    ...config.listen.map((address) => ({ address, path: origin === 'file' ? ['listen'] : undefined, what: topWhat })),
-    ...config.services.flatMap((service) => service.listen.map((address) => ({
-      address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"`,
-    }))),
-  ].filter(({ address }) => address.port !== 0);
-  for (let i = 0; i < listeners.length; i++) {
-    for (let j = 0; j < i; j++) {
-      const [earlier, later] = [listeners[j]!, listeners[i]!];
-      if (earlier.address.port === later.address.port && listenersOverlap(earlier.address.host, later.address.host)) {
-        return {
-          path: later.path ?? earlier.path,
-          message: `${formatAddress(later.address)} is also ${earlier.what} (${formatAddress(earlier.address)}); each address can be listened on once`,
-        };
-      }
-    }
-  }
-  for (const service of config.services) {
-    if (service.port === undefined) continue;
-    const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : [service.upstream];
-    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host)));
-    if (own !== undefined) {
-      return {
-        path: ['service', service.name, 'port'],
-        message: `port ${service.port} is ${own.what} (${formatAddress(own.address)}), so "${service.name}" would connect back to norikae-splice; `
-          + 'give its dev server a port of its own',
-      };
-    }
-  }
-  return undefined;
-}
-
-/** `localhost` as the address it is bound on here. */
-function canonicalHost(host: string): string {
-  return host === 'localhost' ? '127.0.0.1' : host;
-}
-
-/**
- * Whether two listeners on one port cannot both be bound: the same host, or a wildcard and an
- * address of its family. Other names are not resolved here; binding says so if they clash.
- */
-function listenersOverlap(a: string, b: string): boolean {
-  [a, b] = [canonicalHost(a), canonicalHost(b)];
-  if (a === b) return true;
-  const covers = (wildcard: string, other: string): boolean => (wildcard === '0.0.0.0' && isIP(other) === 4) || (wildcard === '::' && isIP(other) === 6);
-  return covers(a, b) || covers(b, a);
-}
-
-/**
- * Whether a connection to `upstream` lands on a listener bound to `listenHost`: the same address,
- * loopback on a wildcard listener, or loopback for the unspecified address. An address or name
- * of another machine never does (the same port there is another server); one of this machine's
- * own non-loopback addresses is not known here.
- */
-function listenerReaches(listenHost: string, upstream: string): boolean {
-  [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];
-  if (listenHost === upstream) return true;
-  // Linux sends a connect to the unspecified address to loopback: 127.0.0.1, or ::1.
-  if (upstream === '0.0.0.0') return listenHost === '0.0.0.0' || listenHost === '127.0.0.1';
-  if (upstream === '::') return listenHost === '::' || listenHost === '::1';
-  return (listenHost === '0.0.0.0' && upstream.startsWith('127.') && isIP(upstream) === 4) || (listenHost === '::' && upstream === '::1');
-}
-
 /** `~` and `~/x` → the home folder. */
 export function expandHome(path: string): string {
   if (path === '~') return homedir();
   if (path.startsWith('~/')) return join(homedir(), path.slice(2));
   return path;
-}
-
-/** Walks a parsed document, checking each key and turning mistakes into positioned errors. */
-class ConfigReader {
-  constructor(
-    private readonly source: string,
-    private readonly file: string,
-    private readonly options: ConfigOptions,
-  ) {}
-
-  read(doc: Record<string, unknown>): Config {
-    this.checkKeys(doc, [], TOP_LEVEL_KEYS);
-    const services = this.table(doc.service ?? {}, ['service']);
-    // Top-level idle_timeout and stop_timeout are defaults that a service may override.
-    const defaults = {
-      idleTimeout: this.seconds(doc.idle_timeout, ['idle_timeout'], false),
-      stopTimeout: this.seconds(doc.stop_timeout, ['stop_timeout'], true) ?? DEFAULT_STOP_TIMEOUT,
-      idleCooldown: this.seconds(doc.idle_cooldown, ['idle_cooldown'], true) ?? DEFAULT_IDLE_COOLDOWN,
-    };
-    const logDir = this.string(doc.log_dir, ['log_dir']);
-    // Checked even when --listen replaces it: the file must stay valid without the flag.
-    const fileListen = doc.listen === undefined ? [DEFAULT_LISTEN] : this.addresses(doc.listen, ['listen']);
-    const config: Config = {
-      file: this.file,
-      // --listen replaces it before anything is checked against it.
-      listen: this.options.listen ?? fileListen,
-      maxHeadSize: this.integer(doc.max_head_size, ['max_head_size'], 1024, 1024 * 1024) ?? DEFAULT_MAX_HEAD_SIZE,
-      headTimeout: this.seconds(doc.head_timeout, ['head_timeout'], false) ?? DEFAULT_HEAD_TIMEOUT,
-      connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
-      logDir: logDir === undefined ? join(stateDir(), 'logs') : resolve(dirname(this.file), expandHome(logDir)),
-      dashboardHost: this.dashboard(doc.dashboard),
-      services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
-    };
-    this.checkHostsAreUnique(config.services, config.dashboardHost);
-    const clash = this.options.checkAddresses === false ? undefined : findAddressClash(config, this.options.listen === undefined ? 'file' : 'cli');
-    if (clash !== undefined) {
-      if (clash.path === undefined) throw new ConfigError(this.file, clash.message);
-      this.fail(clash.path, clash.message);
-    }
-    this.checkDependencies(config.services);
-    return config;
-  }
-
-  private service(
-    name: string,
-    value: unknown,
-    path: string[],
-    defaults: { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number },
-  ): ServiceConfig {
-    const raw = this.table(value, path);
-    this.checkKeys(raw, path, SERVICE_KEYS);
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
-      this.fail(path, `service name "${name}" must be letters, digits, "-", "_" or ".", and not start with "-" or "." (it names log files and URLs)`);
-    }
-    const listen = raw.listen === undefined ? [] : this.addresses(raw.listen, [...path, 'listen']);
-    // A service with neither `host` nor `listen` would be unreachable: give it NAME.localhost.
-    const hosts = raw.host === undefined
-      ? (listen.length === 0 ? [`${name.toLowerCase()}.localhost`] : [])
-      : this.hosts(raw.host, [...path, 'host']);
-    const command = this.string(raw.command, [...path, 'command']);
-    const port = this.integer(raw.port, [...path, 'port'], 1, 65535);
-    if (port === undefined && command === undefined) {
-      this.fail(path, `service "${name}" needs a \`port\` (where its dev server listens) or a \`command\` to launch it`);
-    }
-    const upstream = this.string(raw.upstream, [...path, 'upstream']);
-    if (upstream !== undefined && !isIP(upstream) && !isHostName(upstream)) {
-      this.fail([...path, 'upstream'], `"${upstream}" is not an IP address or host name`);
-    }
-    const cwd = this.string(raw.cwd, [...path, 'cwd']);
-    for (const address of listen) {
-      if (address.port === 0) this.fail([...path, 'listen'], 'a service listener needs a fixed port, not 0');
-    }
-    return {
-      name,
-      hosts,
-      port,
-      upstream,
-      cwd: cwd === undefined ? undefined : resolve(dirname(this.file), expandHome(cwd)),
-      command,
-      delay: this.seconds(raw.delay, [...path, 'delay'], true) ?? 0,
-      env: this.env(raw.env, [...path, 'env']),
-      readyTimeout: this.seconds(raw.ready_timeout, [...path, 'ready_timeout'], false) ?? DEFAULT_READY_TIMEOUT,
-      idleTimeout: this.seconds(raw.idle_timeout, [...path, 'idle_timeout'], false) ?? defaults.idleTimeout,
-      stopTimeout: this.seconds(raw.stop_timeout, [...path, 'stop_timeout'], true) ?? defaults.stopTimeout,
-      listen,
-      ready: this.ready(raw.ready, [...path, 'ready']),
-      requires: this.requires(raw.requires, [...path, 'requires']),
-      stop: this.string(raw.stop, [...path, 'stop']),
-      idleCooldown: this.seconds(raw.idle_cooldown, [...path, 'idle_cooldown'], true) ?? defaults.idleCooldown,
-    };
-  }
-
-  /** `ready = "tcp"`, or a table of checks that must all hold: `{ http = "/healthz", log = "…" }`. */
-  private ready(value: unknown, path: string[]): ReadyChecks {
-    if (value === undefined || value === 'tcp') return { tcp: true, http: undefined, log: undefined };
-    if (typeof value === 'string') this.fail(path, `expected "tcp" or a table like { http = "/healthz" } or { log = "ready" }, got ${describe(value)}`);
-    const table = this.table(value, path);
-    this.checkKeys(table, path, READY_KEYS);
-    if (Object.keys(table).length === 0) this.fail(path, 'expected at least one check: tcp, http or log');
-    if (table.tcp !== undefined && typeof table.tcp !== 'boolean') this.fail([...path, 'tcp'], `expected true or false, got ${describe(table.tcp)}`);
-    const http = this.string(table.http, [...path, 'http']);
-    if (http !== undefined && !http.startsWith('/')) this.fail([...path, 'http'], `the health check path must start with "/", got "${http}"`);
-    const pattern = this.string(table.log, [...path, 'log']);
-    let log: RegExp | undefined;
-    if (pattern !== undefined) {
-      try {
-        log = new RegExp(pattern);
-      } catch (err) {
-        this.fail([...path, 'log'], `not a regular expression: ${(err as Error).message}`);
-      }
-    }
-    return { tcp: table.tcp === true, http, log };
-  }
-
-  private requires(value: unknown, path: string[]): string[] {
-    if (value === undefined) return [];
-    const list = Array.isArray(value) ? value : [value];
-    for (const item of list) {
-      if (typeof item !== 'string') this.fail(path, `expected service names, got ${describe(item)}`);
-    }
-    return [...new Set(list as string[])];
-  }
-
-  /** Every `requires` names a service, and no service requires itself through others. */
-  private checkDependencies(services: ServiceConfig[]): void {
-    const byName = new Map(services.map((service) => [service.name, service]));
-    for (const service of services) {
-      for (const name of service.requires) {
-        if (!byName.has(name)) {
-          const nearest = nearestWord(name, [...byName.keys()]);
-          this.fail(['service', service.name, 'requires'], `"${name}" is not a service${nearest ? `; did you mean "${nearest}"?` : ''}`);
-        }
-      }
-    }
-    const done = new Set<string>();
-    const visit = (name: string, trail: string[]): void => {
-      if (trail.includes(name)) {
-        const cycle = [...trail.slice(trail.indexOf(name)), name];
-        this.fail(['service', cycle[0]!, 'requires'], `services require each other in a cycle: ${cycle.join(' → ')}`);
-      }
-      if (done.has(name)) return;
-      for (const next of byName.get(name)!.requires) visit(next, [...trail, name]);
-      done.add(name);
-    };
-    for (const service of services) visit(service.name, []);
-  }
-
-  /** `dashboard = "name.localhost"`, `true` (the default host) or `false` (off). */
-  private dashboard(value: unknown): string | undefined {
-    if (value === undefined || value === true) return DEFAULT_DASHBOARD_HOST;
-    if (value === false) return undefined;
-    if (typeof value !== 'string') this.fail(['dashboard'], `expected a host name, true or false, got ${describe(value)}`);
-    const [host] = this.hosts(value, ['dashboard']);
-    if (host!.startsWith('*.')) this.fail(['dashboard'], 'the dashboard needs one host name, not a wildcard');
-    return host;
-  }
-
-  private hosts(value: unknown, path: string[]): string[] {
-    const list = Array.isArray(value) ? value : [value];
-    if (list.length === 0) this.fail(path, 'expected at least one host name');
-    const hosts = new Set<string>();
-    for (const item of list) {
-      if (typeof item !== 'string') this.fail(path, `expected a host name or a list of them, got ${describe(item)}`);
-      const host = item.trim().toLowerCase().replace(/\.$/, '');
-      const bare = host.startsWith('*.') ? host.slice(2) : host;
-      if (!isHostName(bare)) {
-        this.fail(path, `"${item}" is not a host name (letters, digits, "-" and dots; "*." only at the start; no port)`);
-      }
-      hosts.add(host);
-    }
-    return [...hosts];
-  }
-
-  private checkHostsAreUnique(services: ServiceConfig[], dashboardHost: string | undefined): void {
-    const owner = new Map<string, string>();
-    if (dashboardHost !== undefined) owner.set(dashboardHost, 'the dashboard (set `dashboard` to another host or false)');
-    for (const service of services) {
-      for (const host of service.hosts) {
-        const other = owner.get(host);
-        if (other !== undefined) {
-          this.fail(['service', service.name, 'host'], `host "${host}" is claimed by both "${other}" and "${service.name}"`);
-        }
-        owner.set(host, service.name);
-      }
-    }
-  }
-
-  private addresses(value: unknown, path: string[]): ListenAddress[] {
-    const list = Array.isArray(value) ? value : [value];
-    if (list.length === 0) this.fail(path, 'expected at least one address');
-    return list.map((item) => {
-      const address = parseListenAddress(item);
-      if (typeof address === 'string') this.fail(path, address);
-      return address;
-    });
-  }
-
-  private env(value: unknown, path: string[]): Record<string, string> {
-    if (value === undefined) return {};
-    const table = this.table(value, path);
-    const env: Record<string, string> = {};
-    for (const [key, item] of Object.entries(table)) {
-      if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') env[key] = String(item);
-      else this.fail([...path, key], `environment values are strings, got ${describe(item)}`);
-    }
-    return env;
-  }
-
-  private table(value: unknown, path: string[]): Record<string, unknown> {
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) {
-      this.fail(path, `expected a table, got ${describe(value)}`);
-    }
-    return value as Record<string, unknown>;
-  }
-
-  private string(value: unknown, path: string[]): string | undefined {
-    if (value === undefined) return undefined;
-    if (typeof value !== 'string' || value.trim() === '') this.fail(path, `expected a non-empty string, got ${describe(value)}`);
-    return value;
-  }
-
-  private integer(value: unknown, path: string[], min: number, max: number): number | undefined {
-    if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      this.fail(path, `expected a whole number from ${min} to ${max}, got ${describe(value)}`);
-    }
-    return value;
-  }
-
-  private seconds(value: unknown, path: string[], zeroAllowed: boolean): number | undefined {
-    if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0)) {
-      this.fail(path, `expected a number of seconds${zeroAllowed ? '' : ' above 0'}, got ${describe(value)}`);
-    }
-    return value;
-  }
-
-  private checkKeys(table: Record<string, unknown>, path: string[], known: string[]): void {
-    for (const key of Object.keys(table)) {
-      if (known.includes(key)) continue;
-      const nearest = nearestWord(key, known);
-      const where = path.length === 0 ? 'at the top level' : `in [${path.join('.')}]`;
-      this.fail([...path, key], `unknown key "${key}" ${where}${nearest ? `; did you mean "${nearest}"?` : ''} (known: ${known.join(', ')})`);
-    }
-  }
-
-  private fail(path: string[], message: string): never {
-    throw new ConfigError(this.file, message, locateKey(this.source, path));
-  }
-}
-
-function isPort(value: number, zeroAllowed: boolean): boolean {
-  return Number.isInteger(value) && value <= 65535 && value >= (zeroAllowed ? 0 : 1);
-}
-
-/** A DNS name as dev proxies see them: labels of letters, digits, "-" and "_". */
-function isHostName(name: string): boolean {
-  return name.length > 0 && name.length <= 253 && /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/i.test(name);
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return 'an array';
-  if (value instanceof Date) return 'a date';
-  if (value === null || value === undefined) return 'nothing';
-  if (typeof value === 'object') return 'a table';
-  // TOML's own spelling: JSON would print inf and nan as null.
-  if (typeof value === 'number' && !Number.isFinite(value)) return `number ${Number.isNaN(value) ? 'nan' : value > 0 ? 'inf' : '-inf'}`;
-  return `${typeof value} ${JSON.stringify(value)}`;
-}
-
-/** The known word closest to `word` by edit distance, if it is close enough to be a typo. */
-function nearestWord(word: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const candidate of known) {
-    const distance = editDistance(word.toLowerCase(), candidate);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }

@@ -3,13 +3,15 @@
 // else the config's first listen address, with the dashboard host in the Host header).
 
 import { request } from 'node:http';
-import type { Config, ListenAddress } from './config.js';
+import { hostToDial, type ListenAddress } from './address.js';
+import type { Config } from './config.js';
 import { ApiError, NoDashboardError, NotRunningError } from './errors.js';
 import type { ServiceInfo } from './supervisor.js';
 
 export class ControlClient {
   private readonly host: string;
-  private readonly port: number;
+  /** The port the running instance is asked on: its URLs are on this port too. */
+  readonly port: number;
   private readonly hostHeader: string;
 
   /** `listening`: where the running instance said it listens; default: the config's first `listen`. */
@@ -17,11 +19,9 @@ export class ControlClient {
     if (config.dashboardHost === undefined) {
       throw new NoDashboardError(config.file);
     }
-    const address = listening;
-    // A wildcard listen address is reached on loopback.
-    this.host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '::1' : address.host;
-    this.port = address.port;
-    this.hostHeader = `${config.dashboardHost}:${address.port}`;
+    this.host = hostToDial(listening.host);
+    this.port = listening.port;
+    this.hostHeader = `${config.dashboardHost}:${listening.port}`;
   }
 
   services(): Promise<ServiceInfo[]> {

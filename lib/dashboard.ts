@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
+import { portSuffix } from './address.js';
 import { controlErrors, NoServiceError, statusOf } from './errors.js';
 import type { ServiceInfo } from './supervisor.js';
 
@@ -227,7 +228,7 @@ function clampLines(value: string | null): number {
 /** Links to a service's hosts on the port the dashboard itself was reached on. */
 function withUrls(info: ServiceInfo, host: string | undefined): ServiceInfo & { urls: string[] } {
   const port = /:(\d+)$/.exec(host ?? '')?.[1];
-  const suffix = port === undefined || port === '80' ? '' : `:${port}`;
+  const suffix = portSuffix(port === undefined ? undefined : Number(port));
   return { ...info, urls: info.hosts.filter((host) => !host.startsWith('*.')).map((host) => `http://${host}${suffix}/`) };
 }
 

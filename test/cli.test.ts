@@ -85,6 +85,22 @@ describe('norikae-splice check', () => {
     assert.doesNotMatch(run.stderr, /at .*\.js:\d+/, 'no stack trace');
   });
 
+  test('warns, one line each with file:line:column, of a cwd or a program a launch would not find, and still exits 0', async (t) => {
+    const dir = configDir(t, [
+      '[service.web]', 'port = 3000', 'command = "norikae-no-such-program --port {port}"', '',
+      '[service.api]', 'port = 3001', 'command = "node api.js"', 'cwd = "gone"', '',
+      '[service.ok]', 'port = 3002', 'command = "cd . && exec node x.js"', '',
+    ].join('\n'));
+    const run = await runCli(t, ['check'], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /config is valid/);
+    const file = join(dir, 'norikae.toml');
+    assert.deepEqual(run.stderr.split('\n').filter((line) => line.includes('warning')), [
+      `norikae: warning: ${file}:3:1: web: "norikae-no-such-program" (the program of its command) is not on PATH, so the launch will fail with "not found"`,
+      `norikae: warning: ${file}:8:1: api: cwd ${join(dir, 'gone')} does not exist, so its command cannot start`,
+    ]);
+  });
+
   test('the bundled demo config is valid', async (t) => {
     const run = await runCli(t, ['check', '-c', 'examples/norikae.toml']);
     assert.equal(run.code, 0, run.stderr);
@@ -128,6 +144,30 @@ describe('command line errors', () => {
     assert.equal((await runCli(t, ['check'], nginx)).code, 2);
   });
 
+  test('words after a command that takes one name or none say so, not "unknown command"', async (t) => {
+    const dir = configDir(t, '[service.hello]\nport = 3000\n');
+    const stop = await runCli(t, ['stop', 'hello', 'extra'], dir);
+    assert.equal(stop.code, 1);
+    assert.match(stop.stderr, /^norikae: error: stop takes one service name; got "hello extra"$/m);
+    assert.doesNotMatch(stop.stderr, /unknown command/);
+    const status = await runCli(t, ['status', 'hello'], dir);
+    assert.equal(status.code, 1);
+    assert.match(status.stderr, /^norikae: error: status takes no arguments; got "hello"$/m);
+  });
+
+  test('--help says what --listen means for each command: where to listen, or where the running one is', async (t) => {
+    const run = await runCli(t, ['--help']);
+    assert.match(run.stdout, /--listen <address> +Listen on host:port or a port instead of the config's `listen`/);
+    const check = await runCli(t, ['check', '--help']);
+    assert.match(check.stdout, /--listen <address> +Check the config as if run with this --listen/);
+    for (const command of ['status', 'logs', 'start', 'stop', 'restart']) {
+      const help = await runCli(t, [command, '--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /--listen <address> +Where the running norikae-splice listens/, command);
+      assert.doesNotMatch(help.stdout, /Listen on/, command);
+    }
+  });
+
   test('--version and --help', async (t) => {
     const version = await runCli(t, ['--version']);
     assert.equal(version.code, 0);
@@ -152,6 +192,15 @@ describe('norikae-splice (run)', () => {
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     assert.equal(code, 0);
+  });
+
+  test('says at start what a launch would not find, as check does', async (t) => {
+    const dir = configDir(t, '[service.web]\nport = 3000\ncommand = "norikae-no-such-program {port}"\n');
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir);
+    await listeningPort(child);
+    await waitFor(() => /warning: .*norikae\.toml:3:1: web: "norikae-no-such-program"/.test(child.output().stderr), 'the warning');
+    child.kill('SIGTERM');
+    await once(child, 'exit');
   });
 
   test('listening beyond loopback prints a warning', async (t) => {
@@ -455,6 +504,27 @@ describe('one norikae per config, and signals', () => {
     const status = startCli(t, ['status'], dir, env);
     assert.equal(await exitWithin(status, 10_000, 'status'), 0, status.output().stderr);
     assert.match(status.output().stdout, /^web +stopped/m);
+  });
+
+  test('status lists the services in config order, and a wildcard-only service at its wildcard', async (t) => {
+    const upstream = await startHttpUpstream(t);
+    const tcpPort = await freePort();
+    const { dir, env } = serviceConfig(t, () => [
+      `[service.zeta]\nport = ${upstream.port}`,
+      `[service.py]\nhost = "*.py.localhost"\nport = ${upstream.port}`,
+      `[service.alpha]\nlisten = ${tcpPort}\nport = ${upstream.port}`,
+      '',
+    ].join('\n'));
+    const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(child);
+    const status = startCli(t, ['status'], dir, env);
+    assert.equal(await exitWithin(status, 10_000, 'status'), 0, status.output().stderr);
+    const rows = status.output().stdout.trimEnd().split('\n').slice(1).map((line) => line.split(/ +/));
+    assert.deepEqual(rows.map((row) => [row[0], row.at(-1)]), [
+      ['zeta', `http://zeta.localhost:${port}/`],
+      ['py', `http://*.py.localhost:${port}/`],
+      ['alpha', `127.0.0.1:${tcpPort}`],
+    ]);
   });
 
   test('the commands find a norikae started with --listen, where its state file says it listens', async (t) => {

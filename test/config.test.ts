@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { findConfigFile, loadConfig, parseConfig, parseListenAddress } from '../lib/config.js';
+import { configKey, findConfigFile, loadConfig, parseConfig, sameConfig } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 
 const FILE = '/home/dev/norikae.toml';
@@ -297,16 +297,29 @@ ready = "tcp"
   });
 });
 
-describe('parseListenAddress', () => {
-  test('accepts ports, host:port and bracketed IPv6', () => {
-    assert.deepEqual(parseListenAddress(8080), { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(parseListenAddress('8080'), { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(parseListenAddress('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
-    assert.deepEqual(parseListenAddress('[::1]:8080'), { host: '::1', port: 8080 });
-    assert.deepEqual(parseListenAddress('localhost:8080'), { host: 'localhost', port: 8080 });
-    assert.equal(typeof parseListenAddress('::1:8080'), 'string');
-    assert.equal(typeof parseListenAddress(':8080'), 'string');
-    assert.equal(typeof parseListenAddress(true), 'string');
+describe('configKey and sameConfig', () => {
+  const service = (body: string) => parseConfig(`[service.web]\nport = 3000\n${body}`, FILE);
+
+  test('ready.log patterns compare by source and flags, not as the {} JSON makes of every RegExp', () => {
+    assert.ok(sameConfig(service('ready = { log = "ready in \\\\d+ ms" }'), service('ready = { log = "ready in \\\\d+ ms" }')));
+    assert.ok(!sameConfig(service('ready = { log = "ready" }'), service('ready = { log = "listening" }')));
+    assert.ok(!sameConfig({ log: /ready/ }, { log: /ready/i }));
+    assert.equal(configKey({ log: /a.b/ }), '{"log":"/a.b/"}');
+  });
+
+  test('the order keys are written in does not count; the order of a list does', () => {
+    assert.ok(sameConfig(service('env = { A = "1", B = "2" }'), service('env = { B = "2", A = "1" }')));
+    assert.equal(configKey({ b: 1, a: { d: 2, c: 3 } }), configKey({ a: { c: 3, d: 2 }, b: 1 }));
+    assert.ok(!sameConfig(service('env = { A = "1" }'), service('env = { A = "2" }')));
+    assert.ok(!sameConfig({ hosts: ['a', 'b'] }, { hosts: ['b', 'a'] }));
+  });
+
+  test('any changed setting of a service makes another key', () => {
+    const base = service('command = "npm run dev"');
+    assert.ok(sameConfig(base, service('command = "npm run dev"')));
+    assert.ok(!sameConfig(base, service('command = "npm start"')));
+    assert.ok(!sameConfig(base.services[0], { ...base.services[0], cwd: '/elsewhere' }));
+    assert.ok(!sameConfig(base, { ...base, listen: [{ host: '0.0.0.0', port: 80 }] }));
   });
 });
 

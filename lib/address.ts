@@ -1,0 +1,140 @@
+// Listen and upstream addresses: reading and showing them, which of them clash, how a listener is
+// reached, and the URL a host name is opened at. One home, so the rules (a wildcard is reached on
+// loopback, `:80` is left out of a URL) are said once.
+
+import { isIP } from 'node:net';
+
+export interface ListenAddress {
+  /** An IP address or a name that resolves to one; IPv6 without brackets. */
+  host: string;
+  /** 0 lets the OS choose (useful in tests); the bound port is reported at start. */
+  port: number;
+}
+
+/** Parses `"host:port"`, `"[::1]:port"`, `"8080"` or `8080` (which means 127.0.0.1:8080); a string says what is wrong. */
+export function parseListenAddress(value: unknown): ListenAddress | string {
+  if (typeof value === 'number') {
+    return isPort(value, true) ? { host: '127.0.0.1', port: value } : `${value} is not a port number (0–65535)`;
+  }
+  if (typeof value !== 'string') return 'expected "host:port" or a port number';
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return parseListenAddress(Number(text));
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  if (!match) return `"${value}" is not "host:port", "[::1]:port" or a port number`;
+  const host = match[1] ?? match[2]!;
+  if (match[1] !== undefined && isIP(host) !== 6) return `"${host}" in brackets is not an IPv6 address`;
+  const port = Number(match[3]);
+  if (!isPort(port, true)) return `${port} is not a port number (0–65535)`;
+  return { host, port };
+}
+
+/** The name a listen address is shown by: `127.0.0.1:8080`, `[::1]:8080`. */
+export function formatAddress(address: ListenAddress): string {
+  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** Whether only this machine can reach a listener on `host` (anything else gets a warning). */
+export function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host === 'localhost';
+}
+
+/** The host to connect to for a listener on `host`: a wildcard (`0.0.0.0`, `::`) is reached on loopback of its family. */
+export function hostToDial(host: string): string {
+  return host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+}
+
+/** `:PORT` as a URL writes it: nothing for port 80 (or no port known), else `:8080`. */
+export function portSuffix(port: number | undefined): string {
+  return port === undefined || port === 80 ? '' : `:${port}`;
+}
+
+/** `http://HOST` on `port`, as a browser opens it (`http://web.localhost:8080`, no `:80`). */
+export function serviceUrl(host: string, port: number | undefined): string {
+  return `http://${host}${portSuffix(port)}`;
+}
+
+/** Where the top-level listen addresses being checked come from: they are named so in errors. */
+export type ListenOrigin = 'file' | 'cli' | 'running';
+
+/** What findAddressClash looks at: a Config, or a part of one. */
+export interface AddressPlan {
+  listen: readonly ListenAddress[];
+  services: readonly { name: string; listen: readonly ListenAddress[]; port: number | undefined; upstream: string | undefined }[];
+}
+
+/**
+ * Two listeners on one address, or a service whose upstream is one of norikae's own listeners
+ * (every connection would loop back into norikae until it runs out of descriptors): the first
+ * such mistake, with the config key to point at (none when only `--listen` or the running
+ * listeners are to blame). `origin` says what `config.listen` holds: the file's `listen`, the
+ * command line's `--listen`, or, on a reload, the addresses the running norikae has bound.
+ */
+export function findAddressClash(config: AddressPlan, origin: ListenOrigin = 'file'): { path: string[] | undefined; message: string } | undefined {
+  const topWhat = { file: 'the `listen` of norikae-splice', cli: 'the --listen of norikae-splice', running: 'a listener of the running norikae-splice' }[origin];
+  const listeners = [
+    ...config.listen.map((address) => ({ address, path: origin === 'file' ? ['listen'] : undefined, what: topWhat })),
+    ...config.services.flatMap((service) => service.listen.map((address) => ({
+      address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"`,
+    }))),
+  ].filter(({ address }) => address.port !== 0);
+  for (let i = 0; i < listeners.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const [earlier, later] = [listeners[j]!, listeners[i]!];
+      if (earlier.address.port === later.address.port && listenersOverlap(earlier.address.host, later.address.host)) {
+        return {
+          path: later.path ?? earlier.path,
+          message: `${formatAddress(later.address)} is also ${earlier.what} (${formatAddress(earlier.address)}); each address can be listened on once`,
+        };
+      }
+    }
+  }
+  for (const service of config.services) {
+    if (service.port === undefined) continue;
+    const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : [service.upstream];
+    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host)));
+    if (own !== undefined) {
+      return {
+        path: ['service', service.name, 'port'],
+        message: `port ${service.port} is ${own.what} (${formatAddress(own.address)}), so "${service.name}" would connect back to norikae-splice; `
+          + 'give its dev server a port of its own',
+      };
+    }
+  }
+  return undefined;
+}
+
+/** `localhost` as the address it is bound on here. */
+function canonicalHost(host: string): string {
+  return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+/**
+ * Whether two listeners on one port cannot both be bound: the same host, or a wildcard and an
+ * address of its family. Other names are not resolved here; binding says so if they clash.
+ */
+function listenersOverlap(a: string, b: string): boolean {
+  [a, b] = [canonicalHost(a), canonicalHost(b)];
+  if (a === b) return true;
+  const covers = (wildcard: string, other: string): boolean => (wildcard === '0.0.0.0' && isIP(other) === 4) || (wildcard === '::' && isIP(other) === 6);
+  return covers(a, b) || covers(b, a);
+}
+
+/**
+ * Whether a connection to `upstream` lands on a listener bound to `listenHost`: the same address,
+ * loopback on a wildcard listener, or loopback for the unspecified address. An address or name
+ * of another machine never does (the same port there is another server); one of this machine's
+ * own non-loopback addresses is not known here.
+ */
+function listenerReaches(listenHost: string, upstream: string): boolean {
+  [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];
+  if (listenHost === upstream) return true;
+  // Linux sends a connect to the unspecified address to loopback: 127.0.0.1, or ::1.
+  if (upstream === '0.0.0.0') return listenHost === '0.0.0.0' || listenHost === '127.0.0.1';
+  if (upstream === '::') return listenHost === '::' || listenHost === '::1';
+  return (listenHost === '0.0.0.0' && upstream.startsWith('127.') && isIP(upstream) === 4) || (listenHost === '::' && upstream === '::1');
+}
+
+/** A whole number in the port range; 0 ("any") only where `zeroAllowed`. */
+function isPort(value: number, zeroAllowed: boolean): boolean {
+  return Number.isInteger(value) && value <= 65535 && value >= (zeroAllowed ? 0 : 1);
+}

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { findAddressClash, formatAddress, hostToDial, isLoopback, parseListenAddress, portSuffix, serviceUrl } from '../lib/address.js';
+
+describe('parseListenAddress and formatAddress', () => {
+  test('accepts ports, host:port and bracketed IPv6', () => {
+    assert.deepEqual(parseListenAddress(8080), { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(parseListenAddress('8080'), { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(parseListenAddress('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(parseListenAddress('[::1]:8080'), { host: '::1', port: 8080 });
+    assert.deepEqual(parseListenAddress('localhost:8080'), { host: 'localhost', port: 8080 });
+    assert.equal(typeof parseListenAddress('::1:8080'), 'string');
+    assert.equal(typeof parseListenAddress(':8080'), 'string');
+    assert.equal(typeof parseListenAddress(true), 'string');
+    assert.equal(typeof parseListenAddress(65536), 'string');
+  });
+
+  test('IPv6 is shown in brackets, everything else as host:port', () => {
+    assert.equal(formatAddress({ host: '::1', port: 8080 }), '[::1]:8080');
+    assert.equal(formatAddress({ host: '127.0.0.1', port: 80 }), '127.0.0.1:80');
+    assert.equal(formatAddress({ host: 'localhost', port: 0 }), 'localhost:0');
+  });
+});
+
+describe('how a listener is reached', () => {
+  test('a wildcard is dialled on loopback of its family; any other host as it is', () => {
+    assert.equal(hostToDial('0.0.0.0'), '127.0.0.1');
+    assert.equal(hostToDial('::'), '::1');
+    assert.equal(hostToDial('127.0.0.2'), '127.0.0.2');
+    assert.equal(hostToDial('localhost'), 'localhost');
+  });
+
+  test('loopback is 127/8, ::1 and localhost; a wildcard or another address is not', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) assert.equal(isLoopback(host), true, host);
+    for (const host of ['0.0.0.0', '::', '192.168.1.2', 'example.test']) assert.equal(isLoopback(host), false, host);
+  });
+
+  test('a URL leaves out :80 (and a port not known), and keeps any other', () => {
+    assert.equal(portSuffix(80), '');
+    assert.equal(portSuffix(undefined), '');
+    assert.equal(portSuffix(8080), ':8080');
+    assert.equal(serviceUrl('web.localhost', 80), 'http://web.localhost');
+    assert.equal(serviceUrl('web.localhost', 8080), 'http://web.localhost:8080');
+    assert.equal(serviceUrl('*.py.localhost', 8080), 'http://*.py.localhost:8080');
+  });
+});
+
+describe('findAddressClash', () => {
+  const service = (name: string, fields: { listen?: { host: string; port: number }[]; port?: number; upstream?: string }) => ({
+    name, listen: fields.listen ?? [], port: fields.port, upstream: fields.upstream,
+  });
+
+  test('a wildcard covers its own family only', () => {
+    const clash = findAddressClash({ listen: [{ host: '0.0.0.0', port: 8080 }], services: [service('db', { listen: [{ host: '127.0.0.1', port: 8080 }], port: 5432 })] });
+    assert.deepEqual(clash?.path, ['service', 'db', 'listen']);
+    assert.equal(findAddressClash({ listen: [{ host: '::', port: 8080 }], services: [service('db', { listen: [{ host: '127.0.0.1', port: 8080 }], port: 5432 })] }), undefined);
+  });
+
+  test('an upstream that is a listener of norikae is named at the service\'s port, with where the listener came from', () => {
+    const plan = { listen: [{ host: '127.0.0.1', port: 8080 }], services: [service('web', { port: 8080 })] };
+    assert.match(findAddressClash(plan, 'cli')!.message, /port 8080 is the --listen of norikae-splice \(127\.0\.0\.1:8080\)/);
+    assert.deepEqual(findAddressClash(plan, 'running')!.path, ['service', 'web', 'port']);
+    assert.equal(findAddressClash({ ...plan, services: [service('web', { port: 8080, upstream: '10.0.0.2' })] }), undefined);
+  });
+});
