@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
 import { findAddressClash, formatAddress, isLoopback, parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
-import { configKey, findConfigFile, loadConfig, sameConfig, stateDir, type Config } from '../lib/config.js';
+import { configKey, sameConfig, stateDir, type Config } from '../lib/config.js';
+import { findConfigFile, loadConfig } from '../lib/config-file.js';
 import { configWarnings, formatWarning } from '../lib/config-warnings.js';
 import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';

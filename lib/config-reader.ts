@@ -5,11 +5,7 @@
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { findAddressClash, parseListenAddress, type ListenAddress } from './address.js';
-import {
-  DEFAULT_CONNECT_TIMEOUT, DEFAULT_DASHBOARD_HOST, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_COOLDOWN, DEFAULT_LISTEN, DEFAULT_MAX_HEAD_SIZE,
-  DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT, expandHome, stateDir,
-  type Config, type ConfigOptions, type ReadyChecks, type ServiceConfig,
-} from './config.js';
+import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_DASHBOARD_HOST, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_COOLDOWN, DEFAULT_LISTEN, DEFAULT_MAX_HEAD_SIZE, DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT, expandHome, stateDir, type Config, type ConfigOptions, type ReadyChecks, type ServiceConfig } from './config.js';
 import { locateKey } from './config-position.js';
 import { ConfigError } from './errors.js';
 

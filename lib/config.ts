@@ -1,19 +1,11 @@
-// The config file: TOML → validated, normalised services. Every mistake is a ConfigError that
-// names the file, line and column, so a user can go straight to it. The original Norikae format
-// (`[service.NAME]` with host, port, cwd, command, delay) is accepted unchanged. The checks, key
-// by key, are in `config-reader.ts`; addresses in `address.ts`.
+// What a config is: its types and defaults, where norikae keeps its state, and the one comparison
+// of configs. Reading a file is config-file.ts (TOML, positions), checking it key by key
+// config-reader.ts, addresses address.ts. The original Norikae format (`[service.NAME]` with host,
+// port, cwd, command, delay) is accepted unchanged.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parse, TomlError } from 'smol-toml';
+import { join } from 'node:path';
 import type { ListenAddress } from './address.js';
-import { positionAt } from './config-position.js';
-import { ConfigReader } from './config-reader.js';
-import { ConfigError } from './errors.js';
-
-// For code that still imports these from here; new code imports them from address.ts.
-export { findAddressClash, formatAddress, parseListenAddress, type ListenAddress, type ListenOrigin } from './address.js';
 
 export interface ServiceConfig {
   name: string;
@@ -88,64 +80,12 @@ export function stateDir(env = process.env): string {
   return join(base, 'norikae');
 }
 
-/**
- * Which file to read: `--config`, else ./norikae.toml, else $XDG_CONFIG_HOME/norikae/config.toml.
- * Throws a ConfigError listing what was tried when there is none.
- */
-export function findConfigFile(explicit: string | undefined, cwd = process.cwd(), env = process.env): string {
-  if (explicit !== undefined) return resolve(cwd, expandHome(explicit));
-  const xdg = env.XDG_CONFIG_HOME ? expandHome(env.XDG_CONFIG_HOME) : join(homedir(), '.config');
-  const candidates = [join(cwd, 'norikae.toml'), join(xdg, 'norikae', 'config.toml')];
-  const found = candidates.find((file) => existsSync(file));
-  if (found) return found;
-  throw new ConfigError(
-    undefined,
-    `no config file found (looked for ${candidates.join(' and ')}); pass one with --config FILE`,
-  );
-}
-
 /** How a config is read: see ConfigReader. */
 export interface ConfigOptions {
   /** The command line's --listen: replaces the file's `listen`. */
   listen?: ListenAddress[];
   /** Check listen addresses for clashes (default). The CLI's commands to a running instance do not: it runs already. */
   checkAddresses?: boolean;
-}
-
-/** Reads and validates a config file. */
-export function loadConfig(file: string, options: ConfigOptions = {}): Config {
-  let source: string;
-  try {
-    source = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(file, `cannot read the config file: ${describeReadError(err as NodeJS.ErrnoException)}`);
-  }
-  return parseConfig(source, file, options);
-}
-
-function describeReadError(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT': return 'there is no such file';
-    case 'EACCES': return 'permission denied';
-    case 'EISDIR': return 'it is a folder, not a file';
-    default: return err.code ?? err.message;
-  }
-}
-
-/** Validates TOML text; `file` is used for error messages and to resolve relative paths. */
-export function parseConfig(source: string, file: string, options: ConfigOptions = {}): Config {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(source) as Record<string, unknown>;
-  } catch (err) {
-    if (err instanceof TomlError) {
-      const reason = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
-      const position = positionAt(source, err.line, err.column);
-      throw new ConfigError(file, explainTomlError(reason, source.split(/\r?\n/)[err.line - 1] ?? '', err.column), position);
-    }
-    throw err;
-  }
-  return new ConfigReader(source, file, options).read(doc);
 }
 
 /**
@@ -164,22 +104,6 @@ export function configKey(value: unknown): string {
 /** Whether two configs (or services, or parts of them) hold the same settings: see configKey. */
 export function sameConfig(a: unknown, b: unknown): boolean {
   return configKey(a) === configKey(b);
-}
-
-/**
- * smol-toml says what it met ("illegal character in key"); the usual mistakes behind those words,
- * said the way a person would look for them.
- */
-function explainTomlError(reason: string, line: string, column: number): string {
-  const text = line.trim();
-  if (text.startsWith('[') && !text.includes(']')) return `${reason}: the table header has no closing "]"`;
-  if (/control characters are not allowed in strings|unfinished string/.test(reason) && column > line.trimEnd().length) {
-    return `${reason}: the string is not closed (a missing quote at the end of the line?)`;
-  }
-  if (reason === 'invalid value' && /=\s*$/.test(line)) return `${reason}: there is no value after "="`;
-  if (/expected comma or end of structure/.test(reason)) return `${reason}: an array or inline table opened before this line is not closed`;
-  if (/trying to redefine/.test(reason)) return `${reason}: this table or key is already defined above`;
-  return reason;
 }
 
 /** `~` and `~/x` → the home folder. */

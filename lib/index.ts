@@ -1,10 +1,12 @@
 // The package's public API: what `import … from 'norikae-splice'` offers. Everything else in lib/
 // is internal and may change between versions; a name is added here only when a caller needs it.
 
-import { findConfigFile, loadConfig, type Config } from './config.js';
+import { findConfigFile, loadConfig } from './config-file.js';
+import type { Config } from './config.js';
 
-export { findConfigFile, loadConfig, parseConfig } from './config.js';
-export type { Config, ConfigOptions, ListenAddress, ReadyChecks, ServiceConfig } from './config.js';
+export { findConfigFile, loadConfig, parseConfig } from './config-file.js';
+export type { ListenAddress } from './address.js';
+export type { Config, ConfigOptions, ReadyChecks, ServiceConfig } from './config.js';
 export { ConfigError, NorikaeError } from './errors.js';
 
 // Running norikae-splice from code: lib/app.ts's startApp(options): Promise<App> is exported here

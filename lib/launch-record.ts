@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ListenAddress } from './config.js';
+import type { ListenAddress } from './address.js';
 import createDebug from 'debug';
 import { AlreadyRunningError } from './errors.js';
 import type { LaunchedProcess } from './launch.js';

@@ -3,7 +3,7 @@
 
 import type { AddressInfo, Server } from 'node:net';
 import createDebug from 'debug';
-import { formatAddress, type ListenAddress } from './config.js';
+import { formatAddress, type ListenAddress } from './address.js';
 import { ListenError } from './errors.js';
 
 const debug = createDebug('norikae:listen');

@@ -4,7 +4,7 @@
 // the same config refuses instead of taking the first one's services for orphans.
 
 import { readFileSync } from 'node:fs';
-import type { ListenAddress } from './config.js';
+import type { ListenAddress } from './address.js';
 import { bootId, isLiveProcess, processStartTime } from './process-group.js';
 
 /** The norikae-splice that owns a launch record while it runs. */

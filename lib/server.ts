@@ -5,7 +5,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
 import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
-import { formatAddress, type Config, type ListenAddress, type ServiceConfig } from './config.js';
+import { formatAddress, type ListenAddress } from './address.js';
+import { type Config, type ServiceConfig } from './config.js';
 import { headErrors, NorikaeError, type HeadError } from './errors.js';
 import { bind, boundAddress } from './listen.js';
 import { loadParser } from './llhttp.js';

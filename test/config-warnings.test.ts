@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { loadConfig } from '../lib/config.js';
+import { loadConfig } from '../lib/config-file.js';
 import { configWarnings, formatWarning } from '../lib/config-warnings.js';
 
 /** A temporary folder with `bin/tool` (executable), `bin/plain` (not executable), `run.sh` and `file`; removed after the test. */

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { configKey, findConfigFile, loadConfig, parseConfig, sameConfig } from '../lib/config.js';
+import { configKey, sameConfig } from '../lib/config.js';
+import { findConfigFile, loadConfig, parseConfig } from '../lib/config-file.js';
 import { ConfigError } from '../lib/errors.js';
 
 const FILE = '/home/dev/norikae.toml';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import { parseConfig } from '../lib/config.js';
+import { parseConfig } from '../lib/config-file.js';
 import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';

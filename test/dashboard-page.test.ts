@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import vm from 'node:vm';
-import { parseConfig } from '../lib/config.js';
+import { parseConfig } from '../lib/config-file.js';
 import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';

@@ -9,7 +9,8 @@ import { connect, createServer as createTcpServer, type AddressInfo, type Server
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { parseConfig, type Config } from '../lib/config.js';
+import { type Config } from '../lib/config.js';
+import { parseConfig } from '../lib/config-file.js';
 import type { DashboardSource } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer, type HostHandler, type UpstreamConnector } from '../lib/server.js';

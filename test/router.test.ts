@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseConfig } from '../lib/config.js';
+import { parseConfig } from '../lib/config-file.js';
 import { Router } from '../lib/router.js';
 
 const config = parseConfig(`

@@ -399,7 +399,7 @@ describe('lifecycle', () => {
     // A process of its own: in this one, earlier tests have long loaded the parser.
     const lib = (file: string): string => JSON.stringify(new URL(`../lib/${file}`, import.meta.url).href);
     const script = `
-      const { parseConfig } = await import(${lib('config.js')});
+      const { parseConfig } = await import(${lib('config-file.js')});
       const { parserLoaded } = await import(${lib('llhttp.js')});
       const { SpliceServer } = await import(${lib('server.js')});
       const config = parseConfig('listen = "127.0.0.1:0"', '/test/norikae.toml');
