@@ -4,19 +4,18 @@
 
 import { readFileSync } from 'node:fs';
 import { cac } from 'cac';
-import { findAddressClash, formatAddress, isLoopback, parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
-import { configKey, sameConfig, stateDir, type Config } from '../lib/config.js';
+import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
+import { startApp } from '../lib/app.js';
+import { stateDir, type Config } from '../lib/config.js';
 import { findConfigFile, loadConfig } from '../lib/config-file.js';
+import { routingTable } from '../lib/config-summary.js';
 import { configWarnings, formatWarning } from '../lib/config-warnings.js';
-import { ConfigError, ListenError, NorikaeError } from '../lib/errors.js';
+import { ConfigError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
-import { watchConfigFile } from '../lib/config-watcher.js';
 import { ControlClient } from '../lib/control-client.js';
-import { Dashboard } from '../lib/dashboard.js';
-import { LaunchRecord, launchRecordFile } from '../lib/launch-record.js';
+import { launchRecordFile } from '../lib/launch-record.js';
 import { runningInstance } from '../lib/running-instance.js';
-import { SpliceServer } from '../lib/server.js';
-import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
+import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
   config?: string;
@@ -42,89 +41,15 @@ cli.command('', 'Run the proxy')
   .option('--listen <address>', LISTEN_RUN)
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
-    const config = readConfig(options);
-    const record = new LaunchRecord(launchRecordFile(stateDir(), config.file));
-    const supervisor = new ServiceSupervisor(config, { log, echoOutput: options.serviceOutput === true, record });
-    await supervisor.cleanOrphans();
-    const server = new SpliceServer(config, { log, connector: supervisor, dashboard: new Dashboard(supervisor) });
-    const bound = await server.listen();
-    record.setListening(bound);
-    printRoutingTable(config, bound[0]?.port, (line) => log.info(line));
-    for (const address of bound) log.info(`listening on http://${formatAddress(address)}`);
-    for (const service of config.services) {
-      for (const address of server.serviceAddresses(service.name)) log.info(`${service.name} listening on tcp ${formatAddress(address)}`);
-    }
-    if (config.dashboardHost !== undefined && bound[0] !== undefined) {
-      log.info(`dashboard on ${serviceUrl(config.dashboardHost, bound[0].port)}/`);
-    }
-    if (bound.some((address) => !isLoopback(address.host))) {
-      log.warn('listening beyond loopback: every machine that can reach this address can start the configured commands');
-    }
-    warnOfOpenServiceListeners(config);
-    for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
-
-    // Hot reload: a good edit applies without dropping a connection; a bad one changes nothing.
-    let current = config;
-    /** The last edit was refused: a save that brings the file back to `current` deserves a word. */
-    let refused = false;
-    let reloading = Promise.resolve();
-    /** An edit that is not applied: said, with where it went wrong when that is known. */
-    const refuse = (message: string, codeFrame?: string): void => {
-      log.error(`${message} (keeping the running config)`);
-      if (codeFrame) process.stderr.write(`${codeFrame.replace(/\n?$/, '\n')}`);
-      refused = true;
-    };
-    const reload = (why: string): void => {
-      reloading = reloading.then(async () => {
-        let next: Config;
-        try {
-          next = readConfig(options);
-        } catch (err) {
-          if (!(err instanceof ConfigError)) throw err;
-          refuse(err.message, err.codeFrame);
-          return;
-        }
-        // `listen` edits apply at the next start: what the edit must not clash with is what is bound now.
-        const clash = findAddressClash({ ...next, listen: server.addresses() }, 'running');
-        if (clash !== undefined) {
-          refuse(`${next.file}: ${clash.message}`);
-          return;
-        }
-        // Editors and file systems report saves that change nothing; those are not reloads.
-        if (why === 'file changed' && sameConfig(next, current)) {
-          if (refused) log.info('the config file is valid again, and the same as the running config: nothing to apply');
-          refused = false;
-          return;
-        }
-        const summary = describeChanges(current, next);
-        try {
-          // Binds new listeners first, then swaps the router and the supervisor's table in one tick.
-          await server.reconfigure(next);
-        } catch (err) {
-          if (!(err instanceof ListenError)) throw err;
-          refuse(err.message);
-          return;
-        }
-        warnOfOpenServiceListeners(next, current);
-        current = next;
-        refused = false;
-        log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
-      }).catch((err: unknown) => log.error(`reload failed: ${String(err)}`));
-    };
-    const stopWatching = watchConfigFile(config.file, () => reload('file changed'));
+    const app = await startApp({ config: options.config, listen: listenOption(options), serviceOutput: options.serviceOutput === true, log });
     // In a terminal, SIGHUP is the terminal closing: exit like Ctrl-C (the file watch reloads
     // anyway). Run as a daemon (no terminal), it is the usual "reload your config".
     const hangupExits = process.stderr.isTTY === true;
-    if (!hangupExits) process.on('SIGHUP', () => reload('SIGHUP'));
-
-    exitOnSignals(async () => {
-      stopWatching();
-      await server.close();
-      await supervisor.stopAll();
-    }, () => supervisor.killAllNow(), hangupExits);
+    if (!hangupExits) process.on('SIGHUP', () => void app.reload('SIGHUP').catch((err: unknown) => log.error(`reload failed: ${String(err)}`)));
+    exitOnSignals(() => app.close(), () => app.killNow(), hangupExits);
     // A bug of ours must not leave the services running without anyone to stop them.
     process.on('uncaughtException', (err) => {
-      supervisor.killAllNow();
+      app.killNow();
       log.error(`norikae-splice crashed; its services were killed: ${err.stack ?? String(err)}`);
       process.exit(70);
     });
@@ -132,7 +57,7 @@ cli.command('', 'Run the proxy')
 
 cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK).action((options: CliOptions) => {
   const config = readConfig(options);
-  printRoutingTable(config, config.listen[0]?.port, (line) => process.stdout.write(`${line}\n`));
+  for (const line of routingTable(config, config.listen[0]?.port)) process.stdout.write(`${line}\n`);
   // What will fail at launch is said, but the config is still valid: warnings, exit 0.
   for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
   process.stdout.write('config is valid\n');
@@ -206,16 +131,18 @@ try {
  * may run with a --listen the command is not given).
  */
 function readConfig(options: CliOptions, forRunning = false): Config {
-  let listen: ListenAddress[] | undefined;
-  if (options.listen !== undefined) {
-    const values = Array.isArray(options.listen) ? options.listen : [options.listen];
-    listen = values.map((value): ListenAddress => {
-      const address = parseListenAddress(value);
-      if (typeof address === 'string') fail(`--listen ${value}: ${address}`);
-      return address;
-    });
-  }
-  return loadConfig(findConfigFile(options.config), { listen, checkAddresses: !forRunning });
+  return loadConfig(findConfigFile(options.config), { listen: listenOption(options), checkAddresses: !forRunning });
+}
+
+/** The --listen addresses given, if any; a malformed one ends the command with a clear line. */
+function listenOption(options: CliOptions): ListenAddress[] | undefined {
+  if (options.listen === undefined) return undefined;
+  const values = Array.isArray(options.listen) ? options.listen : [options.listen];
+  return values.map((value): ListenAddress => {
+    const address = parseListenAddress(value);
+    if (typeof address === 'string') fail(`--listen ${value}: ${address}`);
+    return address;
+  });
 }
 
 /** A client of the norikae running this config: where it says it listens, unless --listen says where to look. */
@@ -223,35 +150,6 @@ function controlClient(options: CliOptions): ControlClient {
   const config = readConfig(options, true);
   const running = options.listen === undefined ? runningInstance(launchRecordFile(stateDir(), config.file)) : undefined;
   return new ControlClient(config, running?.listening[0]);
-}
-
-/** One line per service: where it is reached (on the first HTTP listener's `port`) and where it goes. */
-function printRoutingTable(config: Config, port: number | undefined, print: (line: string) => void): void {
-  print(`config ${config.file}`);
-  const width = Math.max(0, ...config.services.map((service) => service.name.length));
-  for (const service of config.services) {
-    const upstream = service.port === undefined ? 'a free port chosen at launch' : `${service.upstream ?? '127.0.0.1'}:${service.port}`;
-    const from = [
-      ...service.hosts.map((host) => serviceUrl(host, port)),
-      ...service.listen.map((address) => `tcp ${formatAddress(address)}`),
-    ];
-    print(`  ${service.name.padEnd(width)}  ${from.join(', ')} → ${upstream}${service.command ? `  (command: ${service.command})` : ''}`);
-  }
-  if (config.services.length === 0) print('  (no services configured)');
-}
-
-/** `added a, b; removed c; changed d` between two configs, or '' when no service changed. */
-function describeChanges(before: Config, after: Config): string {
-  const old = new Map(before.services.map((service) => [service.name, configKey(service)]));
-  const now = new Map(after.services.map((service) => [service.name, configKey(service)]));
-  const added = [...now.keys()].filter((name) => !old.has(name));
-  const removed = [...old.keys()].filter((name) => !now.has(name));
-  const changed = [...now.keys()].filter((name) => old.has(name) && old.get(name) !== now.get(name));
-  return [
-    added.length ? `added ${added.join(', ')}` : '',
-    removed.length ? `removed ${removed.join(', ')}` : '',
-    changed.length ? `changed ${changed.join(', ')}` : '',
-  ].filter(Boolean).join('; ');
 }
 
 /** The status column URL: the service's first exact host, else its first wildcard (as the dashboard shows it), else its tcp listener. */
@@ -307,15 +205,4 @@ function handleError(err: unknown): never {
 function fail(message: string): never {
   log.error(message);
   process.exit(1);
-}
-
-/** A warning for each service listener beyond loopback (that `before` did not have already). */
-function warnOfOpenServiceListeners(config: Config, before?: Config): void {
-  const known = new Set(before?.services.flatMap((service) => service.listen.map((address) => `${service.name} ${formatAddress(address)}`)));
-  for (const service of config.services) {
-    for (const address of service.listen) {
-      if (isLoopback(address.host) || known.has(`${service.name} ${formatAddress(address)}`)) continue;
-      log.warn(`${service.name} listens beyond loopback on ${formatAddress(address)}: every machine that can reach it can start its command`);
-    }
-  }
 }

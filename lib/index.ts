@@ -4,13 +4,12 @@
 import { findConfigFile, loadConfig } from './config-file.js';
 import type { Config } from './config.js';
 
+export { App, startApp, type ReloadOutcome, type StartAppOptions } from './app.js';
 export { findConfigFile, loadConfig, parseConfig } from './config-file.js';
 export type { ListenAddress } from './address.js';
 export type { Config, ConfigOptions, ReadyChecks, ServiceConfig } from './config.js';
-export { ConfigError, NorikaeError } from './errors.js';
-
-// Running norikae-splice from code: lib/app.ts's startApp(options): Promise<App> is exported here
-// (with its StartAppOptions and App types) once it lands.
+export type { ServiceInfo } from './supervisor.js';
+export { ConfigError, ErrorCode, NorikaeError, statusOf } from './errors.js';
 
 /**
  * What `norikae-splice check` does: finds the config like the CLI (`file`, else ./norikae.toml

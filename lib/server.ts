@@ -161,11 +161,7 @@ export class SpliceServer {
     for (const entry of current.values()) entry.server.close();
     this.listeners = [...this.listeners.filter((entry) => entry.service === undefined), ...kept, ...bound];
     if (old.headTimeout !== config.headTimeout && this.sweeper !== undefined) this.startSweeper();
-    const connectorDone = this.connector.reconfigure?.(config);
-    if (JSON.stringify(old.listen) !== JSON.stringify(config.listen)) {
-      this.log.warn('`listen` changed: the new addresses apply when norikae-splice is restarted');
-    }
-    await connectorDone;
+    await this.connector.reconfigure?.(config);
   }
 
   /** Binds one raw TCP listener of `service` (a server that fails to bind holds nothing to close). */

@@ -1,0 +1,192 @@
+// The one place that wires norikae-splice together: config → launch record → supervisor → server
+// → dashboard → config watcher. `bin/` parses arguments and calls startApp; code that embeds
+// norikae-splice does the same through the package's entry (index.ts). Process-wide concerns
+// (signals, the uncaught-exception handler) stay with the caller: close() and killNow() are what
+// they call.
+
+import { findAddressClash, formatAddress, isLoopback, serviceUrl, type ListenAddress } from './address.js';
+import { sameConfig, stateDir, type Config } from './config.js';
+import { findConfigFile, loadConfig } from './config-file.js';
+import { describeChanges, routingTable } from './config-summary.js';
+import { configWarnings, formatWarning } from './config-warnings.js';
+import { watchConfigFile } from './config-watcher.js';
+import { Dashboard } from './dashboard.js';
+import { ConfigError, ListenError } from './errors.js';
+import { LaunchRecord, launchRecordFile } from './launch-record.js';
+import { type Log, streamLog } from './log.js';
+import { SpliceServer } from './server.js';
+import { ServiceSupervisor } from './supervisor.js';
+
+export interface StartAppOptions {
+  /** The config file; default: ./norikae.toml, then $XDG_CONFIG_HOME/norikae/config.toml. */
+  config?: string | undefined;
+  /** Replaces the config's `listen` (the CLI's --listen). */
+  listen?: ListenAddress[] | undefined;
+  /** Also print every line the services write, prefixed with their name. */
+  serviceOutput?: boolean | undefined;
+  /** Where the lines a person reads go; default: stderr. */
+  log?: Log | undefined;
+  /** Reload when the config file is edited (default); false: only through reload(). */
+  watch?: boolean | undefined;
+}
+
+/** What a reload did: applied the edit, found nothing to apply, or refused it (said on the log and the dashboard). */
+export type ReloadOutcome = 'applied' | 'unchanged' | 'refused';
+
+export class App {
+  private stopWatching: () => void = () => {};
+  /** Reloads run one after the other, in the order they were asked for. */
+  private reloading: Promise<unknown> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private current: Config,
+    private readonly options: StartAppOptions,
+    private readonly log: Log,
+    readonly supervisor: ServiceSupervisor,
+    private readonly server: SpliceServer,
+  ) {}
+
+  /** @internal Use startApp. */
+  static async start(options: StartAppOptions): Promise<App> {
+    const log = options.log ?? streamLog();
+    const config = readConfig(options);
+    const record = new LaunchRecord(launchRecordFile(stateDir(), config.file));
+    const supervisor = new ServiceSupervisor(config, { log, echoOutput: options.serviceOutput === true, record });
+    // Refuses while another norikae-splice runs this config; stops what a SIGKILLed one left behind.
+    await supervisor.cleanOrphans();
+    const dashboard = config.dashboardHost === undefined ? undefined : new Dashboard(supervisor);
+    const server = new SpliceServer(config, { log, connector: supervisor, dashboard });
+    const bound = await server.listen();
+    record.setListening(bound);
+    const app = new App(config, options, log, supervisor, server);
+    app.announce(bound);
+    if (options.watch !== false) app.stopWatching = watchConfigFile(config.file, () => void app.reload('file changed'));
+    return app;
+  }
+
+  /** The running config (the last edit that was applied). */
+  get config(): Config {
+    return this.current;
+  }
+
+  /** The HTTP addresses bound (port 0 resolved). */
+  addresses(): ListenAddress[] {
+    return this.server.addresses();
+  }
+
+  /** The raw TCP addresses bound for service `name`'s own `listen`. */
+  serviceAddresses(name: string): ListenAddress[] {
+    return this.server.serviceAddresses(name);
+  }
+
+  /**
+   * Reads the config file again and applies it without dropping a connection, or refuses it
+   * whole (a config error, an address clash, a listener that cannot be bound) and keeps running
+   * as it was; a refusal is logged and shown on the dashboard until an edit is taken.
+   */
+  reload(why = 'reload'): Promise<ReloadOutcome> {
+    const next = this.reloading.then(() => this.reloadNow(why));
+    this.reloading = next.catch(() => {});
+    return next;
+  }
+
+  /** Stops watching and accepting, ends open connections, and stops every service it launched. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopWatching();
+      await this.server.close();
+      await this.supervisor.stopAll();
+    })();
+    return this.closing;
+  }
+
+  /** SIGKILLs every process group launched, at once: for an exit that cannot wait (a second Ctrl-C, a crash). */
+  killNow(): void {
+    this.supervisor.killAllNow();
+  }
+
+  private async reloadNow(why: string): Promise<ReloadOutcome> {
+    let next: Config;
+    try {
+      next = readConfig(this.options);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      return this.refuse(err.message, err.codeFrame);
+    }
+    // `listen` edits apply at the next start: what the edit must not clash with is what is bound now.
+    const clash = findAddressClash({ ...next, listen: this.server.addresses() }, 'running');
+    if (clash !== undefined) return this.refuse(`${next.file}: ${clash.message}`);
+    // Editors and file systems report saves that change nothing; those are not reloads.
+    if (why === 'file changed' && sameConfig(next, this.current)) {
+      if (this.supervisor.reloadError() !== null) {
+        this.log.info('the config file is valid again, and the same as the running config: nothing to apply');
+        this.supervisor.setReloadError(undefined);
+      }
+      return 'unchanged';
+    }
+    const summary = describeChanges(this.current, next);
+    try {
+      // Binds new listeners first, then swaps the router and the supervisor's table in one tick.
+      await this.server.reconfigure(next);
+    } catch (err) {
+      if (!(err instanceof ListenError)) throw err;
+      return this.refuse(err.message);
+    }
+    this.warnOfOpenServiceListeners(next, this.current);
+    if (!sameConfig(next.listen, this.current.listen)) this.log.warn('`listen` changed: the new addresses apply when norikae-splice is restarted');
+    this.current = next;
+    this.log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
+    return 'applied';
+  }
+
+  /** An edit that is not applied: said, with where it went wrong when that is known. */
+  private refuse(message: string, codeFrame?: string): 'refused' {
+    this.log.error(`${message} (keeping the running config)${codeFrame ? `\n${codeFrame.replace(/\n$/, '')}` : ''}`);
+    this.supervisor.setReloadError(codeFrame ? `${message}\n${codeFrame.replace(/\n$/, '')}` : message);
+    return 'refused';
+  }
+
+  /** The lines of a start: routes, addresses, the dashboard, and what deserves a warning. */
+  private announce(bound: ListenAddress[]): void {
+    const config = this.current;
+    for (const line of routingTable(config, bound[0]?.port)) this.log.info(line);
+    for (const address of bound) this.log.info(`listening on http://${formatAddress(address)}`);
+    for (const service of config.services) {
+      for (const address of this.server.serviceAddresses(service.name)) this.log.info(`${service.name} listening on tcp ${formatAddress(address)}`);
+    }
+    if (config.dashboardHost !== undefined && bound[0] !== undefined) {
+      this.log.info(`dashboard on ${serviceUrl(config.dashboardHost, bound[0].port)}/`);
+    }
+    if (bound.some((address) => !isLoopback(address.host))) {
+      this.log.warn('listening beyond loopback: every machine that can reach this address can start the configured commands');
+    }
+    this.warnOfOpenServiceListeners(config);
+    for (const warning of configWarnings(config)) this.log.warn(formatWarning(config.file, warning));
+  }
+
+  /** A warning for each service listener beyond loopback (that `before` did not have already). */
+  private warnOfOpenServiceListeners(config: Config, before?: Config): void {
+    const known = new Set(before?.services.flatMap((service) => service.listen.map((address) => `${service.name} ${formatAddress(address)}`)));
+    for (const service of config.services) {
+      for (const address of service.listen) {
+        if (isLoopback(address.host) || known.has(`${service.name} ${formatAddress(address)}`)) continue;
+        this.log.warn(`${service.name} listens beyond loopback on ${formatAddress(address)}: every machine that can reach it can start its command`);
+      }
+    }
+  }
+}
+
+/**
+ * Starts norikae-splice on a config file: cleans up what a killed instance left, binds every
+ * listener, and watches the file for edits. Rejects with a ConfigError, a ListenError, or an
+ * AlreadyRunningError (another norikae-splice runs this config).
+ */
+export function startApp(options: StartAppOptions = {}): Promise<App> {
+  return App.start(options);
+}
+
+/** The config the options name, with `listen` replaced (before its addresses are checked). */
+function readConfig(options: StartAppOptions): Config {
+  return loadConfig(findConfigFile(options.config), { listen: options.listen });
+}

@@ -1,0 +1,103 @@
+// The application as code embeds it: startApp on a real config file, real listeners and a real
+// launched process, reloads by edit (good, refused, back to good), and close().
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { startApp, type App } from '../lib/app.js';
+import { AlreadyRunningError } from '../lib/errors.js';
+import { memoryLog } from '../lib/log.js';
+import { isLiveProcess } from '../lib/process-group.js';
+import { DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor } from './helpers.js';
+
+/** A folder with a config file and its own state folder (for the launch record), removed after the test. */
+function project(t: TestContext, services: string): { dir: string; file: string; write: (services: string) => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-app-'));
+  const file = join(dir, 'norikae.toml');
+  const write = (tables: string): void => writeFileSync(file, `listen = "127.0.0.1:0"\nlog_dir = "logs"\n${tables}`);
+  write(services);
+  // stateDir() reads it: each test file runs in a process of its own.
+  process.env.XDG_STATE_HOME = join(dir, 'state');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return { dir, file, write };
+}
+
+async function started(t: TestContext, file: string): Promise<{ app: App; log: ReturnType<typeof memoryLog>; port: number }> {
+  const log = memoryLog();
+  const app = await startApp({ config: file, log, watch: false });
+  t.after(() => app.close());
+  return { app, log, port: app.addresses()[0]!.port };
+}
+
+async function apiServices(t: TestContext, port: number): Promise<{ services: { name: string; state: string }[]; reloadError: string | null }> {
+  const response = parseResponse(await exchange(t, port, [getHead(`norikae.localhost:${port}`, '/api/services')]));
+  return JSON.parse(response.body);
+}
+
+describe('startApp', () => {
+  test('wires the config, the listeners, the launcher and the dashboard; close() stops what it launched', async (t) => {
+    const { file } = project(t, `[service.web]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`);
+    const { app, log, port } = await started(t, file);
+    assert.ok(log.lines.some((line) => line.startsWith('listening on http://127.0.0.1:')), log.lines.join('\n'));
+    const response = parseResponse(await exchange(t, port, [getHead('web.localhost')]));
+    assert.equal(response.status, 200, response.body);
+    const { pid } = JSON.parse(response.body) as { pid: number };
+    assert.equal((await apiServices(t, port)).services[0]!.state, 'running');
+    await app.close();
+    assert.equal(isLiveProcess(pid), false, 'the launched server was stopped');
+    await app.close(); // a second close is the same close
+  });
+
+  test('a second app on the same config is refused while the first runs', async (t) => {
+    const { file } = project(t, `[service.web]\nport = ${await freePort()}\n`);
+    await started(t, file);
+    // The record's owner is this very process, so a second one is told apart by its pid: run it as a child.
+    const { execFile } = await import('node:child_process');
+    const script = `import(${JSON.stringify(new URL('../lib/app.js', import.meta.url).href)}).then(({ startApp }) => startApp({ config: ${JSON.stringify(file)}, log: { info() {}, warn() {}, error() {} } }))`
+      + '.then(() => process.exit(0), (err) => { process.stdout.write(err.name + ": " + err.message); process.exit(3); })';
+    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = execFile(process.execPath, ['--input-type=module', '--eval', script], { env: process.env, timeout: 20_000 }, (err, stdout) => {
+        resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout });
+      });
+      t.after(() => child.kill('SIGKILL'));
+    });
+    assert.equal(result.code, 3, result.stdout);
+    assert.match(result.stdout, new RegExp(`^${AlreadyRunningError.name}: norikae-splice is already running with this config \\(pid ${process.pid}\\)`));
+  });
+
+  test('reload(): a good edit applies, a bad one is refused with its position and shown on the API until a good one', async (t) => {
+    const webPort = await freePort();
+    const { file, write } = project(t, `[service.web]\nport = ${webPort}\n`);
+    const { app, log, port } = await started(t, file);
+
+    write(`[service.web]\nport = ${webPort}\n[service.api]\nport = ${await freePort()}\n`);
+    assert.equal(await app.reload(), 'applied');
+    assert.deepEqual(app.config.services.map((service) => service.name), ['web', 'api']);
+    assert.ok(log.lines.includes('config reloaded (reload): added api'), log.lines.join('\n'));
+
+    write('[service.web]\nport = "eighty"\n');
+    assert.equal(await app.reload(), 'refused');
+    const refused = await apiServices(t, port);
+    assert.match(refused.reloadError!, new RegExp(`^${file.replaceAll('.', '\\.')}:4:1: expected a whole number`));
+    assert.deepEqual(refused.services.map((service) => service.name), ['web', 'api'], 'the running config is kept');
+    assert.ok(log.lines.some((line) => /^error: .*:4:1: .*\(keeping the running config\)/.test(line)), log.lines.join('\n'));
+
+    // Saved back as it runs: nothing to apply, and the refusal is over.
+    write(`[service.web]\nport = ${webPort}\n[service.api]\nport = ${app.config.services[1]!.port}\n`);
+    assert.equal(await app.reload('file changed'), 'unchanged');
+    assert.equal((await apiServices(t, port)).reloadError, null);
+    assert.ok(log.lines.includes('the config file is valid again, and the same as the running config: nothing to apply'));
+  });
+
+  test('the config file is watched: an edit reloads without a call', async (t) => {
+    const { file, write } = project(t, `[service.web]\nport = ${await freePort()}\n`);
+    const log = memoryLog();
+    const app = await startApp({ config: file, log });
+    t.after(() => app.close());
+    write(`[service.web]\nport = ${await freePort()}\n[service.docs]\nport = ${await freePort()}\n`);
+    await waitFor(() => log.lines.includes('config reloaded (file changed): changed web; added docs') || log.lines.includes('config reloaded (file changed): added docs; changed web'),
+      'the reload of the edit');
+  });
+});
