@@ -80,6 +80,10 @@ cli.command('status', 'Show the services of the running norikae-splice').option(
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   for (const row of rows) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
+  // Why a launch failed does not fit a column: it follows the table, one service a line.
+  const failures = services.filter((service) => service.lastError !== null && service.lastError !== undefined);
+  if (failures.length > 0) process.stdout.write('\n');
+  for (const service of failures) process.stdout.write(`${service.name} failed to start: ${service.lastError}\n`);
 });
 
 cli.command('logs <name>', 'Print the recent output of a service')

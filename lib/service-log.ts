@@ -64,6 +64,16 @@ export class ServiceLog {
     this.stream?.write(`--- norikae: ${line} ---\n`);
   }
 
+  /**
+   * A line of our own that belongs with the service's output for whoever reads it (`logs`, the
+   * dashboard, error pages): why a launch failed.
+   */
+  report(line: string): void {
+    this.flushPartial();
+    this.stream?.write(`--- norikae: ${line} ---\n`);
+    this.push(`norikae: ${line}`);
+  }
+
   /** The last `count` lines the service printed. */
   tail(count = 20): string[] {
     const unfinished = [this.partial.stdout, this.partial.stderr].filter(Boolean).map((line) => line.replace(ANSI, ''));

@@ -314,7 +314,7 @@ export class ServiceRuntime {
     const message = err instanceof Error ? err.message : String(err);
     this.lastError = message;
     if (!(err instanceof ReadinessTimeoutError)) this.context.log.warn(`${this.name} failed to start: ${message}`);
-    this.log?.note(`failed to start: ${message}`);
+    (this.log ??= this.context.serviceLog(this)).report(`failed to start: ${message}`);
     if (this.state === 'launching') this.moveTo('failed');
   }
 

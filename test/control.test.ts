@@ -412,6 +412,27 @@ describe('reload fixes', () => {
   });
 });
 
+describe('a launch that cannot start', () => {
+  test('says why on stderr, in status, in the API and in logs, not only in the HTTP answer', async (t) => {
+    const norikae = await startInstance(t, `[service.app]\nport = ${await freePort()}\ncwd = "/nonexistent/project"\ncommand = "node ${DEV_SERVER}"\n`);
+    const why = 'cannot launch app: its cwd /nonexistent/project is not a folder';
+    const answer = parseResponse(await exchange(t, norikae.port, [getHead('app.localhost')]));
+    assert.equal(answer.status, 502);
+    assert.match(answer.body, new RegExp(why));
+    await waitFor(() => norikae.stderr().includes(`norikae: warning: app failed to start: ${why}`), 'the reason on stderr');
+    const status = await norikae.run('status');
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^app +failed /m);
+    assert.match(status.stdout, new RegExp(`^app failed to start: ${why}$`, 'm'));
+    const info = await apiGet(t, norikae.port, '/api/services/app');
+    assert.equal(info.body.state, 'failed');
+    assert.equal(info.body.lastError, why);
+    const logs = await norikae.run('logs', 'app');
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, new RegExp(`^norikae: failed to start: ${why}$`, 'm'));
+  });
+});
+
 describe('CLI fixes', () => {
   test('logs: -n 0 prints no lines, -n x is an error naming --lines, and -f exits 0 when norikae stops', async (t) => {
     const record = recordFile(t);
