@@ -8,6 +8,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, resolve } from 'node:path';
 import type { Config, ServiceConfig } from './config.js';
 import { locateKey } from './config-position.js';
+import { commandWithPort } from './launch.js';
 
 export interface ConfigWarning {
   /** The service the warning is about. */
@@ -73,7 +74,7 @@ function folderProblem(path: string): string | undefined {
 
 /** Why the program of a service's command will not be found, or undefined when it will be (or we cannot tell). */
 function programProblem(service: ServiceConfig, cwd: string, env: NodeJS.ProcessEnv): string | undefined {
-  const command = service.command!.replaceAll('{port}', String(service.port ?? 0));
+  const command = commandWithPort(service.command!, service.port ?? 0);
   const parsed = programOf(command);
   if (parsed === undefined || parsed.setsPath) return undefined;
   const { program } = parsed;

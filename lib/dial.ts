@@ -64,6 +64,30 @@ export async function dialFirst(hosts: readonly string[], port: number, timeoutM
   throw first;
 }
 
+/**
+ * Where to dial a service: its configured upstream, else loopback on both families, the address
+ * that answered last first (a dev server bound to `localhost` listens on one of them only).
+ */
+export class UpstreamHosts {
+  private last: string | undefined;
+
+  constructor(private readonly configured: () => string | undefined) {}
+
+  list(): readonly string[] {
+    const upstream = this.configured();
+    if (upstream !== undefined) return [upstream];
+    return this.last === '::1' ? IPV6_FIRST : IPV4_FIRST;
+  }
+
+  /** The address that accepted a dial: tried first next time. */
+  answered(host: string): void {
+    this.last = host;
+  }
+}
+
+const IPV4_FIRST = [DEFAULT_UPSTREAM_HOST, '::1'] as const;
+const IPV6_FIRST = ['::1', DEFAULT_UPSTREAM_HOST] as const;
+
 /** Connect errors that mean "this address family is not usable here", not "nothing listens". */
 const FAMILY_MISSING = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT', 'ENETUNREACH']);
 

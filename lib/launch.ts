@@ -59,7 +59,7 @@ export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProces
   if (spec.cwd !== undefined && !isDirectory(spec.cwd)) {
     throw new LaunchError(spec.name, `cannot launch ${spec.name}: its cwd ${spec.cwd} is not a folder`);
   }
-  const command = spec.command.replaceAll('{port}', String(spec.port));
+  const command = commandWithPort(spec.command, spec.port);
   const child = spawn('/bin/sh', ['-c', command], {
     cwd: spec.cwd,
     env: { ...process.env, PORT: String(spec.port), ...spec.env },
@@ -115,4 +115,16 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A command as configured, with `{port}` replaced by the port it is launched on. */
+export function commandWithPort(command: string, port: number): string {
+  return command.replaceAll('{port}', String(port));
+}
+
+/** How a process ended, in words: `with code 1`, `on signal SIGTERM`, `without starting (…)`. */
+export function describeExit(status: ExitStatus): string {
+  if (status.error !== undefined) return `without starting (${status.error})`;
+  if (status.signal !== null) return `on signal ${status.signal}`;
+  return `with code ${status.code}`;
 }

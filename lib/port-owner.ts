@@ -3,9 +3,12 @@
 // the port refused us on loopback yet something listens on it on another address (which makes a
 // dev server binding 0.0.0.0 fail), so the holder is named on the error page instead of surfacing
 // as EADDRINUSE deep in the child's own log. (A socket that is bound but not listening does not
-// appear in /proc/net/tcp, so it cannot be named.)
+// appear in /proc/net/tcp, so it cannot be named.) And a port nobody holds, for a service
+// configured without one.
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { DEFAULT_UPSTREAM_HOST } from './dial.js';
 
 export interface PortOwner {
   pid: number;
@@ -76,4 +79,16 @@ function commandLine(pid: number): string {
   } catch {
     return '?';
   }
+}
+
+/** A port nothing listens on right now, for a service configured without one. */
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, DEFAULT_UPSTREAM_HOST, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -5,19 +5,20 @@
 // not in the table is a bug, and says so.
 
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import createDebug from 'debug';
-import type { ServiceConfig } from './config.js';
+import { configKey, type ServiceConfig } from './config.js';
+import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
-import { DEFAULT_UPSTREAM_HOST } from './dial.js';
+import { UpstreamHosts } from './dial.js';
 import { LaunchCancelledError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
-import { launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
+import { commandWithPort, describeExit, launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
-import { findPortOwner, type PortOwner } from './port-owner.js';
+import { findFreePort, findPortOwner, type PortOwner } from './port-owner.js';
 import { groupAlive } from './process-group.js';
 import { waitUntilReady } from './readiness.js';
 import type { ServiceLog } from './service-log.js';
+import { ServiceUsage } from './service-usage.js';
 
 const debug = createDebug('norikae:service');
 
@@ -82,28 +83,21 @@ export class ServiceRuntime {
   /** A process norikae did not start that held the port at the last launch attempt. */
   portHeldBy: PortOwner | undefined;
   readonly crashes = new CrashHistory();
-  /** Open spliced upstream sockets: the connection count, live byte counts, the idle stop. */
-  readonly upstreams = new Set<Socket>();
-  bytesIn = 0;
-  bytesOut = 0;
+  /** Its connections, their bytes, and the idle stop. */
+  readonly usage: ServiceUsage;
   /** What the running process was launched with (see launchSignature). */
   launchedAs = '';
   /** A line of output matched the `ready.log` pattern since the last launch. */
   logMatched = false;
   log: ServiceLog | undefined;
-  /** Not counting idle time because a running service requires it (see armIdleTimer). */
-  heldByDependent = false;
   private launch: Launch | undefined;
   /** A cancelled launch that has not given up yet: the next one begins after it. */
   private cancelled: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   /** Where `stopping` ends. */
   private afterStop: 'stopped' | 'held' = 'stopped';
-  /** The address the upstream answered on last (127.0.0.1 or ::1 when none is configured). */
-  private lastHost: string | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
-  /** performance.now() of the last idle stop. */
-  private idleStoppedAt = -Infinity;
+  /** Where to dial it, the address that answered last first. */
+  readonly hosts = new UpstreamHosts(() => this.service.upstream);
   private readonly launchIds = new Map<LaunchedProcess, string>();
 
   constructor(
@@ -112,6 +106,13 @@ export class ServiceRuntime {
   ) {
     this.service = service;
     this.port = service.port;
+    this.usage = new ServiceUsage({
+      idleTimeout: () => this.service.idleTimeout,
+      running: () => this.process !== undefined,
+      hasRunningDependent: () => context.hasRunningDependent(this),
+      idle: (seconds) => void this.stop('stopped', `idle for ${seconds} s`),
+      changed: () => context.changed(this, true),
+    });
   }
 
   get name(): string {
@@ -197,66 +198,6 @@ export class ServiceRuntime {
     if (this.process === undefined) this.port = service.port ?? this.port;
   }
 
-  /** Where to dial: the configured upstream, else loopback on both families, the last good one first. */
-  upstreamHosts(): readonly string[] {
-    const { upstream } = this.service;
-    if (upstream !== undefined) return [upstream];
-    return this.lastHost === '::1' ? IPV6_FIRST : IPV4_FIRST;
-  }
-
-  /** The address that answered a dial: tried first next time. */
-  answeredOn(host: string): void {
-    this.lastHost = host;
-  }
-
-  /** Counts a spliced connection; the idle timer runs only while there are none. */
-  track(upstream: Socket): Socket {
-    this.upstreams.add(upstream);
-    clearTimeout(this.idleTimer);
-    // `on`, not `once`: 'close' comes once anyway, and once() costs a wrapper per connection.
-    upstream.on('close', () => {
-      this.upstreams.delete(upstream);
-      this.bytesIn += upstream.bytesWritten;
-      this.bytesOut += upstream.bytesRead;
-      if (this.upstreams.size === 0) this.armIdleTimer();
-      this.context.changed(this, true);
-    });
-    this.context.changed(this, true);
-    return upstream;
-  }
-
-  /**
-   * Starts counting idle time, unless it has connections, or a running service `requires` it: a
-   * dependent talks to its dependency directly (a web app to its database), past norikae, so those
-   * connections are not counted. The count starts when the last dependent stops.
-   */
-  armIdleTimer(): void {
-    const seconds = this.service.idleTimeout;
-    clearTimeout(this.idleTimer);
-    this.heldByDependent = false;
-    if (seconds === undefined || this.process === undefined || this.upstreams.size > 0) return;
-    if (this.context.hasRunningDependent(this)) {
-      this.heldByDependent = true;
-      return;
-    }
-    this.idleTimer = setTimeout(() => {
-      // A reload may have made a running service require it meanwhile.
-      if (this.context.hasRunningDependent(this)) {
-        this.heldByDependent = true;
-        return;
-      }
-      this.idleStoppedAt = performance.now();
-      void this.stop('stopped', `idle for ${seconds} s`);
-    }, seconds * 1000);
-    this.idleTimer.unref();
-  }
-
-  /** A service that requires this one started: it is in use while that one runs. */
-  holdForDependent(): void {
-    clearTimeout(this.idleTimer);
-    this.heldByDependent = this.process !== undefined;
-  }
-
   private moveTo(next: ServiceState): void {
     if (next === this.state) return;
     if (!TRANSITIONS[this.state].includes(next)) {
@@ -306,7 +247,7 @@ export class ServiceRuntime {
     }
     this.lastError = undefined;
     this.moveTo('ready');
-    this.armIdleTimer();
+    this.usage.armIdleTimer();
   }
 
   /** A launch that failed: said on stderr, in its log, and kept for status and the dashboard. */
@@ -348,7 +289,7 @@ export class ServiceRuntime {
     }
     const started = performance.now();
     const readiness = await waitUntilReady({
-      hosts: this.upstreamHosts(),
+      hosts: this.hosts.list(),
       port: this.port!,
       checks: service.ready,
       httpHost: service.hosts.find((host) => !host.startsWith('*.')) ?? 'localhost',
@@ -394,13 +335,13 @@ export class ServiceRuntime {
   private spawn(log: ServiceLog): LaunchedProcess {
     const { service } = this;
     const launchId = randomUUID();
-    const sinceIdleStop = performance.now() - this.idleStoppedAt;
+    const sinceIdleStop = performance.now() - this.usage.idleStoppedAt;
     if (sinceIdleStop < service.idleCooldown * 1000) {
       this.context.log.info(`${this.name} is launched again ${(sinceIdleStop / 1000).toFixed(1)} s after its idle stop: a client reconnected `
         + '(hot-reload clients do that); raise idle_timeout if it keeps coming back');
     }
     this.logMatched = false;
-    const command = service.command!.replaceAll('{port}', String(this.port));
+    const command = commandWithPort(service.command!, this.port!);
     this.context.log.info(`launching ${this.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
     log.note(`launching on port ${this.port}: ${command}`);
     const process = launchCommand({ name: this.name, command: service.command!, cwd: service.cwd, env: service.env, port: this.port! }, log);
@@ -445,7 +386,7 @@ export class ServiceRuntime {
 
   /** Stops the process group, if there is one, without a change of state (see stop). */
   private terminate(reason: string): Promise<void> {
-    clearTimeout(this.idleTimer);
+    this.usage.stopIdleTimer();
     const process = this.process;
     if (process === undefined) return this.stopping ?? Promise.resolve();
     if (this.stopping === undefined) {
@@ -479,56 +420,19 @@ export class ServiceRuntime {
     const launchId = this.launchIds.get(process);
     if (launchId !== undefined) this.context.record?.remove(launchId);
     this.launchIds.delete(process);
-    clearTimeout(this.idleTimer);
+    this.usage.stopIdleTimer();
   }
-}
-
-/** Waits for `promise`, or rejects with `signal.reason` as soon as `signal` aborts (the promise goes on). */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then((value) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(value);
-    }, (err: unknown) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(err as Error);
-    });
-  });
 }
 
 /** What a launch depends on: when it changes while the process runs, a restart would apply it. */
 export function launchSignature(service: ServiceConfig): string {
-  return JSON.stringify([service.command, service.cwd, service.env, service.port, service.upstream, service.stop]);
+  return configKey([service.command, service.cwd, service.env, service.port, service.upstream, service.stop]);
 }
 
-export function describeExit(status: ExitStatus): string {
-  if (status.error !== undefined) return `without starting (${status.error})`;
-  if (status.signal !== null) return `on signal ${status.signal}`;
-  return `with code ${status.code}`;
-}
-
-const IPV4_FIRST = [DEFAULT_UPSTREAM_HOST, '::1'] as const;
-const IPV6_FIRST = ['::1', DEFAULT_UPSTREAM_HOST] as const;
 
 function noop(): void {}
 
 /** A promise that never settles: an exit that does not end the wait. */
 function never(): Promise<never> {
   return new Promise(() => {});
-}
-
-/** A port nothing listens on right now, for a service configured without one. */
-function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, DEFAULT_UPSTREAM_HOST, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

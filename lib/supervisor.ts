@@ -15,7 +15,8 @@ import { type Log, streamLog } from './log.js';
 import { findPortOwner, type PortOwner } from './port-owner.js';
 import { acceptingHost } from './readiness.js';
 import type { UpstreamConnector } from './server.js';
-import { abortable, launchSignature, ServiceRuntime, type RuntimeContext } from './service-runtime.js';
+import { abortable } from './abortable.js';
+import { launchSignature, ServiceRuntime, type RuntimeContext } from './service-runtime.js';
 import { ServiceLog } from './service-log.js';
 import { signalGroup } from './process-group.js';
 
@@ -121,7 +122,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     if (runtime.launching) await runtime.ensureRunning();
     if (runtime.port !== undefined) {
       try {
-        return runtime.track(await this.dial(runtime));
+        return runtime.usage.track(await this.dial(runtime));
       } catch (err) {
         // The runtime holds the current config of the service, which a reload may have changed.
         if (runtime.service.command === undefined || !(err instanceof UpstreamConnectError) || err.reason !== 'ECONNREFUSED') throw err;
@@ -129,13 +130,13 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     // Connect first, launch only when refused: a server the user started by hand is simply used.
     await runtime.ensureRunning(undefined, true);
-    return runtime.track(await this.dial(runtime));
+    return runtime.usage.track(await this.dial(runtime));
   }
 
   /** Connects to the service's port, on the address that worked last time first. */
   private async dial(runtime: ServiceRuntime): Promise<Socket> {
-    const { socket, host } = await dialFirst(runtime.upstreamHosts(), runtime.port!, this.config.connectTimeout * 1000);
-    runtime.answeredOn(host);
+    const { socket, host } = await dialFirst(runtime.hosts.list(), runtime.port!, this.config.connectTimeout * 1000);
+    runtime.hosts.answered(host);
     return socket;
   }
 
@@ -148,11 +149,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     const runtime = this.runtimes.get(name);
     if (runtime === undefined) return undefined;
     const { service, process } = runtime;
-    let { bytesIn, bytesOut } = runtime;
-    for (const upstream of runtime.upstreams) {
-      bytesIn += upstream.bytesWritten;
-      bytesOut += upstream.bytesRead;
-    }
+    const bytes = runtime.usage.bytes();
     return {
       name,
       hosts: service.hosts,
@@ -162,9 +159,9 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
         : process ? 'running' : runtime.crashes.backoffLeft() > 0 ? 'crashed' : runtime.state === 'failed' ? 'failed' : 'stopped',
       pid: process?.pid ?? null,
       startedAt: process?.startedAt ?? null,
-      connections: runtime.upstreams.size,
-      bytesIn,
-      bytesOut,
+      connections: runtime.usage.upstreams.size,
+      bytesIn: bytes.in,
+      bytesOut: bytes.out,
       lastExit: runtime.crashes.lastExit ?? null,
       lastError: runtime.lastError ?? null,
       command: service.command ?? null,
@@ -194,7 +191,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   async stopByUser(name: string): Promise<ServiceInfo> {
     const runtime = this.controllable(name);
     if (runtime.process === undefined && !runtime.launching && runtime.port !== undefined
-      && await acceptingHost(runtime.upstreamHosts(), runtime.port, 1000) !== undefined) {
+      && await acceptingHost(runtime.hosts.list(), runtime.port, 1000) !== undefined) {
       // A server started by hand is only forwarded to; "stopped" would be a lie while it answers.
       const owner = findPortOwner(runtime.port);
       throw controlErrors.notLaunchedHere(name, runtime.port, owner ? `pid ${owner.pid} (${owner.command})` : 'a process of its own');
@@ -238,7 +235,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     for (const runtime of removed) this.runtimes.delete(runtime.name);
     for (const runtime of this.runtimes.values()) {
       // Kept for a dependent that may no longer require it (or be there at all).
-      if (runtime.heldByDependent) runtime.armIdleTimer();
+      if (runtime.usage.heldByDependent) runtime.usage.armIdleTimer();
       this.announce(runtime);
     }
     this.emit('config', { reloadError: null });
@@ -281,7 +278,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       const dependency = this.runtimes.get(name)!;
       // One being stopped (an idle stop, say) is launched again once it is down, not waited on.
       if (dependency.stopped !== undefined) await abortable(dependency.stopped, signal);
-      if (dependency.port !== undefined && await abortable(acceptingHost(dependency.upstreamHosts(), dependency.port, 1000), signal) !== undefined) continue;
+      if (dependency.port !== undefined && await abortable(acceptingHost(dependency.hosts.list(), dependency.port, 1000), signal) !== undefined) continue;
       signal.throwIfAborted();
       const why = `${runtime.name} requires ${name}`;
       if (dependency.service.command === undefined) {
@@ -313,8 +310,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     for (const name of runtime.service.requires) {
       const dependency = this.runtimes.get(name);
       if (dependency === undefined) continue;
-      if (runtime.process !== undefined) dependency.holdForDependent();
-      else dependency.armIdleTimer();
+      if (runtime.process !== undefined) dependency.usage.holdForDependent();
+      else dependency.usage.armIdleTimer();
     }
   }
 
