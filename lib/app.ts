@@ -60,8 +60,14 @@ export class App {
     const bound = await server.listen();
     record.setListening(bound);
     const app = new App(config, options, log, supervisor, server);
+    // Watching before "listening on" is said: an edit made as soon as a person (or a test) reads
+    // that line is seen, not lost in between.
+    if (options.watch !== false) {
+      app.stopWatching = watchConfigFile(config.file, () => {
+        app.reload('file changed').catch((err: unknown) => log.error(`reload failed: ${String(err)}`));
+      });
+    }
     app.announce(bound);
-    if (options.watch !== false) app.stopWatching = watchConfigFile(config.file, () => void app.reload('file changed'));
     return app;
   }
 
