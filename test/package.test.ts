@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,10 +53,39 @@ describe('the packed package', () => {
     assert.deepEqual(result, { services: [['web', ['web.localhost'], 3000]], error: ['NORIKAE_ERR_CONFIG', 2] });
   });
 
+  test('startApp runs norikae-splice from code: a request is spliced to a service, then close()', async () => {
+    const upstream = createServer((_req, res) => res.end('from the upstream'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const upstreamPort = (upstream.address() as AddressInfo).port;
+    writeFileSync(join(project, 'app.toml'), `listen = "127.0.0.1:0"\n[service.web]\nport = ${upstreamPort}\n`);
+    const script = `
+      import { request } from 'node:http';
+      import { startApp } from 'norikae-splice';
+      const app = await startApp({ config: 'app.toml', log: { info() {}, warn() {}, error() {} }, watch: false });
+      const { port } = app.addresses()[0];
+      const body = await new Promise((resolve, reject) => {
+        request({ host: '127.0.0.1', port, headers: { host: 'web.localhost' } }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve(text));
+        }).on('error', reject).end();
+      });
+      await app.close();
+      console.log(JSON.stringify({ body, services: app.config.services.map((s) => s.name) }));`;
+    try {
+      // The launch record goes to a state folder of the test's own.
+      const result = JSON.parse(await run(process.execPath, ['--input-type=module', '-e', script], project, 30_000, { XDG_STATE_HOME: join(dir, 'state') })) as unknown;
+      assert.deepEqual(result, { body: 'from the upstream', services: ['web'] });
+    } finally {
+      upstream.close();
+    }
+  });
+
   test('its types are found by TypeScript, and are real types', async () => {
     writeFileSync(join(project, 'consumer.ts'), [
-      "import { parseConfig, type Config, type ServiceConfig } from 'norikae-splice';",
+      "import { parseConfig, startApp, type App, type Config, type ServiceConfig } from 'norikae-splice';",
       "const config: Config = parseConfig('[service.web]\\nport = 3000\\n', '/project/norikae.toml');",
+      "export const starting: Promise<App> = startApp({ config: 'norikae.toml', watch: false });",
       'const service: ServiceConfig = config.services[0]!;',
       'export const hosts: string[] = service.hosts;',
       '// @ts-expect-error -- unused (an error of its own) if the import were `any`',
@@ -99,10 +130,10 @@ describe('the packed package', () => {
  * exit rejects with its output. npm's own variables from `npm test` are left out: the child npm
  * would take `npm_config_local_prefix` and install into this checkout instead of `cwd`.
  */
-function run(command: string, args: string[], cwd: string, timeoutMs = 30_000): Promise<string> {
+function run(command: string, args: string[], cwd: string, timeoutMs = 30_000, extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_(?!config_)|^npm_config_local_prefix$/.test(key)));
   return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, env: { ...env, npm_config_update_notifier: 'false' }, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(command, args, { cwd, env: { ...env, npm_config_update_notifier: 'false', ...extraEnv }, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${command} ${args.join(' ')} failed (${err.killed ? `killed after ${timeoutMs} ms` : `exit ${String(err.code)}`}):\n${stdout}${stderr}`));
       else resolve(stdout);
     });
