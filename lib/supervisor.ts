@@ -12,13 +12,16 @@ import { dialFirst } from './dial.js';
 import { controlErrors, LaunchError, NoServiceError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
-import { findPortOwner, type PortOwner } from './port-owner.js';
+import { findPortOwner } from './port-owner.js';
 import { acceptingHost } from './readiness.js';
 import type { UpstreamConnector } from './server.js';
 import { abortable } from './abortable.js';
 import { launchSignature, ServiceRuntime, type RuntimeContext } from './service-runtime.js';
+import type { ServiceInfo } from './service-info.js';
 import { ServiceLog } from './service-log.js';
 import { signalGroup } from './process-group.js';
+
+export type { ServiceInfo } from './service-info.js';
 
 export interface SupervisorOptions {
   log?: Log;
@@ -26,39 +29,6 @@ export interface SupervisorOptions {
   echoOutput?: boolean;
   /** Where launched process groups are recorded for orphan clean-up; none if undefined. */
   record?: LaunchRecord;
-}
-
-/** A service as the dashboard, the API and the CLI see it. */
-export interface ServiceInfo {
-  name: string;
-  hosts: string[];
-  /** Raw TCP listeners, as `host:port`. */
-  listen: string[];
-  port: number | null;
-  state: 'stopped' | 'starting' | 'running' | 'failed' | 'crashed';
-  pid: number | null;
-  /** Epoch ms of the running process's launch. */
-  startedAt: number | null;
-  connections: number;
-  /** Bytes from clients to the service, and back, over all connections so far. */
-  bytesIn: number;
-  bytesOut: number;
-  lastExit: { code: number | null; signal: string | null; at: number } | null;
-  /** Why the last launch failed (it could not start, exited early, timed out); null after a good one. */
-  lastError: string | null;
-  command: string | null;
-  stoppedByUser: boolean;
-  /** The config changed how it is launched while it runs: a restart would apply it. */
-  pendingRestart: boolean;
-  /** A process norikae did not start that held the port at the last launch attempt. */
-  portHeldBy: PortOwner | null;
-  /**
-   * Grows with every ServiceInfo made: of two that arrive out of order (an event and the answer to
-   * a POST), the one with the larger sequence is the newer. Compared within one `instance` only.
-   */
-  sequence: number;
-  /** Names this run of norikae-splice: a restarted one counts `sequence` anew. */
-  instance: string;
 }
 
 /** How often at most a service's connection counters are announced to listeners. */

@@ -9,15 +9,15 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { describe, test, type TestContext } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { parseConfig } from '../lib/config-file.js';
 import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
 import { chooseChromium } from './chromium.js';
-import { closeServer, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse, withReloadError } from './helpers.js';
+import { closeServer, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse } from './helpers.js';
 
 /** Debian's package (`.ci/run` installs it), or why these tests skip or fail without it. */
 const CHROMIUM = chooseChromium(process.env);
@@ -44,13 +44,7 @@ describe('dashboard in a browser', () => {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    const browser = await launchChromium();
-    t.after(() => browser.close());
-    const page = await browser.newPage();
-    // A resource or script the page's CSP refused is reported here, like any script error.
-    const problems: string[] = [];
-    page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });
-    page.on('pageerror', (error) => problems.push(error.message));
+    const { page, problems } = await openPage(t);
     // Chromium resolves *.localhost to loopback by itself, as users' browsers do.
     await page.goto(`http://norikae.localhost:${port}/`);
     const row = page.locator('tr[data-service="app"]');
@@ -97,18 +91,14 @@ describe('dashboard in a browser', () => {
     const toml = (names: string[]): string => 'listen = "127.0.0.1:0"\n' + names.map((name, i) => `[service.${name}]\nport = ${i + 1}\n`).join('');
     const config = parseConfig(toml(['zeta', 'alpha']), '/test/norikae.toml');
     const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
-    let refused: string | null = 'norikae.toml:3:7: expected "=" after a key\n  3 | port 1\n          ^';
-    const dashboard = new Dashboard(withReloadError(supervisor, () => refused));
+    const refused = 'norikae.toml:3:7: expected "=" after a key\n  3 | port 1\n          ^';
+    supervisor.setReloadError(refused);
+    const dashboard = new Dashboard(supervisor);
     const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard });
     const [address] = await server.listen();
     t.after(() => server.close());
 
-    const browser = await launchChromium();
-    t.after(() => browser.close());
-    const page = await browser.newPage();
-    const problems: string[] = [];
-    page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });
-    page.on('pageerror', (error) => problems.push(error.message));
+    const { page, problems } = await openPage(t);
     await page.goto(`http://norikae.localhost:${address!.port}/`);
     await page.locator('#live', { hasText: 'live' }).waitFor();
     const order = (): Promise<string | null> => page.evaluate(`Array.from(document.querySelectorAll('tr[data-service]'), (tr) => tr.dataset.service).join()`);
@@ -119,11 +109,9 @@ describe('dashboard in a browser', () => {
     const banner = page.locator('#reload-error');
     await banner.waitFor();
     assert.equal(await banner.textContent(), `The config file has an error; the running config is kept: ${refused}`);
-    refused = null;
-    supervisor.emit('config');
+    supervisor.setReloadError(undefined);
     await banner.waitFor({ state: 'hidden' });
-    refused = 'norikae.toml: service "alpha" has no port';
-    supervisor.emit('config');
+    supervisor.setReloadError('norikae.toml: service "alpha" has no port');
     await page.locator('#reload-error', { hasText: 'service "alpha" has no port' }).waitFor();
 
     // A reload that adds a service in the middle: the rows follow the config's new order.
@@ -166,6 +154,20 @@ describe('dashboard in a browser', () => {
     assert.equal(await frame.locator('#services').count(), 0, 'the dashboard did not render inside the frame');
   });
 });
+
+/**
+ * A page in a headless Chromium, closed after the test. `problems` collects console errors and
+ * page errors: a resource or script the page's CSP refused is reported there, like any script error.
+ */
+async function openPage(t: TestContext): Promise<{ page: Page; problems: string[] }> {
+  const browser = await launchChromium();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });
+  page.on('pageerror', (error) => problems.push(error.message));
+  return { page, problems };
+}
 
 /** A headless Debian Chromium; in CI, a missing one fails the test here with what to install. */
 function launchChromium(): Promise<Browser> {

@@ -11,17 +11,16 @@ import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
-import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor, withReloadError } from './helpers.js';
+import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor } from './helpers.js';
 
-/** A splicer with a dashboard over a supervisor of two services; `reloadError` stands in for a refused reload. */
-async function start(t: TestContext, reloadError?: () => string | null) {
+/** A splicer with a dashboard over a supervisor of two services. */
+async function start(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'norikae-dashboard-'));
   const config = parseConfig(`listen = "127.0.0.1:0"\nlog_dir = "${dir}"\n`
     + `[service.app]\nhost = ["app.localhost", "*.app.localhost"]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`
     + `[service.db]\nlisten = ${await freePort()}\nport = ${await freePort()}\n`, join(dir, 'norikae.toml'));
   const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
-  const source = reloadError === undefined ? supervisor : withReloadError(supervisor, reloadError);
-  const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(source) });
+  const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
   const [address] = await server.listen();
   t.after(async () => {
     await server.close();
@@ -220,17 +219,17 @@ describe('dashboard API', () => {
   });
 
   test('a refused reload is reported with the list and the config event while it stands', async (t) => {
-    let refused: string | null = 'norikae.toml:3:7: expected "=" after a key';
-    const { port, supervisor } = await start(t, () => refused);
+    const refused = 'norikae.toml:3:7: expected "=" after a key';
+    const { port, supervisor } = await start(t);
     const stream = openEvents(t, port);
     await stream.opened;
+    assert.equal((await api(port, 'GET', '/api/services')).body.reloadError, null);
+    supervisor.setReloadError(refused);
     assert.equal((await api(port, 'GET', '/api/services')).body.reloadError, refused);
-    supervisor.emit('config');
     await waitFor(() => stream.events.some((e) => e.event === 'config'), 'the config event');
     assert.deepEqual(stream.events.find((e) => e.event === 'config')!.data, { reloadError: refused });
 
-    refused = null;
-    supervisor.emit('config');
+    supervisor.setReloadError(undefined);
     await waitFor(() => stream.events.filter((e) => e.event === 'config').length === 2, 'the second config event');
     assert.deepEqual(stream.events.filter((e) => e.event === 'config')[1]!.data, { reloadError: null });
     assert.equal((await api(port, 'GET', '/api/services')).body.reloadError, null);

@@ -11,7 +11,6 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { type Config } from '../lib/config.js';
 import { parseConfig } from '../lib/config-file.js';
-import type { DashboardSource } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer, type HostHandler, type UpstreamConnector } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
@@ -205,22 +204,4 @@ export async function exitWithin(child: ChildProcess, timeoutMs: number, what: s
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * The supervisor as a DashboardSource that also reports a refused reload: `reloadError` says what
- * the dashboard is told. (The supervisor itself does not report one yet.)
- */
-export function withReloadError(supervisor: ServiceSupervisor, reloadError: () => string | null): DashboardSource {
-  return {
-    list: () => supervisor.list(),
-    info: (name) => supervisor.info(name),
-    logTail: (name, lines) => supervisor.logTail(name, lines),
-    start: (name) => supervisor.start(name),
-    stopByUser: (name) => supervisor.stopByUser(name),
-    restart: (name) => supervisor.restart(name),
-    on: (event, listener) => supervisor.on(event, listener),
-    off: (event, listener) => supervisor.off(event, listener),
-    reloadError,
-  };
 }

@@ -3,35 +3,8 @@
 // the JSON API and the event stream of the same origin, and writes everything it shows from data
 // with textContent, never as markup.
 
-/** What the page reads of a ServiceInfo (lib/supervisor.ts), plus the dashboard's `urls`. */
-interface ServiceView {
-  name: string;
-  hosts: string[];
-  urls: string[];
-  listen: string[];
-  port: number | null;
-  state: 'stopped' | 'starting' | 'running' | 'failed' | 'crashed';
-  pid: number | null;
-  startedAt: number | null;
-  connections: number;
-  bytesIn: number;
-  bytesOut: number;
-  lastExit: LastExit | null;
-  command: string | null;
-  stoppedByUser: boolean;
-  pendingRestart: boolean;
-  portHeldBy: { pid: number; command: string } | null;
-  sequence: number;
-  instance: string;
-  /** Why the last launch failed; absent from a norikae-splice that does not say. */
-  lastError?: string | null;
-}
-
-interface LastExit {
-  code: number | null;
-  signal: string | null;
-  at: number;
-}
+/** A ServiceInfo as the API sends it, with the dashboard's `urls` (links on the port it was reached on). */
+type ServiceView = import('../service-info.js').ServiceInfo & { urls: string[] };
 
 type Action = 'start' | 'stop' | 'restart';
 
@@ -484,14 +457,14 @@ function uptimeText(info: Pick<ServiceView, 'state' | 'startedAt'>, now: number)
 }
 
 /** "exit 1", "SIGTERM", or a dash when it never exited. */
-function exitText(lastExit: LastExit | null): string {
+function exitText(lastExit: ServiceView['lastExit']): string {
   if (!lastExit) return '—';
   if (lastExit.signal) return lastExit.signal;
   return lastExit.code === null ? 'exited' : 'exit ' + lastExit.code;
 }
 
 /** A non-zero exit code is worth a colour; a signal is usually a stop. */
-function isBadExit(lastExit: LastExit | null): boolean {
+function isBadExit(lastExit: ServiceView['lastExit']): boolean {
   return Boolean(lastExit && !lastExit.signal && lastExit.code !== null && lastExit.code !== 0);
 }
 
