@@ -199,6 +199,22 @@ export class LaunchError extends NorikaeError {
   }
 }
 
+type LaunchDetails = { exitCode?: number | null; signal?: string | null; logTail?: string[] };
+
+/** One factory per way a launch fails: the messages a client and the log read, in one place. */
+export const launchErrors = {
+  crashLoop: (service: string, crashes: number, windowSeconds: number, retrySeconds: number, details: LaunchDetails) => new LaunchError(service,
+    `${service} keeps crashing (it exited ${crashes} times within ${windowSeconds} s), so it is not relaunched on every request; `
+    + `norikae-splice tries again in ${retrySeconds} s.`, details),
+  portHeld: (service: string, port: number, holder: { pid: number; command: string }) => new LaunchError(service,
+    `port ${port} of ${service} is held by pid ${holder.pid} (${holder.command}), which norikae-splice did not start. `
+    + `Stop that process, or give [service.${service}] another port.`),
+  exitedEarly: (service: string, how: string, port: number, details: LaunchDetails) => new LaunchError(service,
+    `${service} exited ${how} before it accepted connections on port ${port}.`, details),
+  notReady: (service: string, seconds: number, failing: string, logTail: string[]) => new ReadinessTimeoutError(service,
+    `${service} was not ready within ${seconds} s (ready_timeout): ${failing}. It was stopped. Check that its command listens on {port} or $PORT.`, logTail),
+};
+
 /** Why a launch was cancelled: the reason of its AbortController. */
 export type CancelCause = 'stopped' | 'held' | 'restarted' | 'removed' | 'exiting';
 

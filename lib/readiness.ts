@@ -6,9 +6,9 @@
 
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { ReadyChecks } from './config.js';
+import type { ReadyChecks, ServiceConfig } from './config.js';
 import { isSelfConnection } from './dial.js';
-import type { ExitStatus } from './launch.js';
+import type { ExitStatus, LaunchedProcess } from './launch.js';
 
 /** A refused connect on loopback costs microseconds; polling often puts the first response close behind the bind. */
 const POLL_INTERVAL_MS = 5;
@@ -40,6 +40,26 @@ export type Readiness =
   | { state: 'cancelled' }
   /** `failing` says which checks still did not hold, and how, for the 504 page. */
   | { state: 'timeout'; failing: string[] };
+
+/** What a launch of `service` waits for: its `ready` checks, `delay` and `ready_timeout`, on `port`. */
+export function readinessOf(service: ServiceConfig, launch: {
+  port: number;
+  hosts: readonly string[];
+  process: LaunchedProcess;
+  logMatched: () => boolean;
+  signal: AbortSignal;
+}): ReadinessCheck {
+  const { process, ...wait } = launch;
+  return {
+    ...wait,
+    checks: service.ready,
+    httpHost: service.hosts.find((host) => !host.startsWith('*.')) ?? 'localhost',
+    delayMs: service.delay * 1000,
+    timeoutMs: service.readyTimeout * 1000,
+    // A service with a `stop` command may start in the background: its shell exiting with 0 is fine.
+    exited: service.stop === undefined ? process.exited : process.exited.then((status) => (status.code === 0 ? never() : status)),
+  };
+}
 
 export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> {
   const { signal } = check;
@@ -143,4 +163,9 @@ function httpStatus(host: string, port: number, path: string, hostHeader: string
     });
     req.end();
   });
+}
+
+/** A promise that never settles: an exit that does not end the wait. */
+function never(): Promise<never> {
+  return new Promise(() => {});
 }

@@ -10,13 +10,13 @@ import { configKey, type ServiceConfig } from './config.js';
 import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
 import { UpstreamHosts } from './dial.js';
-import { LaunchCancelledError, LaunchError, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
+import { LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
 import { commandWithPort, describeExit, launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
 import { findFreePort, findPortOwner, type PortOwner } from './port-owner.js';
 import { groupAlive } from './process-group.js';
-import { waitUntilReady } from './readiness.js';
+import { readinessOf, waitUntilReady } from './readiness.js';
 import type { ServiceLog } from './service-log.js';
 import { ServiceUsage } from './service-usage.js';
 
@@ -272,8 +272,7 @@ export class ServiceRuntime {
     }
     const backoff = this.crashes.backoffLeft();
     if (backoff > 0) {
-      throw new LaunchError(this.name, `${this.name} keeps crashing (it exited ${this.crashes.recentCrashes} times within ${CRASH_WINDOW_MS / 1000} s), `
-        + `so it is not relaunched on every request; norikae-splice tries again in ${Math.ceil(backoff / 1000)} s.`, {
+      throw launchErrors.crashLoop(this.name, this.crashes.recentCrashes, CRASH_WINDOW_MS / 1000, Math.ceil(backoff / 1000), {
         exitCode: this.crashes.lastExit?.code, signal: this.crashes.lastExit?.signal, logTail: log.tail(LOG_TAIL_LINES),
       });
     }
@@ -288,18 +287,7 @@ export class ServiceRuntime {
       debug('%s: port refused while pid %d runs; waiting for it', this.name, process.pid);
     }
     const started = performance.now();
-    const readiness = await waitUntilReady({
-      hosts: this.hosts.list(),
-      port: this.port!,
-      checks: service.ready,
-      httpHost: service.hosts.find((host) => !host.startsWith('*.')) ?? 'localhost',
-      logMatched: () => this.logMatched,
-      delayMs: service.delay * 1000,
-      timeoutMs: service.readyTimeout * 1000,
-      // A service with a `stop` command may start in the background: its shell exiting with 0 is fine.
-      exited: service.stop === undefined ? process.exited : process.exited.then((status) => (status.code === 0 ? never() : status)),
-      signal,
-    });
+    const readiness = await waitUntilReady(readinessOf(service, { port: this.port!, hosts: this.hosts.list(), process, logMatched: () => this.logMatched, signal }));
     switch (readiness.state) {
       case 'cancelled':
         throw signal.reason;
@@ -307,15 +295,14 @@ export class ServiceRuntime {
         this.context.log.info(`${this.name} ready on :${this.port} in ${((performance.now() - started) / 1000).toFixed(2)} s`);
         return;
       case 'exited':
-        throw new LaunchError(this.name, `${this.name} exited ${describeExit(readiness.status)} before it accepted connections on port ${this.port}.`, {
+        throw launchErrors.exitedEarly(this.name, describeExit(readiness.status), this.port!, {
           exitCode: readiness.status.code, signal: readiness.status.signal, logTail: log.tail(LOG_TAIL_LINES),
         });
       case 'timeout': {
         const failing = readiness.failing.join('; ');
         this.context.log.warn(`${this.name} was not ready within ${service.readyTimeout} s: ${failing}`);
         await this.terminate('not ready in time');
-        throw new ReadinessTimeoutError(this.name, `${this.name} was not ready within ${service.readyTimeout} s (ready_timeout): `
-          + `${failing}. It was stopped. Check that its command listens on {port} or $PORT.`, log.tail(LOG_TAIL_LINES));
+        throw launchErrors.notReady(this.name, service.readyTimeout, failing, log.tail(LOG_TAIL_LINES));
       }
     }
   }
@@ -327,9 +314,7 @@ export class ServiceRuntime {
   private checkPortIsFree(): void {
     const owner = findPortOwner(this.port!);
     this.portHeldBy = owner;
-    if (owner === undefined) return;
-    const message = `port ${this.port} of ${this.name} is held by pid ${owner.pid} (${owner.command}), which norikae-splice did not start`;
-    throw new LaunchError(this.name, `${message}. Stop that process, or give [service.${this.name}] another port.`);
+    if (owner !== undefined) throw launchErrors.portHeld(this.name, this.port!, owner);
   }
 
   private spawn(log: ServiceLog): LaunchedProcess {
@@ -431,8 +416,3 @@ export function launchSignature(service: ServiceConfig): string {
 
 
 function noop(): void {}
-
-/** A promise that never settles: an exit that does not end the wait. */
-function never(): Promise<never> {
-  return new Promise(() => {});
-}
