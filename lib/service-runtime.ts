@@ -37,7 +37,7 @@ const LOG_TAIL_LINES = 30;
 export type ServiceState = 'stopped' | 'held' | 'launching' | 'ready' | 'stopping' | 'failed' | 'crashed';
 
 /** Every allowed transition. `ready → launching`: its port refused while the process runs, so readiness is waited for again. */
-const TRANSITIONS: { readonly [From in ServiceState]: readonly ServiceState[] } = {
+export const TRANSITIONS: { readonly [From in ServiceState]: readonly ServiceState[] } = {
   stopped: ['launching', 'held'],
   held: ['stopped'],
   launching: ['ready', 'failed', 'stopping', 'stopped', 'held'],

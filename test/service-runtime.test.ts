@@ -102,3 +102,17 @@ for (const wait of ['dependency', 'delay', 'readiness'] as const) {
     });
   });
 }
+
+describe('the state table', () => {
+  test('docs/architecture.md shows the transitions the code allows, no more and no fewer', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { TRANSITIONS } = await import('../lib/service-runtime.js');
+    const doc = readFileSync(new URL('../../docs/architecture.md', import.meta.url), 'utf8');
+    const documented: Record<string, string[]> = {};
+    for (const [, state, next] of doc.matchAll(/^ *\| `(\w+)` \| [^|]+ \| ([^|]+) \|$/gm)) {
+      documented[state!] = [...next!.matchAll(/`(\w+)`/g)].map((match) => match[1]!).sort();
+    }
+    const coded = Object.fromEntries(Object.entries(TRANSITIONS).map(([state, next]) => [state, [...next].sort()]));
+    assert.deepEqual(documented, coded);
+  });
+});
