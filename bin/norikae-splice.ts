@@ -2,7 +2,8 @@
 // The command line: find and load the config, then either check it (`check`) or run the proxy
 // until SIGINT/SIGTERM. Every error a user can cause ends in one clear line and a non-zero exit.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
 import { startApp } from '../lib/app.js';
@@ -15,6 +16,7 @@ import { streamLog } from '../lib/log.js';
 import { ControlClient } from '../lib/control-client.js';
 import { launchRecordFile } from '../lib/launch-record.js';
 import { runningInstance } from '../lib/running-instance.js';
+import { starterConfigFile, writeStarterConfig } from '../lib/starter-config.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
@@ -115,6 +117,19 @@ for (const action of ['start', 'stop', 'restart'] as const) {
       process.stdout.write(`${service.name}: ${service.state}${service.pid ? ` (pid ${service.pid})` : ''}\n`);
     });
 }
+
+cli.command('init', 'Write a commented starter config (at $XDG_CONFIG_HOME/norikae/config.toml, or ./norikae.toml with --here)')
+  .option('--here', 'Write ./norikae.toml instead')
+  .option('--listen <address>', 'The address it listens on (default 127.0.0.1:80)')
+  .action((options: CliOptions & { here?: boolean }) => {
+    const file = options.config !== undefined ? findConfigFile(options.config) : starterConfigFile({ here: options.here === true });
+    const listen = listenOption(options);
+    if (listen !== undefined && listen.length !== 1) fail('init takes one --listen address');
+    writeStarterConfig(file, listen?.[0]);
+    process.stdout.write(`wrote ${file}\nnext: norikae-splice add DIR (for each project), then norikae-splice doctor\n`);
+    const shadow = join(process.cwd(), 'norikae.toml');
+    if (file !== shadow && existsSync(shadow)) log.warn(`${shadow} is read first in this folder: norikae-splice uses it, not ${file}, when run here without --config`);
+  });
 
 cli.addEventListener('command:*', () => {
   fail(`unknown command "${cli.args[0]}"; run norikae-splice --help for the commands`);

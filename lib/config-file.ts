@@ -17,14 +17,19 @@ import { ConfigError } from './errors.js';
  */
 export function findConfigFile(explicit: string | undefined, cwd = process.cwd(), env = process.env): string {
   if (explicit !== undefined) return resolve(cwd, expandHome(explicit));
-  const xdg = env.XDG_CONFIG_HOME ? expandHome(env.XDG_CONFIG_HOME) : join(homedir(), '.config');
-  const candidates = [join(cwd, 'norikae.toml'), join(xdg, 'norikae', 'config.toml')];
+  const candidates = [join(cwd, 'norikae.toml'), userConfigFile(env)];
   const found = candidates.find((file) => existsSync(file));
   if (found) return found;
   throw new ConfigError(
     undefined,
     `no config file found (looked for ${candidates.join(' and ')}); pass one with --config FILE`,
   );
+}
+
+/** The user's own config file, $XDG_CONFIG_HOME/norikae/config.toml (~/.config/norikae/config.toml): where `init` writes. */
+export function userConfigFile(env = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME ? expandHome(env.XDG_CONFIG_HOME) : join(homedir(), '.config');
+  return join(xdg, 'norikae', 'config.toml');
 }
 
 /** Reads and validates a config file. */

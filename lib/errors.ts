@@ -43,6 +43,13 @@ export const ErrorCode = {
   ALREADY_RUNNING: 'NORIKAE_ERR_RUNNING',
   NO_DASHBOARD: 'NORIKAE_ERR_NO_DASHBOARD',
   API: 'NORIKAE_ERR_API',
+
+  // Setting up: init, add, hosts.
+  CONFIG_EXISTS: 'NORIKAE_ERR_CONFIG_EXISTS',
+  SERVICE_EXISTS: 'NORIKAE_ERR_SERVICE_EXISTS',
+  SERVICE_NAME: 'NORIKAE_ERR_SERVICE_NAME',
+  NO_PROJECT: 'NORIKAE_ERR_NO_PROJECT',
+  HOSTS_FILE: 'NORIKAE_ERR_HOSTS_FILE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -78,6 +85,11 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ALREADY_RUNNING]: 500,
   [ErrorCode.NO_DASHBOARD]: 500,
   [ErrorCode.API]: 500,
+  [ErrorCode.CONFIG_EXISTS]: 500,
+  [ErrorCode.SERVICE_EXISTS]: 500,
+  [ErrorCode.SERVICE_NAME]: 500,
+  [ErrorCode.NO_PROJECT]: 500,
+  [ErrorCode.HOSTS_FILE]: 500,
 };
 
 export class NorikaeError extends Error {
@@ -322,7 +334,30 @@ export class ApiError extends NorikaeError {
   }
 }
 
+type SetupErrorCode =
+  | typeof ErrorCode.CONFIG_EXISTS | typeof ErrorCode.SERVICE_EXISTS | typeof ErrorCode.SERVICE_NAME
+  | typeof ErrorCode.NO_PROJECT | typeof ErrorCode.HOSTS_FILE;
+
+/** `init`, `add` or `hosts` refused to change a file; the message says what to do instead. */
+export class SetupError extends NorikaeError {
+  constructor(code: SetupErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+export const setupErrors = {
+  configExists: (file: string) => new SetupError(ErrorCode.CONFIG_EXISTS,
+    `a config already exists at ${file}; it was left as it is. Edit it, or add a project to it with: norikae-splice add DIR`),
+  serviceExists: (name: string, where: string, suggestion: string) => new SetupError(ErrorCode.SERVICE_EXISTS,
+    `there is already a service named ${name} (${where}); choose another name, for example: --name ${suggestion}`),
+  badName: (name: string) => new SetupError(ErrorCode.SERVICE_NAME,
+    `"${name}" cannot be a service name: use letters, digits and "-" (it becomes ${name}.localhost), for example --name my-app`),
+  noProject: (dir: string, lookedFor: string) => new SetupError(ErrorCode.NO_PROJECT,
+    `found no dev server to run in ${dir} (looked for ${lookedFor}); give its command with --command "…{port}…"`),
+  hostsFile: (message: string, cause?: unknown) => new SetupError(ErrorCode.HOSTS_FILE, message, { cause }),
+};
+
 /** `text` as one shell word: as it is when that is safe, else in single quotes. */
-function shellWord(text: string): string {
+export function shellWord(text: string): string {
   return /^[\w./~+:@%-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
