@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
+import { addService } from '../lib/add-service.js';
 import { startApp } from '../lib/app.js';
 import { stateDir, type Config } from '../lib/config.js';
 import { findConfigFile, loadConfig } from '../lib/config-file.js';
@@ -129,6 +130,22 @@ cli.command('init', 'Write a commented starter config (at $XDG_CONFIG_HOME/norik
     process.stdout.write(`wrote ${file}\nnext: norikae-splice add DIR (for each project), then norikae-splice doctor\n`);
     const shadow = join(process.cwd(), 'norikae.toml');
     if (file !== shadow && existsSync(shadow)) log.warn(`${shadow} is read first in this folder: norikae-splice uses it, not ${file}, when run here without --config`);
+  });
+
+cli.command('add [dir]', 'Add a project (default: this folder) to the config as a [service.NAME] block')
+  .option('--name <name>', 'The service\'s name (default: the folder\'s), and so its host NAME.localhost')
+  .option('--command <command>', 'The command that starts its dev server, with {port}, instead of the one detected')
+  .option('--dry-run', 'Only show the block')
+  .action((dir: string | undefined, options: CliOptions & { name?: string; command?: string; dryRun?: boolean }) => {
+    const result = addService({
+      configFile: findConfigFile(options.config), dir: dir ?? '.', name: options.name === undefined ? undefined : String(options.name),
+      command: options.command === undefined ? undefined : String(options.command), dryRun: options.dryRun === true,
+    });
+    process.stdout.write(`${result.block}\n`);
+    process.stdout.write(result.written
+      ? `added to ${result.file}: ${result.url}${result.branch === undefined ? '' : ` (branch ${result.branch})`}\n`
+      : `not written (--dry-run); it would be added to ${result.file}\n`);
+    for (const other of result.others) process.stdout.write(`also found ${other.kind} (${other.reason}): --command ${JSON.stringify(other.command)}\n`);
   });
 
 cli.addEventListener('command:*', () => {

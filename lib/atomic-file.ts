@@ -1,0 +1,55 @@
+// Replacing a file whole: the new text goes to a temporary file in the same folder, is flushed to
+// disk, and is renamed over the old one. A reader (norikae's config watcher, the resolver reading
+// /etc/hosts) sees the old file or the new one, never half of one. A symlink is followed (the
+// file it points to is replaced, the link stays), and the file keeps its mode and, when we may,
+// its owner.
+
+import { chownSync, closeSync, fchmodSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Writes `text` to `file` atomically. A new file gets `mode` (default 0644). Throws the system's
+ * error (EACCES, EROFS…) for the caller to explain; nothing is left behind when it does.
+ */
+export function replaceFile(file: string, text: string, mode = 0o644): void {
+  const target = resolveLink(file);
+  const existing = statOf(target);
+  const temporary = join(dirname(target), `.${basename(target)}.norikae-${process.pid}.tmp`);
+  const fd = openSync(temporary, 'wx', 0o600);
+  try {
+    try {
+      // Set after opening: the mode given to open is narrowed by the umask.
+      fchmodSync(fd, existing === undefined ? mode : existing.mode & 0o7777);
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // root editing /etc/hosts, or a user's file written with sudo: the file stays whose it was.
+    if (existing !== undefined && process.getuid?.() === 0 && (existing.uid !== 0 || existing.gid !== 0)) {
+      chownSync(temporary, existing.uid, existing.gid);
+    }
+    renameSync(temporary, target);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    throw err;
+  }
+}
+
+/** The file a symlink finally points to; `file` itself when it is no link or does not exist yet. */
+function resolveLink(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+function statOf(file: string): { mode: number; uid: number; gid: number } | undefined {
+  try {
+    return statSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
