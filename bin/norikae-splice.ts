@@ -13,6 +13,7 @@ import { findConfigFile, loadConfig } from '../lib/config-file.js';
 import { routingTable } from '../lib/config-summary.js';
 import { configWarnings, formatWarning } from '../lib/config-warnings.js';
 import { ConfigError, NorikaeError } from '../lib/errors.js';
+import { HOSTS_FILE, updateHostsFile } from '../lib/hosts-file.js';
 import { streamLog } from '../lib/log.js';
 import { ControlClient } from '../lib/control-client.js';
 import { launchRecordFile } from '../lib/launch-record.js';
@@ -146,6 +147,18 @@ cli.command('add [dir]', 'Add a project (default: this folder) to the config as 
       ? `added to ${result.file}: ${result.url}${result.branch === undefined ? '' : ` (branch ${result.branch})`}\n`
       : `not written (--dry-run); it would be added to ${result.file}\n`);
     for (const other of result.others) process.stdout.write(`also found ${other.kind} (${other.reason}): --command ${JSON.stringify(other.command)}\n`);
+  });
+
+cli.command('hosts <action>', 'sync: write every configured host name into /etc/hosts (a marked block); clean: remove that block')
+  .option('--hosts-file <file>', 'Another hosts file', { default: HOSTS_FILE })
+  .option('--dry-run', 'Only print the diff')
+  .action((action: string, options: CliOptions & { hostsFile: string; dryRun?: boolean }) => {
+    if (action !== 'sync' && action !== 'clean') fail(`hosts ${action}: expected "hosts sync" or "hosts clean"`);
+    const result = updateHostsFile(action, readConfig(options, true), { file: String(options.hostsFile), dryRun: options.dryRun === true });
+    process.stdout.write(result.diff);
+    if (!result.changed) process.stdout.write(`${result.file} is up to date\n`);
+    else if (result.written) process.stdout.write(action === 'sync' ? `${result.file}: ${result.names.length} names on 127.0.0.1 and ::1\n` : `${result.file}: the norikae-splice block is removed\n`);
+    else process.stdout.write(`not written (--dry-run)\n`);
   });
 
 cli.addEventListener('command:*', () => {
