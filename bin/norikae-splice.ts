@@ -12,6 +12,7 @@ import { stateDir, type Config } from '../lib/config.js';
 import { findConfigFile, loadConfig } from '../lib/config-file.js';
 import { routingTable } from '../lib/config-summary.js';
 import { configWarnings, formatWarning } from '../lib/config-warnings.js';
+import { formatCheck, runDoctor } from '../lib/doctor.js';
 import { ConfigError, NorikaeError } from '../lib/errors.js';
 import { HOSTS_FILE, updateHostsFile } from '../lib/hosts-file.js';
 import { streamLog } from '../lib/log.js';
@@ -147,6 +148,16 @@ cli.command('add [dir]', 'Add a project (default: this folder) to the config as 
       ? `added to ${result.file}: ${result.url}${result.branch === undefined ? '' : ` (branch ${result.branch})`}\n`
       : `not written (--dry-run); it would be added to ${result.file}\n`);
     for (const other of result.others) process.stdout.write(`also found ${other.kind} (${other.reason}): --command ${JSON.stringify(other.command)}\n`);
+  });
+
+cli.command('doctor', 'Check the config and this machine, and say how to fix what is wrong')
+  .option('--listen <address>', LISTEN_CHECK)
+  .option('--json', 'Print the report as JSON: { ok, checks: [{ name, ok, message, fix? }] }')
+  .action(async (options: CliOptions & { json?: boolean }) => {
+    const report = await runDoctor({ config: options.config, listen: listenOption(options) });
+    if (options.json === true) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else for (const check of report.checks) process.stdout.write(`${formatCheck(check)}\n`);
+    process.exitCode = report.ok ? 0 : 1;
   });
 
 cli.command('hosts <action>', 'sync: write every configured host name into /etc/hosts (a marked block); clean: remove that block')

@@ -13,6 +13,8 @@ import { commandWithPort } from './launch.js';
 export interface ConfigWarning {
   /** The service the warning is about. */
   service: string;
+  /** The key at fault: `cwd` (not a folder) or `command` (its program not found). */
+  key: 'cwd' | 'command';
   /** One sentence: what will fail, and why. */
   message: string;
   /** Where the key is in the config file (1-based), when it could be found. */
@@ -27,7 +29,7 @@ export interface ConfigWarning {
  */
 export function configWarnings(config: Config, options: { env?: NodeJS.ProcessEnv; source?: string } = {}): ConfigWarning[] {
   const env = options.env ?? process.env;
-  const found: { service: string; key: string; message: string }[] = [];
+  const found: { service: string; key: ConfigWarning['key']; message: string }[] = [];
   for (const service of config.services) {
     if (service.command === undefined) continue;
     const cwd = service.cwd ?? process.cwd();
@@ -43,7 +45,7 @@ export function configWarnings(config: Config, options: { env?: NodeJS.ProcessEn
   const source = options.source ?? readSource(config.file);
   return found.map(({ service, key, message }) => {
     const position = source === undefined ? undefined : locateKey(source, ['service', service, key]);
-    return { service, message, line: position?.line, column: position?.column };
+    return { service, key, message, line: position?.line, column: position?.column };
   });
 }
 

@@ -67,11 +67,7 @@ export class LaunchRecord {
     if (owner !== undefined && owner.pid !== process.pid) {
       throw new AlreadyRunningError(owner.pid);
     }
-    const { boot, entries } = readRecord(this.file);
-    // Without a boot to compare (a record of an older version, no /proc), nothing is known to be ours.
-    const ours = boot !== undefined && boot === this.boot
-      ? entries.filter((entry) => entry.processes.some((known) => isGroupMember(known, entry.pgid)))
-      : [];
+    const ours = liveLaunches(this.file);
     const stopped: Orphan[] = [];
     // All at once: each group gets its own stop_timeout, and the start waits for the slowest only.
     await Promise.all(ours.map(async (entry) => {
@@ -136,6 +132,17 @@ export class LaunchRecord {
       debug('cannot write %s: %s', this.file, (err as Error).message);
     }
   }
+}
+
+/**
+ * The launches of record `file` whose groups still run, known for good (see the file's comment):
+ * what a norikae that was killed left behind. Without a boot to compare (a record of an older
+ * version, no /proc), nothing is known to be ours.
+ */
+export function liveLaunches(file: string): LaunchEntry[] {
+  const { boot, entries } = readRecord(file);
+  if (boot === undefined || boot !== bootId()) return [];
+  return entries.filter((entry) => entry.processes.some((known) => isGroupMember(known, entry.pgid)));
 }
 
 /** The boot a record was written in and its launches; nothing when it is missing or unreadable. */

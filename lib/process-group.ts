@@ -94,6 +94,11 @@ export function isGroupMember(id: ProcessId, pgid: number): boolean {
   return stat !== undefined && stat.state !== 'Z' && stat.startTime === id.started && stat.pgrp === pgid;
 }
 
+/** The process group `pid` is in, while it lives. */
+export function processGroupOf(pid: number): number | undefined {
+  return readStat(pid)?.pgrp;
+}
+
 /** This boot of the system, which start times count from; undefined without /proc. */
 export function bootId(): string | undefined {
   try {

@@ -33,8 +33,8 @@ describe('configWarnings', () => {
     const dir = workspace(t);
     const warnings = warningsFor(dir, '[service.web]\nport = 3000\ncommand = "tool"\ncwd = "nowhere"\n\n[service.api]\nport = 3001\ncommand = "tool"\ncwd = "file"\n');
     assert.deepEqual(warnings, [
-      { service: 'web', message: `cwd ${join(dir, 'nowhere')} does not exist, so its command cannot start`, line: 4, column: 1 },
-      { service: 'api', message: `cwd ${join(dir, 'file')} is not a folder, so its command cannot start`, line: 9, column: 1 },
+      { service: 'web', key: 'cwd', message: `cwd ${join(dir, 'nowhere')} does not exist, so its command cannot start`, line: 4, column: 1 },
+      { service: 'api', key: 'cwd', message: `cwd ${join(dir, 'file')} is not a folder, so its command cannot start`, line: 9, column: 1 },
     ]);
     assert.equal(formatWarning(join(dir, 'norikae.toml'), warnings[0]!), `${join(dir, 'norikae.toml')}:4:1: web: ${warnings[0]!.message}`);
   });
@@ -47,7 +47,7 @@ describe('configWarnings', () => {
     }
     for (const [command, program] of [['nosuch-program --port {port}', 'nosuch-program'], ['A=1 exec missing', 'missing'], ['plain', 'plain'], ['missing;tool', 'missing']]) {
       assert.deepEqual(warningsFor(dir, toml(command!)), [{
-        service: 'web', message: `"${program}" (the program of its command) is not on PATH, so the launch will fail with "not found"`, line: 3, column: 1,
+        service: 'web', key: 'command', message: `"${program}" (the program of its command) is not on PATH, so the launch will fail with "not found"`, line: 3, column: 1,
       }], command);
     }
     // Every folder of PATH is searched; a service's own env PATH is the one its shell gets.
