@@ -158,16 +158,16 @@ export function upstreamErrorPage(service: ServiceConfig, error: unknown): Answe
       return {
         status,
         title: `${service.name} did not answer`,
-        message: `${error.host}:${error.port} did not accept the connection in time (connect_timeout). Is something there stuck, or dropping connections?`,
+        message: `${error.address} did not accept the connection in time (connect_timeout). Is something there stuck, or dropping connections?`,
       };
     }
     return {
       status,
       title: `${service.name} is not running`,
       message: refused
-        ? `Nothing accepted a connection on ${error.host}:${error.port} (connection refused). Start the dev server of ${service.name}, `
+        ? `Nothing accepted a connection on ${error.address} (connection refused). Start the dev server of ${service.name}, `
           + `or give [service.${service.name}] a \`command\` (for example command = "npm run dev -- --port {port}") so norikae-splice launches it on demand.`
-        : `Connecting to ${error.host}:${error.port} failed (${error.reason}).`,
+        : `Connecting to ${error.address} failed (${error.reason}).`,
     };
   }
   if (error instanceof ServiceStoppedError) {

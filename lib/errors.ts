@@ -3,6 +3,8 @@
 // answered with. `statusOf` is the one mapping from an error to a status, for the data path's
 // answers and the dashboard's API alike; nothing throws bare strings.
 
+import { formatAddress } from './address.js';
+
 export const ErrorCode = {
   /** A config file that cannot be used. */
   CONFIG: 'NORIKAE_ERR_CONFIG',
@@ -175,10 +177,15 @@ export class UpstreamConnectError extends NorikaeError {
   readonly reason: string;
 
   constructor(host: string, port: number, reason: string, options?: { cause?: unknown }) {
-    super(reason === 'ETIMEDOUT' ? ErrorCode.UPSTREAM_TIMEOUT : ErrorCode.UPSTREAM_CONNECT, `connecting to ${host}:${port} failed: ${reason}`, options);
+    super(reason === 'ETIMEDOUT' ? ErrorCode.UPSTREAM_TIMEOUT : ErrorCode.UPSTREAM_CONNECT, `connecting to ${formatAddress({ host, port })} failed: ${reason}`, options);
     this.host = host;
     this.port = port;
     this.reason = reason;
+  }
+
+  /** Where it dialled, as an address is written: `127.0.0.1:3000`, `[::1]:3000`. */
+  get address(): string {
+    return formatAddress({ host: this.host, port: this.port });
   }
 }
 
