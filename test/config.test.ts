@@ -350,6 +350,26 @@ describe('findConfigFile and loadConfig', () => {
     assert.equal(loadConfig(join(project, 'norikae.toml')).services[0]!.name, 'b');
   });
 
+  test('a file that is not UTF-8 is refused at its first bad byte, with its position; UTF-8 text is read as it is', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-config-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'norikae.toml');
+    writeFileSync(file, Buffer.concat([Buffer.from('[service.web]\nport = 3000\ncommand = "echo caf'), Buffer.from([0xe9]), Buffer.from('"\n')]));
+    assert.throws(() => loadConfig(file), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.message, `${file}:3:20: byte 0xe9 is not UTF-8: a config file is UTF-8 text (was it saved as Latin-1?)`);
+      assert.match(err.codeFrame ?? '', /^3 \| command = "echo caf/m);
+      return true;
+    });
+    // An overlong encoding of "/" and a lone surrogate are not UTF-8 either.
+    for (const bad of [[0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+      writeFileSync(file, Buffer.concat([Buffer.from('[service.web]\nport = 3000\ncwd = "x'), Buffer.from(bad)]));
+      assert.throws(() => loadConfig(file), /:3:9: byte 0x[0-9a-f]{2} is not UTF-8/, bad.join(','));
+    }
+    writeFileSync(file, '[service.web]\nport = 3000\ncommand = "echo café 🚆"\n');
+    assert.equal(loadConfig(file).services[0]!.command, 'echo café 🚆');
+  });
+
   test('a missing file is a ConfigError naming it', () => {
     assert.throws(() => loadConfig('/nonexistent/norikae.toml'), /\/nonexistent\/norikae\.toml: cannot read the config file: there is no such file$/);
     assert.throws(() => loadConfig(tmpdir()), /cannot read the config file: it is a folder, not a file$/);
