@@ -20,7 +20,7 @@ export function parseListenAddress(value: unknown): ListenAddress | string {
   const text = value.trim();
   if (/^\d+$/.test(text)) return parseListenAddress(Number(text));
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
-  if (!match) return `"${value}" is not "host:port", "[::1]:port" or a port number`;
+  if (!match) return `"${value.length > 80 ? `${value.slice(0, 80)}…` : value}" is not "host:port", "[::1]:port" or a port number`;
   const host = match[1] ?? match[2]!;
   if (match[1] !== undefined && isIP(host) !== 6) return `"${host}" in brackets is not an IPv6 address`;
   const port = Number(match[3]);
