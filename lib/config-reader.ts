@@ -18,6 +18,8 @@ const SERVICE_KEYS = [
   'ready', 'requires', 'stop', 'idle_cooldown',
 ];
 const READY_KEYS = ['tcp', 'http', 'log'];
+/** The longest duration: 100 years is "never" for a dev server; more is a mistake, not a duration. */
+const MAX_DURATION_SECONDS = 100 * 365.25 * 24 * 3600;
 
 /** Walks a parsed document, checking each key and turning mistakes into positioned errors. */
 export class ConfigReader {
@@ -246,10 +248,11 @@ export class ConfigReader {
     return value;
   }
 
+  /** A duration: any length a person means (timer.ts waits past setTimeout's 24.8 days), up to MAX_DURATION_SECONDS. */
   private seconds(value: unknown, path: string[], zeroAllowed: boolean): number | undefined {
     if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0)) {
-      this.fail(path, `expected a number of seconds${zeroAllowed ? '' : ' above 0'}, got ${describe(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0) || value > MAX_DURATION_SECONDS) {
+      this.fail(path, `expected a number of seconds${zeroAllowed ? '' : ' above 0'}, up to ${MAX_DURATION_SECONDS} (100 years), got ${describe(value)}`);
     }
     return value;
   }

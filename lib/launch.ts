@@ -8,6 +8,7 @@ import createDebug from 'debug';
 import { LaunchError } from './errors.js';
 import { stopGroup } from './process-group.js';
 import type { ServiceLog } from './service-log.js';
+import { startTimer } from './timer.js';
 
 const debug = createDebug('norikae:launch');
 
@@ -100,7 +101,11 @@ export async function runStopCommand(spec: LaunchSpec & { stop: string }, log: S
     log.note(`the stop command could not run: ${(err as Error).message}`);
     return;
   }
-  const outcome = await Promise.race([process.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs))]);
+  let timer = { clear: () => {} };
+  // Any length (see timer.ts), and cleared once the command is done: a long stop_timeout must not keep norikae alive.
+  const outcome = await Promise.race([process.exited, new Promise<undefined>((resolve) => {
+    timer = startTimer(timeoutMs, () => resolve(undefined));
+  })]).finally(() => timer.clear());
   if (outcome === undefined) {
     log.note(`the stop command did not finish within ${timeoutMs / 1000} s`);
     await process.stop(1000);

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import type { ReadyChecks, ServiceConfig } from './config.js';
 import { isSelfConnection } from './dial.js';
 import type { ExitStatus, LaunchedProcess } from './launch.js';
+import { startTimer } from './timer.js';
 
 /** A refused connect on loopback costs microseconds; polling often puts the first response close behind the bind. */
 const POLL_INTERVAL_MS = 5;
@@ -76,9 +77,10 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   const onAbort = (): void => wake?.();
   signal.addEventListener('abort', onAbort, { once: true });
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
+    // Any length: a `delay` or ready_timeout of weeks must not end in 1 ms (see timer.ts).
+    const timer = startTimer(ms, resolve);
     wake = () => {
-      clearTimeout(timer);
+      timer.clear();
       resolve();
     };
   });
