@@ -31,7 +31,10 @@ export interface ExitStatus {
 export class LaunchedProcess {
   /** Also the process group id: the shell leads its group. */
   readonly pid: number;
+  /** Epoch ms, for people (the dashboard, `status`). */
   readonly startedAt = Date.now();
+  /** performance.now() at the spawn: how long it ran, whatever the wall clock does. */
+  readonly launchedAt = performance.now();
   /** Settles once when the shell has exited (its group may live on; `stop` sees to that). */
   readonly exited: Promise<ExitStatus>;
   exitStatus: ExitStatus | undefined;

@@ -53,7 +53,7 @@ export class SpliceServer {
   /** Open client connections, so close() can end them. */
   private readonly clients = new Set<Socket>();
   /**
-   * Connections still sending their first head: when they connected, and how to give up on them.
+   * Connections still sending their first head: when they connected (performance.now()), and how to give up on them.
    * All share one timeout, so insertion order is deadline order (also after a reload changes
    * `head_timeout`) and one sweep a second finds the expired ones at the front: no timer per connection.
    */
@@ -265,13 +265,14 @@ export class SpliceServer {
     client.on('data', onData);
     client.on('end', onEnd);
     client.on('close', stopSniffing);
-    this.sniffing.set(client, { since: Date.now(), giveUp });
+    // Monotonic: a step of the wall clock must not stretch or cut the head timeout.
+    this.sniffing.set(client, { since: performance.now(), giveUp });
   }
 
   /** Answers 408 to every connection whose first head is overdue (see `sniffing`). */
   private expireSlowHeads(): void {
     const { headTimeout } = this.config;
-    const cutoff = Date.now() - headTimeout * 1000;
+    const cutoff = performance.now() - headTimeout * 1000;
     for (const { since, giveUp } of this.sniffing.values()) {
       if (since > cutoff) break;
       giveUp(headErrors.timeout(headTimeout));

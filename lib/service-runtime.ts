@@ -363,7 +363,7 @@ export class ServiceRuntime {
   }
 
   private countCrash(process: LaunchedProcess, status: ExitStatus): void {
-    const pause = this.crashes.crashed(status, Date.now() - process.startedAt);
+    const pause = this.crashes.crashed(status, performance.now() - process.launchedAt);
     if (pause !== undefined) {
       this.context.log.warn(`${this.name} exited ${this.crashes.recentCrashes} times within ${CRASH_WINDOW_MS / 1000} s; not relaunching it for ${pause / 1000} s`);
     }
