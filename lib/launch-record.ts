@@ -8,7 +8,7 @@
 // listens, for running-instance.ts.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ListenAddress } from './address.js';
 import createDebug from 'debug';
@@ -36,9 +36,22 @@ export interface Orphan {
   pids: number[];
 }
 
-/** The record of the norikae running `configFile`: one per config file, so two configs never stop each other's services. */
+/**
+ * The record of the norikae running `configFile`: one per config file, so two configs never stop
+ * each other's services. Named by the file itself (its real path): the same file through a
+ * symlink, or `a/../norikae.toml`, is the same config, and one norikae runs it.
+ */
 export function launchRecordFile(stateDir: string, configFile: string): string {
-  return join(stateDir, `launched-${createHash('sha256').update(configFile).digest('hex').slice(0, 12)}.json`);
+  return join(stateDir, `launched-${createHash('sha256').update(realConfigPath(configFile)).digest('hex').slice(0, 12)}.json`);
+}
+
+/** The real path of a config file (links resolved); the path as given when it cannot be resolved (it is missing). */
+export function realConfigPath(configFile: string): string {
+  try {
+    return realpathSync(configFile);
+  } catch {
+    return configFile;
+  }
 }
 
 export class LaunchRecord {

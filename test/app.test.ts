@@ -2,7 +2,7 @@
 // launched process, reloads by edit (good, refused, back to good), and close().
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -50,21 +50,25 @@ describe('startApp', () => {
     await app.close(); // a second close is the same close
   });
 
-  test('a second app on the same config is refused while the first runs', async (t) => {
-    const { file } = project(t, `[service.web]\nport = ${await freePort()}\n`);
+  test('a second app on the same config is refused while the first runs, also when it names the file through a symlink', async (t) => {
+    const { dir, file } = project(t, `[service.web]\nport = ${await freePort()}\n`);
+    const link = join(dir, 'link.toml');
+    symlinkSync(file, link);
     await started(t, file);
     // The record's owner is this very process, so a second one is told apart by its pid: run it as a child.
     const { execFile } = await import('node:child_process');
-    const script = `import(${JSON.stringify(new URL('../lib/app.js', import.meta.url).href)}).then(({ startApp }) => startApp({ config: ${JSON.stringify(file)}, log: { info() {}, warn() {}, error() {} } }))`
-      + '.then(() => process.exit(0), (err) => { process.stdout.write(err.name + ": " + err.message); process.exit(3); })';
-    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = execFile(process.execPath, ['--input-type=module', '--eval', script], { env: process.env, timeout: 20_000 }, (err, stdout) => {
-        resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout });
+    for (const config of [file, link]) {
+      const script = `import(${JSON.stringify(new URL('../lib/app.js', import.meta.url).href)}).then(({ startApp }) => startApp({ config: ${JSON.stringify(config)}, log: { info() {}, warn() {}, error() {} } }))`
+        + '.then(() => process.exit(0), (err) => { process.stdout.write(err.name + ": " + err.message); process.exit(3); })';
+      const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const child = execFile(process.execPath, ['--input-type=module', '--eval', script], { env: process.env, timeout: 20_000 }, (err, stdout) => {
+          resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout });
+        });
+        t.after(() => child.kill('SIGKILL'));
       });
-      t.after(() => child.kill('SIGKILL'));
-    });
-    assert.equal(result.code, 3, result.stdout);
-    assert.match(result.stdout, new RegExp(`^${AlreadyRunningError.name}: norikae-splice is already running with this config \\(pid ${process.pid}\\)`));
+      assert.equal(result.code, 3, `${config}: ${result.stdout}`);
+      assert.match(result.stdout, new RegExp(`^${AlreadyRunningError.name}: norikae-splice is already running with this config \\(pid ${process.pid}\\)`));
+    }
   });
 
   test('reload(): a good edit applies, a bad one is refused with its position and shown on the API until a good one', async (t) => {
