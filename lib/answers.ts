@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { portSuffix } from './address.js';
 import type { ServiceConfig } from './config.js';
-import { HeadError, LaunchCancelledError, LaunchError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, statusOf, UpstreamConnectError } from './errors.js';
+import { HeadError, LaunchCancelledError, LaunchError, LoopError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, statusOf, UpstreamConnectError } from './errors.js';
 
 export interface AnswerPage {
   status: number;
@@ -177,6 +177,9 @@ export function upstreamErrorPage(service: ServiceConfig, error: unknown): Answe
       message: `${service.name} was stopped by you, so requests do not launch it. Start it from the dashboard, or run:`,
       command: error.startCommand,
     };
+  }
+  if (error instanceof LoopError) {
+    return { status, title: `${service.name} loops back into norikae-splice`, message: error.message };
   }
   if (error instanceof LaunchCancelledError) {
     return { status, title: `${service.name} was not launched`, message: `${error.message} Reload the page to try again.` };

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { UpstreamConnectError } from './errors.js';
+import { watchDial } from './loop-guard.js';
 import { logSocketError } from './splice.js';
 import { startTimer } from './timer.js';
 
@@ -16,7 +17,11 @@ export const DEFAULT_UPSTREAM_HOST = '127.0.0.1';
 export function dial(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    // Set only for a dial to one of norikae's own ports: a loop (see loop-guard.ts).
+    let ownPort = watchDial(port);
     const onError = (err: NodeJS.ErrnoException): void => {
+      ownPort?.(undefined);
+      ownPort = undefined;
       timer.clear();
       socket.destroy();
       reject(new UpstreamConnectError(host, port, err.code ?? err.message, { cause: err }));
@@ -34,6 +39,7 @@ export function dial(host: string, port: number, timeoutMs: number): Promise<Soc
         return;
       }
       socket.off('error', onError);
+      ownPort?.(socket);
       // From here on errors end the splice through 'close'; this only keeps them from throwing.
       socket.on('error', logSocketError);
       resolve(socket);

@@ -7,9 +7,10 @@ import createDebug from 'debug';
 import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import { formatAddress, type ListenAddress } from './address.js';
 import { type Config, type ServiceConfig } from './config.js';
-import { headErrors, NorikaeError, type HeadError } from './errors.js';
+import { headErrors, LoopError, NorikaeError, type HeadError } from './errors.js';
 import { bind, boundAddress } from './listen.js';
 import { loadParser } from './llhttp.js';
+import { isOwnDial, loopSuspected, registerListener } from './loop-guard.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
@@ -87,6 +88,7 @@ export class SpliceServer {
         const server = createServer(serverOptions, (socket) => this.onHttpConnection(socket));
         this.listeners.push({ server, address });
         await bind(server, address);
+        registerListener(server);
       }
       for (const service of this.config.services) {
         for (const address of service.listen) this.listeners.push(await this.bindService(service, address));
@@ -169,6 +171,7 @@ export class SpliceServer {
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(entry.service!, socket));
     const entry: Listener = { server, address, service };
     await bind(server, address, service.name);
+    registerListener(server);
     return entry;
   }
 
@@ -207,7 +210,17 @@ export class SpliceServer {
    */
   private onTcpConnection(service: ServiceConfig, client: Socket): void {
     this.accept(client);
-    void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+    if (!loopSuspected()) {
+      void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+      return;
+    }
+    // A dial of ours to one of our ports is open or under way: this may be it. Its 'connect',
+    // which records it, comes in the same turn of the event loop as this accept: look after it.
+    setImmediate(() => {
+      if (client.destroyed) return;
+      if (isOwnDial(client)) this.refuse(client, service, new LoopError(service.name, client.localPort ?? 0), this.tcpRefusal, '');
+      else void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+    });
   }
 
   private onHttpConnection(client: Socket): void {
@@ -302,7 +315,10 @@ export class SpliceServer {
       this.refuse(client, undefined, err, refusal, accept);
       return;
     }
-    if (service !== undefined) void this.connectAndSplice(client, service, head, refusal, accept);
+    if (service === undefined) return;
+    // Its head came through a dial of ours (recorded at its connect, before the head was written).
+    if (loopSuspected() && isOwnDial(client)) this.refuse(client, service, new LoopError(service.name, client.localPort ?? 0), refusal, accept);
+    else void this.connectAndSplice(client, service, head, refusal, accept);
   }
 
   /**
