@@ -6,8 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
+import { findAddressClash, resolveAddressPlan, type ListenOrigin } from './address.js';
 import { expandHome, type Config, type ConfigOptions } from './config.js';
-import { positionAt } from './config-position.js';
+import { locateKey, positionAt } from './config-position.js';
 import { ConfigReader } from './config-reader.js';
 import { ConfigError } from './errors.js';
 
@@ -123,4 +124,22 @@ function explainTomlError(reason: string, line: string, column: number): string 
   if (/expected comma or end of structure/.test(reason)) return `${reason}: an array or inline table opened before this line is not closed`;
   if (/trying to redefine/.test(reason)) return `${reason}: this table or key is already defined above`;
   return reason;
+}
+
+/**
+ * The address check again, with every upstream name resolved (`dns.lookup`) and this machine's
+ * addresses known: an upstream spelt as the machine's own host name, pointed at norikae's own
+ * port, is a loop the text alone does not show. Throws the ConfigError, positioned, that
+ * ConfigReader would have thrown.
+ */
+export async function checkResolvedAddresses(config: Config, origin: ListenOrigin): Promise<void> {
+  const clash = findAddressClash(config, origin, await resolveAddressPlan(config));
+  if (clash === undefined) return;
+  let source = '';
+  try {
+    source = readFileSync(config.file, 'utf8');
+  } catch {
+    // Gone since: the message still says what is wrong.
+  }
+  throw new ConfigError(config.file, clash.message, clash.path === undefined ? undefined : locateKey(source, clash.path));
 }
