@@ -35,8 +35,8 @@ export interface ReadinessCheck {
   /** Settles when the launched process (the shell) exits: then waiting is pointless, unless its group lives on. */
   exited: Promise<ExitStatus>;
   /**
-   * Whether processes the launch started live on after the shell exited (`server &`): then the
-   * exit is not the end, and readiness is waited for until `timeoutMs`.
+   * Whether processes the launch started live on after the shell exited with 0 (`server &`):
+   * then the exit is not the end, and readiness is waited for until `timeoutMs`.
    */
   livesOn: () => boolean;
   /** Aborted when the launch is cancelled (stopped, restarted, removed): ends every wait at once. */
@@ -98,7 +98,9 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
     const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
     /** The shell exited and nothing of its group is left: nothing can become ready. Once the shell is gone, the group is looked at every poll. */
     let orphaned = false;
-    const ended = (): boolean => exit !== undefined && (orphaned ||= !check.livesOn());
+    // A shell that exits with 0 while its group lives on put its server in the background; one
+    // that fails (a code, a signal) is the failure of what it ran, whatever it left behind.
+    const ended = (): boolean => exit !== undefined && (exit.code !== 0 || (orphaned ||= !check.livesOn()));
     // `delay` postpones the first check; an exit (of the whole group) or a cancellation ends it early.
     const delayEnd = performance.now() + Math.min(check.delayMs, check.timeoutMs);
     while (!ended() && !signal.aborted && delayEnd > performance.now()) {
