@@ -484,12 +484,13 @@ describe('launch record', () => {
       assert.deepEqual((JSON.parse(readFileSync(file, 'utf8')) as { launched: unknown[] }).launched, [], `${what}: the record starts afresh`);
     }
 
-    // A process of ours, known for good, that is not in the recorded group: the group is not ours.
+    // A process of ours, known for good, that is not in the recorded group (it left it: setsid):
+    // the group is not ours and is left alone; the process is ours, wherever it went, and is stopped.
     const ours = idler(t, []);
     writeRecord(file, owner, [{ launchId: 'launch-1', service: 'app', pgid: stranger, processes: [{ pid: ours, started: processStartTime(ours) }] }]);
-    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), []);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [ours] }]);
     assert.equal(isLiveProcess(stranger), true);
-    assert.equal(isLiveProcess(ours), true);
+    assert.equal(isLiveProcess(ours), false);
   });
 
   test('a group whose shell exited first is recorded by the members it left, and stopped by them', async (t) => {
