@@ -9,7 +9,7 @@ import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/addre
 import { addService } from '../lib/add-service.js';
 import { startApp } from '../lib/app.js';
 import { stateDir, type Config } from '../lib/config.js';
-import { findConfigFile, loadConfig } from '../lib/config-file.js';
+import { checkResolvedAddresses, findConfigFile, loadConfig } from '../lib/config-file.js';
 import { routingTable } from '../lib/config-summary.js';
 import { configWarnings, formatWarning } from '../lib/config-warnings.js';
 import { formatCheck, runDoctor } from '../lib/doctor.js';
@@ -60,8 +60,9 @@ cli.command('', 'Run the proxy')
     });
   });
 
-cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK).action((options: CliOptions) => {
+cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK).action(async (options: CliOptions) => {
   const config = readConfig(options);
+  await checkResolvedAddresses(config, listenOption(options) === undefined ? 'file' : 'cli');
   for (const line of routingTable(config, config.listen[0]?.port)) process.stdout.write(`${line}\n`);
   // What will fail at launch is said, but the config is still valid: warnings, exit 0.
   for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));

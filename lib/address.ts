@@ -2,7 +2,9 @@
 // reached, and the URL a host name is opened at. One home, so the rules (a wildcard is reached on
 // loopback, `:80` is left out of a URL) are said once.
 
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 export interface ListenAddress {
   /** An IP address or a name that resolves to one; IPv6 without brackets. */
@@ -20,7 +22,7 @@ export function parseListenAddress(value: unknown): ListenAddress | string {
   const text = value.trim();
   if (/^\d+$/.test(text)) return parseListenAddress(Number(text));
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
-  if (!match) return `"${value}" is not "host:port", "[::1]:port" or a port number`;
+  if (!match) return `"${value.length > 80 ? `${value.slice(0, 80)}…` : value}" is not "host:port", "[::1]:port" or a port number`;
   const host = match[1] ?? match[2]!;
   if (match[1] !== undefined && isIP(host) !== 6) return `"${host}" in brackets is not an IPv6 address`;
   const port = Number(match[3]);
@@ -68,8 +70,15 @@ export interface AddressPlan {
  * such mistake, with the config key to point at (none when only `--listen` or the running
  * listeners are to blame). `origin` says what `config.listen` holds: the file's `listen`, the
  * command line's `--listen`, or, on a reload, the addresses the running norikae has bound.
+ * Upstreams are compared as the kernel reads them (canonicalHost: `127.1` is 127.0.0.1), and
+ * names as `resolved` says they resolve (the start, `check` and reloads resolve them first).
  */
-export function findAddressClash(config: AddressPlan, origin: ListenOrigin = 'file'): { path: string[] | undefined; message: string } | undefined {
+export function findAddressClash(
+  config: AddressPlan,
+  origin: ListenOrigin = 'file',
+  /** What names resolve to, and this machine's own addresses (see resolveAddressPlan); without them, names are compared as spelt. */
+  resolved: ResolvedAddresses = { names: new Map(), own: new Set() },
+): { path: string[] | undefined; message: string } | undefined {
   const topWhat = { file: 'the `listen` of norikae-splice', cli: 'the --listen of norikae-splice', running: 'a listener of the running norikae-splice' }[origin];
   const listeners = [
     ...config.listen.map((address) => ({ address, path: origin === 'file' ? ['listen'] : undefined, what: topWhat })),
@@ -90,8 +99,8 @@ export function findAddressClash(config: AddressPlan, origin: ListenOrigin = 'fi
   }
   for (const service of config.services) {
     if (service.port === undefined) continue;
-    const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : [service.upstream];
-    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host)));
+    const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : resolved.names.get(canonicalHost(service.upstream)) ?? [service.upstream];
+    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host, resolved.own)));
     if (own !== undefined) {
       return {
         path: ['service', service.name, 'port'],
@@ -103,9 +112,79 @@ export function findAddressClash(config: AddressPlan, origin: ListenOrigin = 'fi
   return undefined;
 }
 
-/** `localhost` as the address it is bound on here. */
-function canonicalHost(host: string): string {
-  return host === 'localhost' ? '127.0.0.1' : host;
+/**
+ * A host as the address the kernel takes it for, where that needs no lookup: `Localhost` →
+ * 127.0.0.1; the numeric forms inet_aton reads (`127.1`, `2130706433`, `0x7f.1`) → 127.0.0.1;
+ * IPv6 in full (`0:0:0:0:0:0:0:1`) → ::1; IPv4-mapped (`::ffff:127.0.0.1`) → the IPv4 address.
+ * Another name stays a name, lower-cased and without its trailing dot.
+ */
+export function canonicalHost(host: string): string {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost') return '127.0.0.1';
+  if (isIP(name) === 6) {
+    let full: string;
+    try {
+      full = new URL(`http://[${name.replace(/%.*$/, '')}]/`).hostname.slice(1, -1);
+    } catch {
+      return name;
+    }
+    // `::ffff:7f00:1`, as the URL parser writes a mapped address.
+    const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(full);
+    if (hex) {
+      const [high, low] = [parseInt(hex[1]!, 16), parseInt(hex[2]!, 16)];
+      return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+    }
+    return full;
+  }
+  // The WHATWG URL parser reads IPv4 as inet_aton does: 127.1, 2130706433, 0x7f.0.0.1, 0177.0.0.1.
+  if (/^[0-9a-fx.]+$/.test(name)) {
+    try {
+      const parsed = new URL(`http://${name}/`).hostname;
+      if (isIP(parsed) === 4) return parsed;
+    } catch {
+      // Not an address: a name.
+    }
+  }
+  return name;
+}
+
+/** What findAddressClash knows beyond the text: names resolved, and this machine's own addresses. */
+export interface ResolvedAddresses {
+  /** A name (canonicalHost) → the addresses it resolves to. */
+  names: ReadonlyMap<string, readonly string[]>;
+  /** The addresses of this machine's interfaces: a wildcard listener is reached on each. */
+  own: ReadonlySet<string>;
+}
+
+/**
+ * Resolves every upstream that is a name (`dns.lookup`, all addresses, as a dial would), and
+ * lists this machine's addresses, so that findAddressClash sees through the machine's own host
+ * name. A name that does not resolve (in `timeoutMs`) is left as spelt: the dial will say so.
+ */
+export async function resolveAddressPlan(config: AddressPlan, timeoutMs = 2000): Promise<ResolvedAddresses> {
+  const names = new Map<string, string[]>();
+  const wanted = new Set(config.services.flatMap((service) => {
+    const host = service.upstream === undefined ? undefined : canonicalHost(service.upstream);
+    return host !== undefined && isIP(host) === 0 ? [host] : [];
+  }));
+  await Promise.all([...wanted].map(async (name) => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const found = await Promise.race([
+        lookup(name, { all: true }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
+        }),
+      ]);
+      names.set(name, found.map(({ address }) => canonicalHost(address)));
+    } catch {
+      // Unresolvable here: compared as spelt.
+    } finally {
+      clearTimeout(timer);
+    }
+  }));
+  const own = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map(({ address }) => canonicalHost(address))));
+  return { names, own };
 }
 
 /**
@@ -125,9 +204,11 @@ function listenersOverlap(a: string, b: string): boolean {
  * of another machine never does (the same port there is another server); one of this machine's
  * own non-loopback addresses is not known here.
  */
-function listenerReaches(listenHost: string, upstream: string): boolean {
+function listenerReaches(listenHost: string, upstream: string, own: ReadonlySet<string> = new Set()): boolean {
   [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];
   if (listenHost === upstream) return true;
+  // A wildcard listener is reached on every address of this machine of its family.
+  if (own.has(upstream) && ((listenHost === '0.0.0.0' && isIP(upstream) === 4) || (listenHost === '::' && isIP(upstream) === 6))) return true;
   // Linux sends a connect to the unspecified address to loopback: 127.0.0.1, or ::1.
   if (upstream === '0.0.0.0') return listenHost === '0.0.0.0' || listenHost === '127.0.0.1';
   if (upstream === '::') return listenHost === '::' || listenHost === '::1';

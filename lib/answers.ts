@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { portSuffix } from './address.js';
 import type { ServiceConfig } from './config.js';
-import { HeadError, LaunchCancelledError, LaunchError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, statusOf, UpstreamConnectError } from './errors.js';
+import { HeadError, LaunchCancelledError, LaunchError, LoopError, NorikaeError, ReadinessTimeoutError, ServiceStoppedError, statusOf, UpstreamConnectError } from './errors.js';
 
 export interface AnswerPage {
   status: number;
@@ -158,16 +158,16 @@ export function upstreamErrorPage(service: ServiceConfig, error: unknown): Answe
       return {
         status,
         title: `${service.name} did not answer`,
-        message: `${error.host}:${error.port} did not accept the connection in time (connect_timeout). Is something there stuck, or dropping connections?`,
+        message: `${error.address} did not accept the connection in time (connect_timeout). Is something there stuck, or dropping connections?`,
       };
     }
     return {
       status,
       title: `${service.name} is not running`,
       message: refused
-        ? `Nothing accepted a connection on ${error.host}:${error.port} (connection refused). Start the dev server of ${service.name}, `
+        ? `Nothing accepted a connection on ${error.address} (connection refused). Start the dev server of ${service.name}, `
           + `or give [service.${service.name}] a \`command\` (for example command = "npm run dev -- --port {port}") so norikae-splice launches it on demand.`
-        : `Connecting to ${error.host}:${error.port} failed (${error.reason}).`,
+        : `Connecting to ${error.address} failed (${error.reason}).`,
     };
   }
   if (error instanceof ServiceStoppedError) {
@@ -177,6 +177,9 @@ export function upstreamErrorPage(service: ServiceConfig, error: unknown): Answe
       message: `${service.name} was stopped by you, so requests do not launch it. Start it from the dashboard, or run:`,
       command: error.startCommand,
     };
+  }
+  if (error instanceof LoopError) {
+    return { status, title: `${service.name} loops back into norikae-splice`, message: error.message };
   }
   if (error instanceof LaunchCancelledError) {
     return { status, title: `${service.name} was not launched`, message: `${error.message} Reload the page to try again.` };

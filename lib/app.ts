@@ -4,9 +4,9 @@
 // (signals, the uncaught-exception handler) stay with the caller: close() and killNow() are what
 // they call.
 
-import { findAddressClash, formatAddress, isLoopback, serviceUrl, type ListenAddress } from './address.js';
+import { findAddressClash, formatAddress, resolveAddressPlan, isLoopback, serviceUrl, type ListenAddress } from './address.js';
 import { sameConfig, stateDir, type Config } from './config.js';
-import { findConfigFile, loadConfig } from './config-file.js';
+import { checkResolvedAddresses, findConfigFile, loadConfig } from './config-file.js';
 import { describeChanges, routingTable } from './config-summary.js';
 import { configWarnings, formatWarning } from './config-warnings.js';
 import { watchConfigFile } from './config-watcher.js';
@@ -51,6 +51,8 @@ export class App {
   static async start(options: StartAppOptions): Promise<App> {
     const log = options.log ?? streamLog();
     const config = readConfig(options);
+    // Upstream names resolved: one that names this machine, on norikae's own port, is a loop.
+    await checkResolvedAddresses(config, options.listen === undefined ? 'file' : 'cli');
     const record = new LaunchRecord(launchRecordFile(stateDir(), config.file));
     const supervisor = new ServiceSupervisor(config, { log, echoOutput: options.serviceOutput === true, record });
     // Refuses while another norikae-splice runs this config; stops what a SIGKILLed one left behind.
@@ -121,7 +123,7 @@ export class App {
       return this.refuse(err.message, err.codeFrame);
     }
     // `listen` edits apply at the next start: what the edit must not clash with is what is bound now.
-    const clash = findAddressClash({ ...next, listen: this.server.addresses() }, 'running');
+    const clash = findAddressClash({ ...next, listen: this.server.addresses() }, 'running', await resolveAddressPlan(next));
     if (clash !== undefined) return this.refuse(`${next.file}: ${clash.message}`);
     // Editors and file systems report saves that change nothing; those are not reloads.
     if (why === 'file changed' && sameConfig(next, this.current)) {

@@ -59,13 +59,27 @@ export function positionAt(source: string, line: number, column: number): Source
   return at(lines, Math.min(Math.max(line, 1), lines.length) - 1, column);
 }
 
+/** The most of a line a code frame shows: a longer one is cut around the column, with "…" where it was cut. */
+export const FRAME_WIDTH = 120;
+
 function at(lines: string[], index: number, column: number): SourcePosition {
   const gutter = String(index + 1).length;
+  const { text, caret } = frameLine(lines[index] ?? '', column);
   const frame = [
-    `${index + 1} | ${lines[index]}`,
-    `${' '.repeat(gutter)} | ${' '.repeat(Math.max(0, column - 1))}^`,
+    `${index + 1} | ${text}`,
+    `${' '.repeat(gutter)} | ${' '.repeat(caret)}^`,
   ].join('\n');
   return { line: index + 1, column, codeFrame: frame };
+}
+
+/** The part of `line` a frame shows (all of it, or FRAME_WIDTH characters around `column`), and the caret's offset in it. */
+function frameLine(line: string, column: number): { text: string; caret: number } {
+  const offset = Math.max(0, column - 1);
+  if (line.length <= FRAME_WIDTH) return { text: line, caret: offset };
+  const start = Math.max(0, Math.min(offset - FRAME_WIDTH / 2, line.length - FRAME_WIDTH));
+  const end = start + FRAME_WIDTH;
+  const before = start > 0 ? '…' : '';
+  return { text: `${before}${line.slice(start, end)}${end < line.length ? '…' : ''}`, caret: offset - start + before.length };
 }
 
 /** `a."b.c".d` → ['a', 'b.c', 'd'] (bare and quoted keys, as TOML writes them); undefined when `text` is not a key. */

@@ -18,6 +18,8 @@ const SERVICE_KEYS = [
   'ready', 'requires', 'stop', 'idle_cooldown',
 ];
 const READY_KEYS = ['tcp', 'http', 'log'];
+/** The longest duration: 100 years is "never" for a dev server; more is a mistake, not a duration. */
+const MAX_DURATION_SECONDS = 100 * 365.25 * 24 * 3600;
 
 /** Walks a parsed document, checking each key and turning mistakes into positioned errors. */
 export class ConfigReader {
@@ -69,7 +71,7 @@ export class ConfigReader {
     const raw = this.table(value, path);
     this.checkKeys(raw, path, SERVICE_KEYS);
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
-      this.fail(path, `service name "${name}" must be letters, digits, "-", "_" or ".", and not start with "-" or "." (it names log files and URLs)`);
+      this.fail(path, `service name "${cut(name)}" must be letters, digits, "-", "_" or ".", and not start with "-" or "." (it names log files and URLs)`);
     }
     const listen = raw.listen === undefined ? [] : this.addresses(raw.listen, [...path, 'listen']);
     // A service with neither `host` nor `listen` would be unreachable: give it NAME.localhost.
@@ -79,11 +81,11 @@ export class ConfigReader {
     const command = this.string(raw.command, [...path, 'command']);
     const port = this.integer(raw.port, [...path, 'port'], 1, 65535);
     if (port === undefined && command === undefined) {
-      this.fail(path, `service "${name}" needs a \`port\` (where its dev server listens) or a \`command\` to launch it`);
+      this.fail(path, `service "${cut(name)}" needs a \`port\` (where its dev server listens) or a \`command\` to launch it`);
     }
     const upstream = this.string(raw.upstream, [...path, 'upstream']);
     if (upstream !== undefined && !isIP(upstream) && !isHostName(upstream)) {
-      this.fail([...path, 'upstream'], `"${upstream}" is not an IP address or host name`);
+      this.fail([...path, 'upstream'], `"${cut(upstream)}" is not an IP address or host name`);
     }
     const cwd = this.string(raw.cwd, [...path, 'cwd']);
     for (const address of listen) {
@@ -118,7 +120,7 @@ export class ConfigReader {
     if (Object.keys(table).length === 0) this.fail(path, 'expected at least one check: tcp, http or log');
     if (table.tcp !== undefined && typeof table.tcp !== 'boolean') this.fail([...path, 'tcp'], `expected true or false, got ${describe(table.tcp)}`);
     const http = this.string(table.http, [...path, 'http']);
-    if (http !== undefined && !http.startsWith('/')) this.fail([...path, 'http'], `the health check path must start with "/", got "${http}"`);
+    if (http !== undefined && !http.startsWith('/')) this.fail([...path, 'http'], `the health check path must start with "/", got "${cut(http)}"`);
     const pattern = this.string(table.log, [...path, 'log']);
     let log: RegExp | undefined;
     if (pattern !== undefined) {
@@ -147,7 +149,7 @@ export class ConfigReader {
       for (const name of service.requires) {
         if (!byName.has(name)) {
           const nearest = nearestWord(name, [...byName.keys()]);
-          this.fail(['service', service.name, 'requires'], `"${name}" is not a service${nearest ? `; did you mean "${nearest}"?` : ''}`);
+          this.fail(['service', service.name, 'requires'], `"${cut(name)}" is not a service${nearest ? `; did you mean "${nearest}"?` : ''}`);
         }
       }
     }
@@ -183,7 +185,7 @@ export class ConfigReader {
       const host = item.trim().toLowerCase().replace(/\.$/, '');
       const bare = host.startsWith('*.') ? host.slice(2) : host;
       if (!isHostName(bare)) {
-        this.fail(path, `"${item}" is not a host name (letters, digits, "-" and dots; "*." only at the start; no port)`);
+        this.fail(path, `"${cut(item)}" is not a host name (letters, digits, "-" and dots; "*." only at the start; no port)`);
       }
       hosts.add(host);
     }
@@ -246,10 +248,11 @@ export class ConfigReader {
     return value;
   }
 
+  /** A duration: any length a person means (timer.ts waits past setTimeout's 24.8 days), up to MAX_DURATION_SECONDS. */
   private seconds(value: unknown, path: string[], zeroAllowed: boolean): number | undefined {
     if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0)) {
-      this.fail(path, `expected a number of seconds${zeroAllowed ? '' : ' above 0'}, got ${describe(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0) || value > MAX_DURATION_SECONDS) {
+      this.fail(path, `expected a number of seconds${zeroAllowed ? '' : ' above 0'}, up to ${MAX_DURATION_SECONDS} (100 years), got ${describe(value)}`);
     }
     return value;
   }
@@ -259,7 +262,7 @@ export class ConfigReader {
       if (known.includes(key)) continue;
       const nearest = nearestWord(key, known);
       const where = path.length === 0 ? 'at the top level' : `in [${path.join('.')}]`;
-      this.fail([...path, key], `unknown key "${key}" ${where}${nearest ? `; did you mean "${nearest}"?` : ''} (known: ${known.join(', ')})`);
+      this.fail([...path, key], `unknown key "${cut(key)}" ${where}${nearest ? `; did you mean "${nearest}"?` : ''} (known: ${known.join(', ')})`);
     }
   }
 
@@ -273,6 +276,11 @@ function isHostName(name: string): boolean {
   return name.length > 0 && name.length <= 253 && /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/i.test(name);
 }
 
+/** A value as an error message quotes it: its start, when it is long (a value pasted by mistake may be megabytes). */
+function cut(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Date) return 'a date';
@@ -280,7 +288,7 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return 'a table';
   // TOML's own spelling: JSON would print inf and nan as null.
   if (typeof value === 'number' && !Number.isFinite(value)) return `number ${Number.isNaN(value) ? 'nan' : value > 0 ? 'inf' : '-inf'}`;
-  return `${typeof value} ${JSON.stringify(value)}`;
+  return `${typeof value} ${JSON.stringify(typeof value === 'string' ? cut(value) : value)}`;
 }
 
 /** The known word closest to `word` by edit distance, if it is close enough to be a typo. */

@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { UpstreamConnectError } from './errors.js';
+import { watchDial } from './loop-guard.js';
 import { logSocketError } from './splice.js';
+import { startTimer } from './timer.js';
 
 export const DEFAULT_UPSTREAM_HOST = '127.0.0.1';
 
@@ -15,24 +17,29 @@ export const DEFAULT_UPSTREAM_HOST = '127.0.0.1';
 export function dial(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    // Set only for a dial to one of norikae's own ports: a loop (see loop-guard.ts).
+    let ownPort = watchDial(port);
     const onError = (err: NodeJS.ErrnoException): void => {
-      clearTimeout(timer);
+      ownPort?.(undefined);
+      ownPort = undefined;
+      timer.clear();
       socket.destroy();
       reject(new UpstreamConnectError(host, port, err.code ?? err.message, { cause: err }));
     };
-    const timer = setTimeout(() => onError(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
+    const timer = startTimer(timeoutMs, () => onError(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })));
     // `on`, not `once`: each fires once here, and once() costs a wrapper per connection.
     const onConnect = (): void => {
       // Off again: a listener left on the socket would keep this closure, its cleared timer and
       // the settled promise alive for as long as the connection lasts.
       socket.off('connect', onConnect);
-      clearTimeout(timer);
+      timer.clear();
       if (isSelfConnection(socket, port)) {
         // TCP simultaneous open: a connect to a free port in the ephemeral range can land on itself.
         onError(Object.assign(new Error('connected to itself'), { code: 'ECONNREFUSED' }));
         return;
       }
       socket.off('error', onError);
+      ownPort?.(socket);
       // From here on errors end the splice through 'close'; this only keeps them from throwing.
       socket.on('error', logSocketError);
       resolve(socket);

@@ -3,6 +3,8 @@
 // answered with. `statusOf` is the one mapping from an error to a status, for the data path's
 // answers and the dashboard's API alike; nothing throws bare strings.
 
+import { formatAddress } from './address.js';
+
 export const ErrorCode = {
   /** A config file that cannot be used. */
   CONFIG: 'NORIKAE_ERR_CONFIG',
@@ -29,6 +31,7 @@ export const ErrorCode = {
   LAUNCH_CANCELLED: 'NORIKAE_ERR_LAUNCH_CANCELLED',
   READY_TIMEOUT: 'NORIKAE_ERR_READY_TIMEOUT',
   STOPPED: 'NORIKAE_ERR_STOPPED',
+  LOOP: 'NORIKAE_ERR_LOOP',
 
   // The control API (dashboard, CLI).
   NOT_CONTROLLABLE: 'NORIKAE_ERR_NOT_CONTROLLABLE',
@@ -75,6 +78,7 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.LAUNCH_CANCELLED]: 503,
   [ErrorCode.READY_TIMEOUT]: 504,
   [ErrorCode.STOPPED]: 503,
+  [ErrorCode.LOOP]: 508,
   [ErrorCode.NOT_CONTROLLABLE]: 409,
   [ErrorCode.NOT_LAUNCHED_HERE]: 409,
   [ErrorCode.BAD_REQUEST]: 400,
@@ -187,10 +191,23 @@ export class UpstreamConnectError extends NorikaeError {
   readonly reason: string;
 
   constructor(host: string, port: number, reason: string, options?: { cause?: unknown }) {
-    super(reason === 'ETIMEDOUT' ? ErrorCode.UPSTREAM_TIMEOUT : ErrorCode.UPSTREAM_CONNECT, `connecting to ${host}:${port} failed: ${reason}`, options);
+    super(reason === 'ETIMEDOUT' ? ErrorCode.UPSTREAM_TIMEOUT : ErrorCode.UPSTREAM_CONNECT, `connecting to ${formatAddress({ host, port })} failed: ${reason}`, options);
     this.host = host;
     this.port = port;
     this.reason = reason;
+  }
+
+  /** Where it dialled, as an address is written: `127.0.0.1:3000`, `[::1]:3000`. */
+  get address(): string {
+    return formatAddress({ host: this.host, port: this.port });
+  }
+}
+
+/** A connection came back from norikae's own dial: the service's upstream is norikae-splice itself (508 Loop Detected). */
+export class LoopError extends NorikaeError {
+  constructor(readonly service: string, readonly port: number) {
+    super(ErrorCode.LOOP, `the upstream of ${service} (port ${port}) is norikae-splice itself: the connection came back in, and was refused `
+      + `before it could loop until every descriptor is gone. Give the dev server of ${service} a port of its own, or point its \`upstream\` at it.`);
   }
 }
 

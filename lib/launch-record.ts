@@ -8,13 +8,14 @@
 // listens, for running-instance.ts.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ListenAddress } from './address.js';
 import createDebug from 'debug';
 import { AlreadyRunningError } from './errors.js';
 import type { LaunchedProcess } from './launch.js';
-import { bootId, groupMembers, isGroupMember, processStartTime, stopGroup, type ProcessId } from './process-group.js';
+import { bootId, groupMembers, isGroupMember, processStartTime, type ProcessId } from './process-group.js';
+import { LaunchTree } from './process-tree.js';
 import { runningInstance } from './running-instance.js';
 
 const debug = createDebug('norikae:launch-record');
@@ -36,9 +37,22 @@ export interface Orphan {
   pids: number[];
 }
 
-/** The record of the norikae running `configFile`: one per config file, so two configs never stop each other's services. */
+/**
+ * The record of the norikae running `configFile`: one per config file, so two configs never stop
+ * each other's services. Named by the file itself (its real path): the same file through a
+ * symlink, or `a/../norikae.toml`, is the same config, and one norikae runs it.
+ */
 export function launchRecordFile(stateDir: string, configFile: string): string {
-  return join(stateDir, `launched-${createHash('sha256').update(configFile).digest('hex').slice(0, 12)}.json`);
+  return join(stateDir, `launched-${createHash('sha256').update(realConfigPath(configFile)).digest('hex').slice(0, 12)}.json`);
+}
+
+/** The real path of a config file (links resolved); the path as given when it cannot be resolved (it is missing). */
+export function realConfigPath(configFile: string): string {
+  try {
+    return realpathSync(configFile);
+  } catch {
+    return configFile;
+  }
 }
 
 export class LaunchRecord {
@@ -67,17 +81,24 @@ export class LaunchRecord {
     if (owner !== undefined && owner.pid !== process.pid) {
       throw new AlreadyRunningError(owner.pid);
     }
-    const ours = liveLaunches(this.file);
+    const { boot, entries } = readRecord(this.file);
+    // Without a boot to compare (a record of an older version, no /proc), nothing is known to be ours.
+    const sameBoot = boot !== undefined && boot === this.boot;
     const stopped: Orphan[] = [];
-    // All at once: each group gets its own stop_timeout, and the start waits for the slowest only.
-    await Promise.all(ours.map(async (entry) => {
-      const pids = groupMembers(entry.pgid);
+    // All at once: each launch gets its own stop_timeout, and the start waits for the slowest only.
+    await Promise.all((sameBoot ? entries : []).map(async (entry) => {
+      // The group is ours while a known process is in it; a known process that left it (setsid)
+      // is ours wherever it is, and so is whatever it started.
+      const groupIsOurs = entry.processes.some((known) => isGroupMember(known, entry.pgid));
+      const tree = new LaunchTree(groupIsOurs ? entry.pgid : undefined, entry.processes);
+      tree.refresh();
+      const pids = [...new Set([...(groupIsOurs ? groupMembers(entry.pgid) : []), ...tree.alive().map(({ pid }) => pid)])];
       if (pids.length === 0) return;
-      debug('orphaned group %d of %s: %o', entry.pgid, entry.service, pids);
+      debug('orphaned launch %d of %s: %o', entry.pgid, entry.service, pids);
       const orphan = { service: entry.service, pids };
       stopped.push(orphan);
       onStopping(orphan);
-      await stopGroup(entry.pgid, stopTimeoutMs(entry.service));
+      await tree.stop(stopTimeoutMs(entry.service));
     }));
     this.entries = [];
     this.save();
@@ -113,6 +134,17 @@ export class LaunchRecord {
       entry.processes.push(...left);
       this.save();
     });
+  }
+
+  /** Records processes of a launch seen since (those that left its group included), so the orphan clean-up finds them too. */
+  addProcesses(launchId: string, ids: readonly ProcessId[]): void {
+    const entry = this.entries.find((each) => each.launchId === launchId);
+    if (entry === undefined) return;
+    const known = new Set(entry.processes.map(({ pid, started }) => `${pid} ${started}`));
+    const added = ids.filter(({ pid, started }) => !known.has(`${pid} ${started}`));
+    if (added.length === 0) return;
+    entry.processes.push(...added);
+    this.save();
   }
 
   remove(launchId: string): void {

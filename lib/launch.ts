@@ -1,13 +1,16 @@
 // Starting a service's command and stopping it again. The command runs through `sh -c` in a
 // process group of its own, so a stop reaches the shell, the package runner, the dev server and
-// its workers alike: SIGTERM to the group, SIGKILL once `stop_timeout` has passed.
+// its workers alike: SIGTERM to the group, SIGKILL once `stop_timeout` has passed; and to every
+// process of the launch that left the group (process-tree.ts).
 
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import createDebug from 'debug';
 import { LaunchError } from './errors.js';
-import { stopGroup } from './process-group.js';
+import { processStartTime, type ProcessId } from './process-group.js';
+import { LaunchTree, watchTree } from './process-tree.js';
 import type { ServiceLog } from './service-log.js';
+import { startTimer } from './timer.js';
 
 const debug = createDebug('norikae:launch');
 
@@ -30,16 +33,33 @@ export interface ExitStatus {
 export class LaunchedProcess {
   /** Also the process group id: the shell leads its group. */
   readonly pid: number;
+  /** Epoch ms, for people (the dashboard, `status`). */
   readonly startedAt = Date.now();
+  /** performance.now() at the spawn: how long it ran, whatever the wall clock does. */
+  readonly launchedAt = performance.now();
   /** Settles once when the shell has exited (its group may live on; `stop` sees to that). */
   readonly exited: Promise<ExitStatus>;
   exitStatus: ExitStatus | undefined;
   /** True once we asked it to stop, so its exit is not taken for a crash. */
   stopRequested = false;
+  /** Every process it started, those that left its group (`setsid`) included: walked once a second while it runs. */
+  readonly tree: LaunchTree;
+  /** Told of each process of the launch seen for the first time (the launch record keeps them). */
+  onProcessesSeen: (ids: ProcessId[]) => void = () => {};
+  private readonly unwatch: () => void;
 
   constructor(pid: number, exited: Promise<ExitStatus>) {
     this.pid = pid;
     this.exited = exited.then((status) => (this.exitStatus = status));
+    // Read before the shell can be reaped: it is our child, and a zombie until the event loop turns.
+    const started = processStartTime(pid);
+    this.tree = new LaunchTree(pid, started === undefined ? [] : [{ pid, started }], (ids) => this.onProcessesSeen(ids));
+    this.unwatch = watchTree(this.tree);
+  }
+
+  /** SIGKILL to all of it at once: the group and every process of it that left the group. */
+  killNow(): void {
+    this.tree.signal('SIGKILL');
   }
 
   /**
@@ -50,7 +70,11 @@ export class LaunchedProcess {
     this.stopRequested = true;
     if (stopCommand !== undefined) await stopCommand();
     debug('stopping group %d', this.pid);
-    await stopGroup(this.pid, timeoutMs);
+    try {
+      await this.tree.stop(timeoutMs);
+    } finally {
+      this.unwatch();
+    }
   }
 }
 
@@ -100,7 +124,11 @@ export async function runStopCommand(spec: LaunchSpec & { stop: string }, log: S
     log.note(`the stop command could not run: ${(err as Error).message}`);
     return;
   }
-  const outcome = await Promise.race([process.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs))]);
+  let timer = { clear: () => {} };
+  // Any length (see timer.ts), and cleared once the command is done: a long stop_timeout must not keep norikae alive.
+  const outcome = await Promise.race([process.exited, new Promise<undefined>((resolve) => {
+    timer = startTimer(timeoutMs, () => resolve(undefined));
+  })]).finally(() => timer.clear());
   if (outcome === undefined) {
     log.note(`the stop command did not finish within ${timeoutMs / 1000} s`);
     await process.stop(1000);

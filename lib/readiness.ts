@@ -9,11 +9,15 @@ import { connect } from 'node:net';
 import type { ReadyChecks, ServiceConfig } from './config.js';
 import { isSelfConnection } from './dial.js';
 import type { ExitStatus, LaunchedProcess } from './launch.js';
+import { groupAlive } from './process-group.js';
+import { startTimer } from './timer.js';
 
 /** A refused connect on loopback costs microseconds; polling often puts the first response close behind the bind. */
 const POLL_INTERVAL_MS = 5;
 /** A health check is a request the starting server has to answer: ask less often. */
 const HTTP_POLL_INTERVAL_MS = 50;
+/** How often the group of a shell that exited is looked at (a walk of /proc). */
+const GROUP_POLL_MS = 50;
 
 export interface ReadinessCheck {
   /** Addresses the service may listen on, tried in order (127.0.0.1 and ::1 by default). */
@@ -28,8 +32,13 @@ export interface ReadinessCheck {
   delayMs: number;
   /** Give up after this long, counted from the start (delay included). */
   timeoutMs: number;
-  /** Settles when the launched process exits: then waiting is pointless. */
+  /** Settles when the launched process (the shell) exits: then waiting is pointless, unless its group lives on. */
   exited: Promise<ExitStatus>;
+  /**
+   * Whether processes the launch started live on after the shell exited with 0 (`server &`):
+   * then the exit is not the end, and readiness is waited for until `timeoutMs`.
+   */
+  livesOn: () => boolean;
   /** Aborted when the launch is cancelled (stopped, restarted, removed): ends every wait at once. */
   signal: AbortSignal;
 }
@@ -56,6 +65,7 @@ export function readinessOf(service: ServiceConfig, launch: {
     httpHost: service.hosts.find((host) => !host.startsWith('*.')) ?? 'localhost',
     delayMs: service.delay * 1000,
     timeoutMs: service.readyTimeout * 1000,
+    livesOn: () => groupAlive(process.pid),
     // A service with a `stop` command may start in the background: its shell exiting with 0 is fine.
     exited: service.stop === undefined ? process.exited : process.exited.then((status) => (status.code === 0 ? never() : status)),
   };
@@ -76,22 +86,31 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   const onAbort = (): void => wake?.();
   signal.addEventListener('abort', onAbort, { once: true });
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
+    // Any length: a `delay` or ready_timeout of weeks must not end in 1 ms (see timer.ts).
+    const timer = startTimer(ms, resolve);
     wake = () => {
-      clearTimeout(timer);
+      timer.clear();
       resolve();
     };
   });
   try {
     let failing: string[] = [];
     const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
-    // `delay` postpones the first check; an exit or a cancellation ends it early.
+    /** The shell exited and nothing of its group is left: nothing can become ready. Once the shell is gone, the group is looked at every poll. */
+    let orphaned = false;
+    // A shell that exits with 0 while its group lives on put its server in the background; one
+    // that fails (a code, a signal) is the failure of what it ran, whatever it left behind.
+    const ended = (): boolean => exit !== undefined && (exit.code !== 0 || (orphaned ||= !check.livesOn()));
+    // `delay` postpones the first check; an exit (of the whole group) or a cancellation ends it early.
     const delayEnd = performance.now() + Math.min(check.delayMs, check.timeoutMs);
-    if (exit === undefined && !signal.aborted && delayEnd > performance.now()) await sleep(delayEnd - performance.now());
+    while (!ended() && !signal.aborted && delayEnd > performance.now()) {
+      // After the shell's exit, the group is looked at again every so often; before, its exit wakes the sleep.
+      await sleep(exit === undefined ? delayEnd - performance.now() : Math.min(GROUP_POLL_MS, delayEnd - performance.now()));
+    }
     for (;;) {
       // Before the exit: a stop kills the process, and the stop, not the exit, is why it ended.
       if (signal.aborted) return { state: 'cancelled' };
-      if (exit !== undefined) return { state: 'exited', status: exit };
+      if (ended()) return { state: 'exited', status: exit! };
       const remaining = deadline - performance.now();
       if (remaining <= 0) return { state: 'timeout', failing };
       const round = await failingChecks(check, Math.min(remaining, 1000));
@@ -99,7 +118,9 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
       // A round the deadline cut short says "no answer" where the one before heard a 503, say:
       // the 504 page gives the reasons of the last round that ran in full.
       if (performance.now() < deadline || failing.length === 0) failing = round;
-      if (!signal.aborted && exit === undefined) await sleep(Math.min(interval, Math.max(0, deadline - performance.now())));
+      // A shell that left its server in the background (`server &`): the group is read from /proc, so not every 5 ms.
+      const pause = exit === undefined ? interval : Math.max(interval, GROUP_POLL_MS);
+      if (!signal.aborted && !ended()) await sleep(Math.min(pause, Math.max(0, deadline - performance.now())));
     }
   } finally {
     signal.removeEventListener('abort', onAbort);

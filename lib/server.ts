@@ -7,9 +7,10 @@ import createDebug from 'debug';
 import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import { formatAddress, type ListenAddress } from './address.js';
 import { type Config, type ServiceConfig } from './config.js';
-import { headErrors, NorikaeError, type HeadError } from './errors.js';
+import { headErrors, LoopError, NorikaeError, type HeadError } from './errors.js';
 import { bind, boundAddress } from './listen.js';
 import { loadParser } from './llhttp.js';
+import { isOwnDial, loopSuspected, registerListener } from './loop-guard.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
@@ -53,7 +54,7 @@ export class SpliceServer {
   /** Open client connections, so close() can end them. */
   private readonly clients = new Set<Socket>();
   /**
-   * Connections still sending their first head: when they connected, and how to give up on them.
+   * Connections still sending their first head: when they connected (performance.now()), and how to give up on them.
    * All share one timeout, so insertion order is deadline order (also after a reload changes
    * `head_timeout`) and one sweep a second finds the expired ones at the front: no timer per connection.
    */
@@ -87,6 +88,7 @@ export class SpliceServer {
         const server = createServer(serverOptions, (socket) => this.onHttpConnection(socket));
         this.listeners.push({ server, address });
         await bind(server, address);
+        registerListener(server);
       }
       for (const service of this.config.services) {
         for (const address of service.listen) this.listeners.push(await this.bindService(service, address));
@@ -169,6 +171,7 @@ export class SpliceServer {
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(entry.service!, socket));
     const entry: Listener = { server, address, service };
     await bind(server, address, service.name);
+    registerListener(server);
     return entry;
   }
 
@@ -207,7 +210,17 @@ export class SpliceServer {
    */
   private onTcpConnection(service: ServiceConfig, client: Socket): void {
     this.accept(client);
-    void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+    if (!loopSuspected()) {
+      void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+      return;
+    }
+    // A dial of ours to one of our ports is open or under way: this may be it. Its 'connect',
+    // which records it, comes in the same turn of the event loop as this accept: look after it.
+    setImmediate(() => {
+      if (client.destroyed) return;
+      if (isOwnDial(client)) this.refuse(client, service, new LoopError(service.name, client.localPort ?? 0), this.tcpRefusal, '');
+      else void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+    });
   }
 
   private onHttpConnection(client: Socket): void {
@@ -265,13 +278,14 @@ export class SpliceServer {
     client.on('data', onData);
     client.on('end', onEnd);
     client.on('close', stopSniffing);
-    this.sniffing.set(client, { since: Date.now(), giveUp });
+    // Monotonic: a step of the wall clock must not stretch or cut the head timeout.
+    this.sniffing.set(client, { since: performance.now(), giveUp });
   }
 
   /** Answers 408 to every connection whose first head is overdue (see `sniffing`). */
   private expireSlowHeads(): void {
     const { headTimeout } = this.config;
-    const cutoff = Date.now() - headTimeout * 1000;
+    const cutoff = performance.now() - headTimeout * 1000;
     for (const { since, giveUp } of this.sniffing.values()) {
       if (since > cutoff) break;
       giveUp(headErrors.timeout(headTimeout));
@@ -301,7 +315,10 @@ export class SpliceServer {
       this.refuse(client, undefined, err, refusal, accept);
       return;
     }
-    if (service !== undefined) void this.connectAndSplice(client, service, head, refusal, accept);
+    if (service === undefined) return;
+    // Its head came through a dial of ours (recorded at its connect, before the head was written).
+    if (loopSuspected() && isOwnDial(client)) this.refuse(client, service, new LoopError(service.name, client.localPort ?? 0), refusal, accept);
+    else void this.connectAndSplice(client, service, head, refusal, accept);
   }
 
   /**

@@ -334,6 +334,9 @@ export class ServiceRuntime {
     this.launchedAs = launchSignature(service);
     this.launchIds.set(process, launchId);
     this.context.record?.add({ launchId, service: this.name, process });
+    // What the first walk, at the spawn, saw already (a `setsid x &` forks at once), then each one seen later.
+    this.context.record?.addProcesses(launchId, process.tree.seen());
+    process.onProcessesSeen = (ids) => this.context.record?.addProcesses(launchId, ids);
     this.context.processChanged(this);
     void process.exited.then((status) => this.onExit(process, status));
     return process;
@@ -355,6 +358,8 @@ export class ServiceRuntime {
       return;
     }
     this.context.log.info(`${this.name} exited ${describeExit(status)}`);
+    // Its group is gone, but what left the group (setsid) may not be: that goes too.
+    if (process.tree.alive().length > 0) void process.stop(this.service.stopTimeout * 1000).catch(noop);
     this.forget(process);
     this.countCrash(process, status);
     // During a launch, readiness sees the exit and fails it.
@@ -363,7 +368,7 @@ export class ServiceRuntime {
   }
 
   private countCrash(process: LaunchedProcess, status: ExitStatus): void {
-    const pause = this.crashes.crashed(status, Date.now() - process.startedAt);
+    const pause = this.crashes.crashed(status, performance.now() - process.launchedAt);
     if (pause !== undefined) {
       this.context.log.warn(`${this.name} exited ${this.crashes.recentCrashes} times within ${CRASH_WINDOW_MS / 1000} s; not relaunching it for ${pause / 1000} s`);
     }

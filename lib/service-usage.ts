@@ -3,6 +3,7 @@
 // `requires` is in use too: its dependent talks to it directly, past norikae.
 
 import type { Socket } from 'node:net';
+import { startTimer, type Timer } from './timer.js';
 
 /** What the usage needs of its service. */
 export interface UsageOwner {
@@ -28,14 +29,14 @@ export class ServiceUsage {
   /** Bytes of the connections that have closed. */
   private closedIn = 0;
   private closedOut = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: Timer | undefined;
 
   constructor(private readonly owner: UsageOwner) {}
 
   /** Counts a spliced connection; the idle timer runs only while there are none. */
   track(upstream: Socket): Socket {
     this.upstreams.add(upstream);
-    clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
     // `on`, not `once`: 'close' comes once anyway, and once() costs a wrapper per connection.
     upstream.on('close', () => {
       this.upstreams.delete(upstream);
@@ -65,14 +66,15 @@ export class ServiceUsage {
    */
   armIdleTimer(): void {
     const seconds = this.owner.idleTimeout();
-    clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
     this.heldByDependent = false;
     if (seconds === undefined || !this.owner.running() || this.upstreams.size > 0) return;
     if (this.owner.hasRunningDependent()) {
       this.heldByDependent = true;
       return;
     }
-    this.idleTimer = setTimeout(() => {
+    // Any length: a 30-day idle_timeout is not 1 ms (see timer.ts).
+    this.idleTimer = startTimer(seconds * 1000, () => {
       // A reload may have made a running service require it meanwhile.
       if (this.owner.hasRunningDependent()) {
         this.heldByDependent = true;
@@ -80,18 +82,17 @@ export class ServiceUsage {
       }
       this.idleStoppedAt = performance.now();
       this.owner.idle(seconds);
-    }, seconds * 1000);
-    this.idleTimer.unref();
+    }, { unref: true });
   }
 
   /** A service that requires this one started: it is in use while that one runs. */
   holdForDependent(): void {
-    clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
     this.heldByDependent = this.owner.running();
   }
 
   /** Its process is going or gone: no idle stop is due. */
   stopIdleTimer(): void {
-    clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
   }
 }

@@ -152,15 +152,17 @@ export function hostOfAuthority(authority: string): string | undefined {
   return host;
 }
 
-/** Whether `authority` from `at` is nothing, or `:` and at most five digits (`/^(:\d{0,5})?$/`). */
+/** Whether `authority` from `at` is nothing, or `:` and a port: at most five digits, 65535 at most (`:` alone is allowed, RFC 3986). */
 function isPortSuffix(authority: string, at: number): boolean {
   if (at === authority.length) return true;
   if (authority.length - at > 6 || authority.charCodeAt(at) !== 0x3a /* : */) return false;
+  let port = 0;
   for (let i = at + 1; i < authority.length; i++) {
     const c = authority.charCodeAt(i);
     if (c < 0x30 || c > 0x39) return false;
+    port = port * 10 + (c - 0x30);
   }
-  return true;
+  return port <= 65535;
 }
 
 /** RFC 3986 reg-name characters, less percent-encoding (dev host names never need it), by char code. */

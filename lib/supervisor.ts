@@ -232,7 +232,16 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   killAllNow(): void {
     // The record also holds groups of services a reload removed that are still being stopped.
     const groups = new Set(this.options.record?.groups() ?? []);
-    for (const runtime of this.runtimes.values()) if (runtime.process !== undefined) groups.add(runtime.process.pid);
+    for (const runtime of this.runtimes.values()) {
+      if (runtime.process === undefined) continue;
+      groups.delete(runtime.process.pid);
+      try {
+        // The group and whatever left it (setsid).
+        runtime.process.killNow();
+      } catch {
+        // Not ours to signal any more.
+      }
+    }
     for (const pgid of groups) {
       try {
         signalGroup(pgid, 'SIGKILL');

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { findAddressClash, formatAddress, hostToDial, isLoopback, parseListenAddress, portSuffix, serviceUrl } from '../lib/address.js';
+import { lookup } from 'node:dns/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { canonicalHost, findAddressClash, formatAddress, hostToDial, isLoopback, parseListenAddress, portSuffix, resolveAddressPlan, serviceUrl } from '../lib/address.js';
+import { checkResolvedAddresses, loadConfig, parseConfig } from '../lib/config-file.js';
+import { ConfigError } from '../lib/errors.js';
 
 describe('parseListenAddress and formatAddress', () => {
   test('accepts ports, host:port and bracketed IPv6', () => {
@@ -61,5 +67,52 @@ describe('findAddressClash', () => {
     assert.match(findAddressClash(plan, 'cli')!.message, /port 8080 is the --listen of norikae-splice \(127\.0\.0\.1:8080\)/);
     assert.deepEqual(findAddressClash(plan, 'running')!.path, ['service', 'web', 'port']);
     assert.equal(findAddressClash({ ...plan, services: [service('web', { port: 8080, upstream: '10.0.0.2' })] }), undefined);
+  });
+
+  test('an upstream spelt otherwise than the listener (Localhost, 127.1, 2130706433, ::ffff:127.0.0.1, IPv6 in full) is still norikae itself', () => {
+    for (const [listen, upstream] of [
+      ['127.0.0.1', 'Localhost'], ['127.0.0.1', 'LOCALHOST.'], ['127.0.0.1', '127.1'], ['127.0.0.1', '2130706433'], ['127.0.0.1', '0x7f.0.0.1'],
+      ['127.0.0.1', '::ffff:127.0.0.1'], ['0.0.0.0', '127.1'], ['::1', '0:0:0:0:0:0:0:1'], ['::', '0::1'],
+    ] as const) {
+      const plan = { listen: [{ host: listen, port: 8080 }], services: [service('web', { port: 8080, upstream })] };
+      assert.match(findAddressClash(plan)?.message ?? '', /would connect back to norikae-splice/, `${upstream} on a listener on ${listen}`);
+    }
+    assert.equal(findAddressClash({ listen: [{ host: '127.0.0.1', port: 8080 }], services: [service('web', { port: 8080, upstream: '10.1' })] }), undefined);
+    assert.equal(canonicalHost('::FFFF:7f00:1'), '127.0.0.1');
+    assert.equal(canonicalHost('db.internal'), 'db.internal');
+  });
+
+  test('parseConfig refuses such an upstream with the position of the service\'s port', () => {
+    assert.throws(() => parseConfig('listen = "127.0.0.1:8080"\n[service.web]\nupstream = "127.1"\nport = 8080\n', '/c.toml'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /^\/c\.toml:4:1: port 8080 is the `listen` of norikae-splice \(127\.0\.0\.1:8080\), so "web" would connect back/);
+      return true;
+    });
+  });
+
+  test('a name is resolved at start and check: the machine\'s own host name on norikae\'s port is refused, with its position', async (t) => {
+    const name = hostname();
+    try {
+      await lookup(name);
+    } catch {
+      t.skip(`the host name ${name} does not resolve on this machine`);
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-address-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'norikae.toml');
+    writeFileSync(file, `listen = "0.0.0.0:8080"\n[service.web]\nupstream = "${name}"\nport = 8080\n`);
+    // The text alone does not show it: the config loads.
+    const config = loadConfig(file);
+    await assert.rejects(checkResolvedAddresses(config, 'file'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, new RegExp(`^${file.replaceAll('.', '\\.')}:4:1: port 8080 is the \`listen\` of norikae-splice \\(0\\.0\\.0\\.0:8080\\), so "web" would connect back`));
+      return true;
+    });
+    const resolved = await resolveAddressPlan(config);
+    assert.ok((resolved.names.get(name.toLowerCase()) ?? []).length > 0);
+    // On another port, or a listener on loopback only when the name is not a loopback address, nothing clashes.
+    writeFileSync(file, `listen = "0.0.0.0:8080"\n[service.web]\nupstream = "${name}"\nport = 8081\n`);
+    await checkResolvedAddresses(loadConfig(file), 'file');
   });
 });

@@ -2,7 +2,7 @@
 // launched process, reloads by edit (good, refused, back to good), and close().
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -10,7 +10,7 @@ import { startApp, type App } from '../lib/app.js';
 import { AlreadyRunningError } from '../lib/errors.js';
 import { memoryLog } from '../lib/log.js';
 import { isLiveProcess } from '../lib/process-group.js';
-import { DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor } from './helpers.js';
+import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor } from './helpers.js';
 
 /** A folder with a config file and its own state folder (for the launch record), removed after the test. */
 function project(t: TestContext, services: string): { dir: string; file: string; write: (services: string) => void } {
@@ -50,21 +50,25 @@ describe('startApp', () => {
     await app.close(); // a second close is the same close
   });
 
-  test('a second app on the same config is refused while the first runs', async (t) => {
-    const { file } = project(t, `[service.web]\nport = ${await freePort()}\n`);
+  test('a second app on the same config is refused while the first runs, also when it names the file through a symlink', async (t) => {
+    const { dir, file } = project(t, `[service.web]\nport = ${await freePort()}\n`);
+    const link = join(dir, 'link.toml');
+    symlinkSync(file, link);
     await started(t, file);
     // The record's owner is this very process, so a second one is told apart by its pid: run it as a child.
     const { execFile } = await import('node:child_process');
-    const script = `import(${JSON.stringify(new URL('../lib/app.js', import.meta.url).href)}).then(({ startApp }) => startApp({ config: ${JSON.stringify(file)}, log: { info() {}, warn() {}, error() {} } }))`
-      + '.then(() => process.exit(0), (err) => { process.stdout.write(err.name + ": " + err.message); process.exit(3); })';
-    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = execFile(process.execPath, ['--input-type=module', '--eval', script], { env: process.env, timeout: 20_000 }, (err, stdout) => {
-        resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout });
+    for (const config of [file, link]) {
+      const script = `import(${JSON.stringify(new URL('../lib/app.js', import.meta.url).href)}).then(({ startApp }) => startApp({ config: ${JSON.stringify(config)}, log: { info() {}, warn() {}, error() {} } }))`
+        + '.then(() => process.exit(0), (err) => { process.stdout.write(err.name + ": " + err.message); process.exit(3); })';
+      const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const child = execFile(process.execPath, ['--input-type=module', '--eval', script], { env: process.env, timeout: 20_000 }, (err, stdout) => {
+          resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stdout });
+        });
+        t.after(() => child.kill('SIGKILL'));
       });
-      t.after(() => child.kill('SIGKILL'));
-    });
-    assert.equal(result.code, 3, result.stdout);
-    assert.match(result.stdout, new RegExp(`^${AlreadyRunningError.name}: norikae-splice is already running with this config \\(pid ${process.pid}\\)`));
+      assert.equal(result.code, 3, `${config}: ${result.stdout}`);
+      assert.match(result.stdout, new RegExp(`^${AlreadyRunningError.name}: norikae-splice is already running with this config \\(pid ${process.pid}\\)`));
+    }
   });
 
   test('reload(): a good edit applies, a bad one is refused with its position and shown on the API until a good one', async (t) => {
@@ -99,5 +103,33 @@ describe('startApp', () => {
     write(`[service.web]\nport = ${await freePort()}\n[service.docs]\nport = ${await freePort()}\n`);
     await waitFor(() => log.lines.includes('config reloaded (file changed): changed web; added docs') || log.lines.includes('config reloaded (file changed): added docs; changed web'),
       'the reload of the edit');
+  });
+
+  test('a config symlink pointed at another file: that file\'s edits are watched from then on', async (t) => {
+    const { dir } = project(t, '');
+    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+    mkdirSync(a);
+    mkdirSync(b);
+    const config = (services: string[]): string => `listen = "127.0.0.1:0"\n${services.map((name, i) => `[service.${name}]\nport = ${40001 + i}\n`).join('')}`;
+    writeFileSync(join(a, 'norikae.toml'), config(['web']));
+    writeFileSync(join(b, 'norikae.toml'), config(['web', 'docs']));
+    const link = join(dir, 'norikae.toml');
+    rmSync(link);
+    symlinkSync(join(a, 'norikae.toml'), link);
+    const log = memoryLog();
+    const app = await startApp({ config: link, log });
+    t.after(() => app.close());
+    const names = (): string => app.config.services.map((service) => service.name).join(',');
+    // `ln -sfn b/norikae.toml norikae.toml`: a new link renamed over the old one.
+    symlinkSync(join(b, 'norikae.toml'), `${link}.new`);
+    renameSync(`${link}.new`, link);
+    await waitFor(() => names() === 'web,docs', 'the reload of the re-pointed link');
+    // An edit of the new target, in place, in a folder that was not watched at the start.
+    writeFileSync(join(b, 'norikae.toml'), config(['web', 'docs', 'api']));
+    await waitFor(() => names() === 'web,docs,api', `the reload of an edit of the new target (${log.lines.join('; ')})`, 5000);
+    // The old target is not the config any more: its edits change nothing.
+    writeFileSync(join(a, 'norikae.toml'), config(['web', 'old']));
+    await delay(400);
+    assert.equal(names(), 'web,docs,api');
   });
 });

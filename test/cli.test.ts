@@ -351,6 +351,84 @@ describe('launched services and the CLI', () => {
   });
 });
 
+describe('processes that leave the group (setsid)', () => {
+  /** The `sleep 7777` processes launched for the service on `port`: their environment names it. */
+  function ourSleeps(port: number): number[] {
+    return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'latin1') === 'sleep\x007777\x00' && isLiveProcess(pid)
+          && readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`PORT=${port}`);
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** The service of the issue: `setsid sleep 7777 & exec node web.mjs {port}`. Every sleep of ours is killed after the test. */
+  async function setsidConfig(t: TestContext): Promise<{ dir: string; env: NodeJS.ProcessEnv; port: number }> {
+    const port = await freePort();
+    const { dir, env } = serviceConfig(t, (record) => `[service.app]\nport = ${port}\ncommand = "setsid sleep 7777 & exec node ${DEV_SERVER} --record ${record} --port {port}"\n`);
+    t.after(() => {
+      for (const pid of ourSleeps(port)) process.kill(pid, 'SIGKILL');
+    });
+    return { dir, env, port };
+  }
+
+  async function launched(t: TestContext, dir: string, env: NodeJS.ProcessEnv, servicePort: number): Promise<{ cli: ReturnType<typeof startCli>; sleeper: number }> {
+    const cli = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    const port = await listeningPort(cli);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('app.localhost')])).status, 200);
+    await waitFor(() => ourSleeps(servicePort).length === 1, 'the setsid sleep');
+    const [sleeper] = ourSleeps(servicePort);
+    // It did leave the group: a signal to the group does not reach it.
+    assert.equal(readFileSync(`/proc/${sleeper}/stat`, 'latin1').split(') ')[1]!.split(' ')[2], String(sleeper), 'sleep leads a group (and session) of its own');
+    return { cli, sleeper: sleeper! };
+  }
+
+  test('`stop` reaches it', async (t) => {
+    const { dir, env, port } = await setsidConfig(t);
+    const { cli } = await launched(t, dir, env, port);
+    const stop = startCli(t, ['stop', 'app', '--config', join(dir, 'norikae.toml')], dir, env);
+    assert.equal(await exitWithin(stop, 15_000, 'norikae-splice stop'), 0, stop.output().stderr);
+    await waitFor(() => ourSleeps(port).length === 0, 'the end of sleep 7777 after stop', 5000);
+    cli.kill('SIGTERM');
+    await exitWithin(cli, 15_000, 'norikae');
+  });
+
+  test('norikae\'s exit on SIGTERM reaches it', async (t) => {
+    const { dir, env, port } = await setsidConfig(t);
+    const { cli } = await launched(t, dir, env, port);
+    cli.kill('SIGTERM');
+    assert.equal(await exitWithin(cli, 15_000, 'norikae'), 0);
+    assert.deepEqual(ourSleeps(port), []);
+  });
+
+  test('after a SIGKILL of norikae, the next start\'s orphan clean-up reaches it', async (t) => {
+    const { dir, env, port } = await setsidConfig(t);
+    const { cli, sleeper } = await launched(t, dir, env, port);
+    // It is in the record once a walk of the launch's processes has seen it (once a second).
+    const stateDir = join(dir, 'state', 'norikae');
+    const recorded = (): boolean => {
+      try {
+        const [name] = readdirSync(stateDir).filter((file) => /^launched-[0-9a-f]{12}\.json$/.test(file));
+        return readFileSync(join(stateDir, name!), 'utf8').includes(`"pid": ${sleeper},`);
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(recorded, 'sleep 7777 in the launch record', 5000);
+    cli.kill('SIGKILL');
+    await once(cli, 'exit');
+    assert.deepEqual(ourSleeps(port), [sleeper], 'it outlives a SIGKILLed norikae');
+    const second = startCli(t, ['--listen', '127.0.0.1:0'], dir, env);
+    await listeningPort(second);
+    assert.match(second.output().stderr, new RegExp(`stopping app \\(pid [\\d, ]*\\b${sleeper}\\b[\\d, ]*\\), left running by a previous norikae-splice`));
+    await waitFor(() => ourSleeps(port).length === 0, 'the end of sleep 7777 after the clean-up', 5000);
+    second.kill('SIGTERM');
+    await exitWithin(second, 15_000, 'the second norikae');
+  });
+});
+
 /** The processes below `pid` (children, grandchildren, …), from /proc. */
 function descendants(pid: number): number[] {
   const parents = new Map<number, number>();

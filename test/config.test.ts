@@ -120,6 +120,28 @@ listen = [5433, "127.0.0.2:5434"]
     }
   });
 
+  test('a mistake on a line of megabytes is shown cut around its column, in the message and the code frame', () => {
+    const long = 'x'.repeat(3_000_000);
+    const cases: [string, RegExp][] = [
+      // A TOML syntax error at the end of the line, a value of the wrong type, a host name that is not one.
+      [`[service.web]\nport = 3000\ncommand = "${long}" junk\n`, /:3:\d+: /],
+      [`[service.web]\nport = "${long}"\n`, /:2:1: expected a whole number from 1 to 65535, got string "x{80}…"$/],
+      [`[service.web]\nport = 3000\nhost = "${long}"\n`, /:3:1: "x{80}…" is not a host name/],
+      [`[service.web]\nport = 3000\n${long} = 1\n`, /:3:1: unknown key "x{80}…"/],
+    ];
+    for (const [source, pattern] of cases) {
+      const err = configError(source);
+      assert.match(err.message, pattern);
+      assert.ok(err.message.length < 1000, `a message of ${err.message.length} characters`);
+      const [text, caret] = (err.codeFrame ?? '').split('\n');
+      assert.ok(text!.length < 200 && caret!.length < 200, `a code frame of ${err.codeFrame?.length} characters`);
+      // The caret still points under the column, at an x (or at the mistake after them).
+      const column = caret!.indexOf('^');
+      assert.ok(column > 0 && column < text!.length, err.codeFrame);
+      if (err.column! > 100) assert.match(text!, /^\d+ \| …x+" junk$/);
+    }
+  });
+
   test('an unknown key is named, located and matched to the nearest valid one', () => {
     const err = configError('listen = 8080\n\n[service.web]\nport = 3000\n  comand = "npm run dev"\n');
     assert.match(err.message, /:5:3: unknown key "comand" in \[service\.web\]; did you mean "command"\?/);
@@ -348,6 +370,26 @@ describe('findConfigFile and loadConfig', () => {
     assert.equal(findConfigFile('other.toml', project, env), join(project, 'other.toml'));
     assert.equal(findConfigFile('~/n.toml', project, env), join(homedir(), 'n.toml'));
     assert.equal(loadConfig(join(project, 'norikae.toml')).services[0]!.name, 'b');
+  });
+
+  test('a file that is not UTF-8 is refused at its first bad byte, with its position; UTF-8 text is read as it is', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'norikae-config-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'norikae.toml');
+    writeFileSync(file, Buffer.concat([Buffer.from('[service.web]\nport = 3000\ncommand = "echo caf'), Buffer.from([0xe9]), Buffer.from('"\n')]));
+    assert.throws(() => loadConfig(file), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.message, `${file}:3:20: byte 0xe9 is not UTF-8: a config file is UTF-8 text (was it saved as Latin-1?)`);
+      assert.match(err.codeFrame ?? '', /^3 \| command = "echo caf/m);
+      return true;
+    });
+    // An overlong encoding of "/" and a lone surrogate are not UTF-8 either.
+    for (const bad of [[0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+      writeFileSync(file, Buffer.concat([Buffer.from('[service.web]\nport = 3000\ncwd = "x'), Buffer.from(bad)]));
+      assert.throws(() => loadConfig(file), /:3:9: byte 0x[0-9a-f]{2} is not UTF-8/, bad.join(','));
+    }
+    writeFileSync(file, '[service.web]\nport = 3000\ncommand = "echo café 🚆"\n');
+    assert.equal(loadConfig(file).services[0]!.command, 'echo café 🚆');
   });
 
   test('a missing file is a ConfigError naming it', () => {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { upstreamErrorPage } from '../lib/answers.js';
+import { parseConfig } from '../lib/config-file.js';
 import {
   ApiError, ConfigError, controlErrors, ErrorCode, headErrors, LaunchCancelledError, LaunchError, NoServiceError, NorikaeError,
   ReadinessTimeoutError, ServiceStoppedError, statusOf, UpstreamConnectError,
@@ -48,4 +50,16 @@ test('a config error names its file and position, or only its file, or stands al
 test('the start command of a stopped service is one shell word per argument', () => {
   assert.equal(new ServiceStoppedError('web', "/home/me/my projects/it's.toml").startCommand,
     "norikae-splice start web --config '/home/me/my projects/it'\\''s.toml'");
+});
+
+test('an IPv6 upstream is written in brackets, in the message and on the 502 and 504 pages', () => {
+  const [service] = parseConfig('[service.web]\nport = 14102\nupstream = "::1"\n', '/c.toml').services;
+  for (const reason of ['ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH']) {
+    const error = new UpstreamConnectError('::1', 14102, reason);
+    assert.match(error.message, /\[::1\]:14102/);
+    const page = upstreamErrorPage(service!, error);
+    assert.match(page.message, /\[::1\]:14102/, reason);
+    assert.doesNotMatch(page.message, /(^|[^[])::1:14102/, reason);
+  }
+  assert.match(upstreamErrorPage(service!, new UpstreamConnectError('127.0.0.1', 3000, 'ETIMEDOUT')).message, /127\.0\.0\.1:3000 did not/);
 });

@@ -26,6 +26,33 @@ describe('timeouts', () => {
     assert.equal((await readAll(silent)).length, 0);
   });
 
+  test('the head timeout follows a monotonic clock: a wall clock stepped back 60 s or forward 60 s changes nothing', async (t) => {
+    // A test cannot step the system clock; Date.now, which the sweep would read, can be stepped in-process.
+    const realNow = Date.now;
+    t.after(() => {
+      Date.now = realNow;
+    });
+    const upstream = await startHttpUpstream(t);
+    const { port } = await startSplicer(t, `[service.app]\nport = ${upstream.port}\n`, { top: 'head_timeout = 1' });
+    for (const step of [-60_000, 60_000]) {
+      const slow = await connectTo(t, port);
+      const reply = readAll(slow);
+      slow.write('GET / HTTP/1.1\r\nHost: app.loc');
+      await delay(100);
+      Date.now = () => realNow() + step;
+      const began = performance.now();
+      const timeout = setTimeout(() => slow.destroy(), 5000);
+      const raw = await reply;
+      clearTimeout(timeout);
+      Date.now = realNow;
+      const waited = performance.now() - began;
+      assert.ok(raw.length > 0, `no 408 within 5 s of a clock step of ${step / 1000} s`);
+      assert.equal(parseResponse(raw).status, 408);
+      // 1 s after the connection (and a sweep every 250 ms), not at once nor 60 s later.
+      assert.ok(waited >= 600 && waited < 2500, `408 after ${Math.round(waited)} ms with a clock step of ${step / 1000} s`);
+    }
+  });
+
   test('hundreds of slowloris connections do not keep real requests from being served', async (t) => {
     const upstream = await startHttpUpstream(t);
     const { port } = await startSplicer(t, `[service.app]\nport = ${upstream.port}\n`, { top: 'head_timeout = 2' });

@@ -59,6 +59,35 @@ describe('readiness checks', () => {
   });
 });
 
+describe('a command that backgrounds its server', () => {
+  test('`server &`: the shell\'s exit while its group lives on is no exit; the first request is served', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --record {record} --listen-after 400 &"\n`);
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 200, response.body);
+    const [server] = h.launches();
+    assert.equal((JSON.parse(response.body) as { pid: number }).pid, server!.pid);
+    assert.equal(h.supervisor.info('app')!.state, 'running');
+    await h.supervisor.stopByUser('app');
+    assert.equal(isLiveProcess(server!.pid), false, 'the stop reached the background server');
+  });
+
+  test('`server &` that never listens: 504 at ready_timeout (not a 502 at the shell\'s exit), and it is stopped', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --record {record} --never-listen &"\nready_timeout = 0.8\n`);
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 504, response.body);
+    const [server] = h.launches();
+    await waitFor(() => !isLiveProcess(server!.pid), 'the stop of the background server');
+  });
+
+  test('a shell whose group is gone when it exits is still an early exit (502)', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --exit-code 4 & wait"\nready_timeout = 5\n`);
+    const began = performance.now();
+    const response = await h.get('app.localhost');
+    assert.equal(response.status, 502, response.body);
+    assert.ok(performance.now() - began < 3000, 'not held until ready_timeout');
+  });
+});
+
 describe('dependencies', () => {
   test('requires launches a chain in order, a raw-TCP dependency included', async (t) => {
     const h = await start(t, `[service.db]\nlisten = ${await freePort()}\nport = ${await freePort()}\ncommand = "node ${GREETER}"\n`
@@ -455,12 +484,13 @@ describe('launch record', () => {
       assert.deepEqual((JSON.parse(readFileSync(file, 'utf8')) as { launched: unknown[] }).launched, [], `${what}: the record starts afresh`);
     }
 
-    // A process of ours, known for good, that is not in the recorded group: the group is not ours.
+    // A process of ours, known for good, that is not in the recorded group (it left it: setsid):
+    // the group is not ours and is left alone; the process is ours, wherever it went, and is stopped.
     const ours = idler(t, []);
     writeRecord(file, owner, [{ launchId: 'launch-1', service: 'app', pgid: stranger, processes: [{ pid: ours, started: processStartTime(ours) }] }]);
-    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), []);
+    assert.deepEqual(await new LaunchRecord(file).cleanOrphans(() => 1000), [{ service: 'app', pids: [ours] }]);
     assert.equal(isLiveProcess(stranger), true);
-    assert.equal(isLiveProcess(ours), true);
+    assert.equal(isLiveProcess(ours), false);
   });
 
   test('a group whose shell exited first is recorded by the members it left, and stopped by them', async (t) => {

@@ -506,10 +506,18 @@ describe('hostOfAuthority', () => {
     assert.equal(hostOfAuthority('127.0.0.1'), '127.0.0.1');
     assert.equal(hostOfAuthority('APP.LOCALHOST.:00080'), 'app.localhost');
     assert.equal(hostOfAuthority('[FE80::1%ETH0]:80'), 'fe80::1%eth0');
+    assert.equal(hostOfAuthority('app.localhost:65535'), 'app.localhost');
+  });
+
+  test('a Host whose port is above 65535 is answered 400, like any authority that is not one', () => {
+    const sniffer = new HeadSniffer(CAP);
+    const result = sniffer.push(Buffer.from('GET / HTTP/1.1\r\nHost: app.localhost:99999\r\n\r\n'));
+    assert.equal(result?.kind, 'http-error');
+    assert.equal(result.kind === 'http-error' && result.error.status, 400);
   });
 
   test('refuses what is not an authority', () => {
-    for (const bad of ['', ':80', 'a b', 'app.localhost:80:80', 'app.localhost:abc', 'app.localhost:123456', 'app.localhost:000000', '[::1]x', '[::1]:8o', 'Caf\u00e9.localhost', '[::1', '[nope]:80', 'a/b', 'a@b', '.']) {
+    for (const bad of ['', ':80', 'a b', 'app.localhost:80:80', 'app.localhost:abc', 'app.localhost:123456', 'app.localhost:000000', 'app.localhost:65536', 'app.localhost:99999', '[::1]:70000', '[::1]x', '[::1]:8o', 'Caf\u00e9.localhost', '[::1', '[nope]:80', 'a/b', 'a@b', '.']) {
       assert.equal(hostOfAuthority(bad), undefined, bad);
     }
   });
