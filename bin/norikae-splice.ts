@@ -20,6 +20,7 @@ import type { ServiceInfo } from '../lib/supervisor.js';
 interface CliOptions {
   config?: string;
   listen?: string | number | (string | number)[];
+  https?: string | number | (string | number)[];
   serviceOutput?: boolean;
 }
 
@@ -39,9 +40,10 @@ const LISTEN_CLIENT = 'Where the running norikae-splice listens (host:port or a 
 
 cli.command('', 'Run the proxy')
   .option('--listen <address>', LISTEN_RUN)
+  .option('--https <address>', 'Also listen for HTTPS on host:port or a port, instead of the config\'s `https` (repeatable)')
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
-    const app = await startApp({ config: options.config, listen: listenOption(options), serviceOutput: options.serviceOutput === true, log });
+    const app = await startApp({ config: options.config, listen: listenOption(options), https: addressOption(options.https, '--https'), serviceOutput: options.serviceOutput === true, log });
     // In a terminal, SIGHUP is the terminal closing: exit like Ctrl-C (the file watch reloads
     // anyway). Run as a daemon (no terminal), it is the usual "reload your config".
     const hangupExits = process.stderr.isTTY === true;
@@ -55,7 +57,8 @@ cli.command('', 'Run the proxy')
     });
   });
 
-cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK).action((options: CliOptions) => {
+cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK)
+  .option('--https <address>', 'Check the config as if run with this --https').action((options: CliOptions) => {
   const config = readConfig(options);
   for (const line of routingTable(config, config.listen[0]?.port)) process.stdout.write(`${line}\n`);
   // What will fail at launch is said, but the config is still valid: warnings, exit 0.
@@ -135,16 +138,21 @@ try {
  * may run with a --listen the command is not given).
  */
 function readConfig(options: CliOptions, forRunning = false): Config {
-  return loadConfig(findConfigFile(options.config), { listen: listenOption(options), checkAddresses: !forRunning });
+  return loadConfig(findConfigFile(options.config), { listen: listenOption(options), https: addressOption(options.https, '--https'), checkAddresses: !forRunning });
 }
 
 /** The --listen addresses given, if any; a malformed one ends the command with a clear line. */
 function listenOption(options: CliOptions): ListenAddress[] | undefined {
-  if (options.listen === undefined) return undefined;
-  const values = Array.isArray(options.listen) ? options.listen : [options.listen];
+  return addressOption(options.listen, '--listen');
+}
+
+/** The addresses given to `flag`, if any; a malformed one ends the command with a clear line. */
+function addressOption(option: CliOptions['listen'], flag: string): ListenAddress[] | undefined {
+  if (option === undefined) return undefined;
+  const values = Array.isArray(option) ? option : [option];
   return values.map((value): ListenAddress => {
     const address = parseListenAddress(value);
-    if (typeof address === 'string') fail(`--listen ${value}: ${address}`);
+    if (typeof address === 'string') fail(`${flag} ${value}: ${address}`);
     return address;
   });
 }

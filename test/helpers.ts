@@ -9,6 +9,10 @@ import { connect, createServer as createTcpServer, type AddressInfo, type Server
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Certificates } from '../lib/certificates.js';
 import { type Config } from '../lib/config.js';
 import { parseConfig } from '../lib/config-file.js';
 import { memoryLog } from '../lib/log.js';
@@ -42,23 +46,29 @@ export function echoRequestInfo(req: IncomingMessage, res: ServerResponse): void
 
 /**
  * A SpliceServer on 127.0.0.1:0 built from TOML service tables (`top`: lines before them), closed
- * after the test. Its connector is a ServiceSupervisor of the same config unless one is given.
+ * after the test. Its connector is a ServiceSupervisor of the same config unless one is given;
+ * its local CA lives in a temporary folder (`caDir`), made on first need and removed after.
  */
 export async function startSplicer(
   t: TestContext,
   servicesToml: string,
-  options: { top?: string; connector?: UpstreamConnector; dashboard?: HostHandler } = {},
-): Promise<{ splicer: SpliceServer; port: number; config: Config; log: ReturnType<typeof memoryLog> }> {
+  options: { top?: string; connector?: UpstreamConnector; dashboard?: HostHandler; now?: () => number } = {},
+): Promise<{ splicer: SpliceServer; port: number; config: Config; log: ReturnType<typeof memoryLog>; certificates: Certificates; caDir: string }> {
   const config = parseConfig(`listen = "127.0.0.1:0"\n${options.top ?? ''}\n${servicesToml}`, '/test/norikae.toml');
   const log = memoryLog();
   const supervisor = options.connector === undefined ? new ServiceSupervisor(config, { log }) : undefined;
-  const splicer = new SpliceServer(config, { log, connector: options.connector ?? supervisor!, dashboard: options.dashboard });
+  const home = mkdtempSync(join(tmpdir(), 'norikae-ca-'));
+  const caDir = join(home, 'norikae');
+  let splicer: SpliceServer | undefined;
+  const certificates = new Certificates({ dir: caDir, hosts: () => splicer!.claimedNames(), now: options.now });
+  splicer = new SpliceServer(config, { log, connector: options.connector ?? supervisor!, dashboard: options.dashboard, certificates });
   t.after(async () => {
     await splicer.close();
     await supervisor?.stopAll();
   });
+  t.after(() => rmSync(home, { recursive: true, force: true }));
   const [address] = await splicer.listen();
-  return { splicer, port: address!.port, config, log };
+  return { splicer, port: address!.port, config, log, certificates, caDir };
 }
 
 /** Connects to 127.0.0.1:port; the socket is destroyed after the test. */
