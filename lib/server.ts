@@ -15,6 +15,7 @@ import { dataDir } from './local-ca.js';
 import { loadParser } from './llhttp.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
+import { ForwardedHeaders } from './forwarded.js';
 import { HeadDeadlines } from './head-deadlines.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
 import { type Refusal, type Refusals, refusals, stackOf } from './refusals.js';
@@ -390,7 +391,10 @@ export class SpliceServer {
     }
     // The address getters are system calls: only when someone reads the debug output.
     if (debug.enabled) debug('splice %s:%d → %s', client.remoteAddress, client.remotePort, service.name);
-    spliceSockets(client, upstream, head);
+    const through = isTerminated(client) && service.forwardedHeaders
+      ? new ForwardedHeaders({ clientAddress: client.remoteAddress ?? '', maxHeadSize: this.config.maxHeadSize })
+      : undefined;
+    spliceSockets(client, upstream, head, through);
   }
 }
 

@@ -2,12 +2,12 @@
 // socket clients. Everything started here is closed through `t.after`, so a failed assertion
 // cannot leave a server or a socket behind.
 
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -214,4 +214,32 @@ export async function exitWithin(child: ChildProcess, timeoutMs: number, what: s
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** One request over TLS to 127.0.0.1:port for `servername`, trusting only `ca`; the whole answer. */
+export function httpsRequest(t: TestContext, port: number, servername: string, ca: string, head: string, options: ConnectionOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port, servername, ...(ca === '' ? {} : { ca }), ...options });
+    t.after(() => socket.destroy());
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('secureConnect', () => socket.write(head));
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+/** Runs `command` with `input` on its stdin (killed after 20 s); its exit status and output. */
+export function runWithInput(command: string, args: string[], input: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.stdin.end(input);
+  });
 }

@@ -4,30 +4,16 @@
 // first handshakes, and `https_redirect`.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { rootFile } from '../lib/local-ca.js';
-import { closeServer, delay, exchange, freePort, getHead, listenOn, parseResponse, startHttpUpstream, startSplicer } from './helpers.js';
+import { closeServer, delay, exchange, freePort, getHead, httpsRequest, listenOn, parseResponse, runWithInput, startHttpUpstream, startSplicer } from './helpers.js';
 
 const OPENSSL = spawnSync('openssl', ['version']).status === 0;
-
-/** One request over TLS to 127.0.0.1:port for `servername`, trusting only `ca`; the whole answer. */
-export function httpsRequest(t: TestContext, port: number, servername: string, ca: string, head: string, options: ConnectionOptions = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port, servername, ...(ca === '' ? {} : { ca }), ...options });
-    t.after(() => socket.destroy());
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('secureConnect', () => socket.write(head));
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.on('end', () => resolve(text));
-    socket.on('error', reject);
-  });
-}
 
 async function appSplicer(t: TestContext, extra = '', top = '') {
   const { port: upstreamPort } = await startHttpUpstream(t, (req, res) => {
@@ -39,20 +25,6 @@ async function appSplicer(t: TestContext, extra = '', top = '') {
   // The CA is made on first need: here, before the test reads its root.
   await splicer.certificates.authority();
   return { ...splicer, root: () => readFileSync(rootFile(splicer.caDir), 'utf8') };
-}
-
-/** Runs `command` with `input` on its stdin (killed after 20 s); its exit status and output. */
-export function runWithInput(command: string, args: string[], input: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-    child.stdin.end(input);
-  });
 }
 
 /** A TCP relay that passes the client's bytes on in `size`-byte pieces, one per timer tick. */
