@@ -2,7 +2,7 @@
 // The command line: find and load the config, then either check it (`check`) or run the proxy
 // until SIGINT/SIGTERM. Every error a user can cause ends in one clear line and a non-zero exit.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
 import { startApp } from '../lib/app.js';
@@ -14,7 +14,9 @@ import { ConfigError, NorikaeError } from '../lib/errors.js';
 import { streamLog } from '../lib/log.js';
 import { ControlClient } from '../lib/control-client.js';
 import { launchRecordFile } from '../lib/launch-record.js';
+import { createCa, dataDir, loadCa, loadOrCreateCa, permits, removeCa, rootFile } from '../lib/local-ca.js';
 import { runningInstance } from '../lib/running-instance.js';
+import { missingTools, runSteps, trustSteps, untrustSteps } from '../lib/trust-store.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
@@ -119,6 +121,50 @@ for (const action of ['start', 'stop', 'restart'] as const) {
     });
 }
 
+cli.command('ca', 'Print the local CA\'s root certificate (PEM), making the CA if there is none').action(async (options: CliOptions) => {
+  const ca = await loadOrCreateCa(dataDir(), configuredNames(options));
+  process.stdout.write(ca.rootPem);
+});
+
+cli.command('trust', 'Install the local CA\'s root in the system store and the browsers\' NSS databases')
+  .option('--renew', 'Make a new CA first (for names the old one may not sign), and replace the old root')
+  .option('--no-system', 'Leave the system store alone (no sudo): only the browsers\' NSS databases')
+  .action(async (options: CliOptions & { renew?: boolean; system: boolean }) => {
+    const dir = dataDir();
+    const names = configuredNames(options);
+    let ca = await loadCa(dir).catch((err: unknown) => {
+      if (options.renew) return undefined; // an unusable CA is what --renew replaces
+      throw err;
+    });
+    const print = (line: string): void => void process.stdout.write(`${line}\n`);
+    if (options.renew && existsSync(rootFile(dir))) {
+      print(`removing the old root (${rootFile(dir)}):`);
+      runSteps(untrustSteps(rootFile(dir), { system: options.system }), print);
+      removeCa(dir);
+      ca = undefined;
+    }
+    ca ??= await createCa(dir, names);
+    print(`local CA: ${rootFile(dir)} (it may sign for ${ca.permittedNames.join(', ')}, 127.0.0.0/8 and ::1)`);
+    const outside = names.filter((name) => !permits(ca, name.replace(/^\*\./, '')));
+    if (outside.length > 0) log.warn(`this CA may not sign for ${outside.join(', ')}: run \`norikae-splice trust --renew\` to make one that may`);
+    const missing = missingTools();
+    if (missing !== undefined) log.warn(missing);
+    const done = runSteps(trustSteps(rootFile(dir), { system: options.system }), print);
+    print(`\nFor Node.js clients (they do not read the system store): export NODE_EXTRA_CA_CERTS=${rootFile(dir)}`);
+    print('Restart the browsers for them to see it. A running norikae-splice uses a renewed CA by itself.');
+    if (!done) process.exit(1);
+  });
+
+cli.command('untrust', 'Remove the local CA\'s root from the system store and the browsers\' NSS databases')
+  .option('--no-system', 'Leave the system store alone (no sudo): only the browsers\' NSS databases')
+  .action((options: CliOptions & { system: boolean }) => {
+    const dir = dataDir();
+    if (!existsSync(rootFile(dir))) fail(`there is no local CA in ${dir}: nothing to remove`);
+    const done = runSteps(untrustSteps(rootFile(dir), { system: options.system }), (line) => void process.stdout.write(`${line}\n`));
+    process.stdout.write(`The CA itself stays in ${dir}; delete that folder to forget it.\n`);
+    if (!done) process.exit(1);
+  });
+
 cli.addEventListener('command:*', () => {
   fail(`unknown command "${cli.args[0]}"; run norikae-splice --help for the commands`);
 });
@@ -155,6 +201,22 @@ function addressOption(option: CliOptions['listen'], flag: string): ListenAddres
     if (typeof address === 'string') fail(`${flag} ${value}: ${address}`);
     return address;
   });
+}
+
+/**
+ * The names of the config (services and dashboard), which a CA made now must cover; none when
+ * there is no config file and none was named (a CA for `localhost` alone).
+ */
+function configuredNames(options: CliOptions): string[] {
+  let config: Config;
+  try {
+    config = readConfig(options, true);
+  } catch (err) {
+    if (err instanceof ConfigError && err.file === undefined && options.config === undefined) return [];
+    throw err;
+  }
+  const names = config.services.flatMap((service) => service.hosts);
+  return config.dashboardHost === undefined ? names : [...names, config.dashboardHost];
 }
 
 /** A client of the norikae running this config: where it says it listens, unless --listen says where to look. */

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { caErrors } from './errors.js';
 import { x509 } from './x509.js';
-import { KEY_ALGORITHM, loadOrCreateCa, type LocalCa, permits, rootFile, serialNumber, SIGNING_ALGORITHM, writeAtomically } from './local-ca.js';
+import { KEY_ALGORITHM, loadOrCreateCa, type LocalCa, permits, rootFile, serialNumber, SIGNING_ALGORITHM, withNewline, writeAtomically } from './local-ca.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** What browsers accept at most for a TLS server certificate (Apple's 398-day rule, less a day). */
@@ -68,8 +68,8 @@ export async function mintLeaf(ca: LocalCa, name: string, now = Date.now(), days
       await x509.AuthorityKeyIdentifierExtension.create(ca.root),
     ],
   });
-  const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-  return { name, certPem: cert.toString('pem'), keyPem, notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime(), serial };
+  const keyPem = withNewline(x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'));
+  return { name, certPem: withNewline(cert.toString('pem')), keyPem, notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime(), serial };
 }
 
 /** The leaves of one CA folder: minting, caching, renewal. */

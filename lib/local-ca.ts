@@ -129,11 +129,12 @@ export async function createCa(dir: string, hosts: Iterable<string>): Promise<Lo
       nameConstraints(names),
     ],
   });
-  const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  const keyPem = withNewline(x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'));
+  const rootPem = withNewline(root.toString('pem'));
   // Key first, each written whole and renamed into place: a reader never sees half a file.
   writeAtomically(join(dir, KEY_FILE), keyPem, 0o600);
-  writeAtomically(rootFile(dir), root.toString('pem'), 0o644);
-  return { dir, root, rootPem: root.toString('pem'), key: keys.privateKey, permittedNames: names };
+  writeAtomically(rootFile(dir), rootPem, 0o644);
+  return { dir, root, rootPem, key: keys.privateKey, permittedNames: names };
 }
 
 /** Removes the CA's files (and the leaves it signed) from `dir`. */
@@ -177,6 +178,11 @@ export function writeAtomically(path: string, text: string, mode: number): void 
     rmSync(temporary, { force: true });
     throw err;
   }
+}
+
+/** PEM text as a file holds it: ending in a newline (x509's toString leaves it off). */
+export function withNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
 }
 
 function createPrivateKeyDer(pem: string): ArrayBuffer {

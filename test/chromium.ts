@@ -30,3 +30,11 @@ function isExecutable(path: string): boolean {
     return false;
   }
 }
+
+/** A command-line tool the tests need (`certutil`, `openssl`): found on PATH, else a skip, or a failure in CI. */
+export function chooseTool(env: NodeJS.ProcessEnv, program: string, install: string): { skip: string | false; fail?: string } {
+  const found = (env.PATH ?? '').split(':').some((folder) => folder !== '' && isExecutable(`${folder}/${program}`));
+  if (found) return { skip: false };
+  const missing = `no ${program} on PATH; install it with \`${install}\``;
+  return isCi(env) ? { skip: false, fail: `${missing} (CI is set, so this is a failure, not a skip)` } : { skip: missing };
+}
