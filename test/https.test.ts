@@ -10,7 +10,8 @@ import { connect as netConnect, createServer as createNetServer, type AddressInf
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
-import { rootFile } from '../lib/local-ca.js';
+import { ListenError } from '../lib/errors.js';
+import { createCa, rootFile } from '../lib/local-ca.js';
 import { closeServer, delay, exchange, freePort, getHead, httpsRequest, listenOn, parseResponse, runWithInput, startHttpUpstream, startSplicer } from './helpers.js';
 
 const OPENSSL = spawnSync('openssl', ['version']).status === 0;
@@ -83,6 +84,24 @@ describe('TLS terminated at the edge', () => {
     assert.equal(parseResponse(Buffer.from(await httpsRequest(t, https.port, 'app.localhost', root(), getHead('app.localhost')))).status, 200);
     assert.equal(parseResponse(await exchange(t, https.port, [getHead('app.localhost')])).status, 200);
     assert.equal(parseResponse(Buffer.from(await httpsRequest(t, port, 'app.localhost', root(), getHead('app.localhost')))).status, 200);
+  });
+
+  test('an `https` address that is taken is refused with the same advice as `listen`, naming --https', async (t) => {
+    const taken = createNetServer();
+    await listenOn(taken);
+    t.after(() => closeServer(taken));
+    const port = (taken.address() as AddressInfo).port;
+    await assert.rejects(startSplicer(t, '[service.app]\nport = 1\n', { top: `https = ${port}` }),
+      (err: unknown) => err instanceof ListenError && new RegExp(`127\\.0\\.0\\.1:${port} \\(https\\): the port is already in use.*--https`).test(err.message));
+  });
+
+  test('a name the CA may not sign for is served nothing (an alert) and the log says to renew, once', async (t) => {
+    const { port: upstreamPort } = await startHttpUpstream(t);
+    const { port, caDir, certificates, log } = await startSplicer(t, `[service.shop]\nhost = "shop.test"\nport = ${upstreamPort}\n`);
+    await createCa(caDir, ['app.localhost']);
+    for (let i = 0; i < 2; i++) await assert.rejects(httpsRequest(t, port, 'shop.test', '', getHead('shop.test')), /internal error/i);
+    assert.equal(certificates.minted, 0);
+    assert.equal(log.lines.filter((line) => /shop\.test is outside the names the local CA may sign for.*trust --renew/.test(line)).length, 1, log.lines.join('\n'));
   });
 
   test('an unknown or missing SNI name gets an alert, and no certificate (nor CA) is made', async (t) => {
