@@ -18,13 +18,16 @@ import { HOSTS_FILE, updateHostsFile } from '../lib/hosts-file.js';
 import { streamLog } from '../lib/log.js';
 import { ControlClient } from '../lib/control-client.js';
 import { launchRecordFile } from '../lib/launch-record.js';
+import { createCa, dataDir, loadCa, loadOrCreateCa, permits, removeCa, rootFile } from '../lib/local-ca.js';
 import { runningInstance } from '../lib/running-instance.js';
 import { starterConfigFile, writeStarterConfig } from '../lib/starter-config.js';
+import { missingTools, runSteps, trustSteps, untrustSteps } from '../lib/trust-store.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
   config?: string;
   listen?: string | number | (string | number)[];
+  https?: string | number | (string | number)[];
   serviceOutput?: boolean;
 }
 
@@ -44,9 +47,10 @@ const LISTEN_CLIENT = 'Where the running norikae-splice listens (host:port or a 
 
 cli.command('', 'Run the proxy')
   .option('--listen <address>', LISTEN_RUN)
+  .option('--https <address>', 'Also listen for HTTPS on host:port or a port, instead of the config\'s `https` (repeatable)')
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
-    const app = await startApp({ config: options.config, listen: listenOption(options), serviceOutput: options.serviceOutput === true, log });
+    const app = await startApp({ config: options.config, listen: listenOption(options), https: addressOption(options.https, '--https'), serviceOutput: options.serviceOutput === true, log });
     // In a terminal, SIGHUP is the terminal closing: exit like Ctrl-C (the file watch reloads
     // anyway). Run as a daemon (no terminal), it is the usual "reload your config".
     const hangupExits = process.stderr.isTTY === true;
@@ -60,7 +64,8 @@ cli.command('', 'Run the proxy')
     });
   });
 
-cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK).action(async (options: CliOptions) => {
+cli.command('check', 'Validate the config, print the routing table, and exit').option('--listen <address>', LISTEN_CHECK)
+  .option('--https <address>', 'Check the config as if run with this --https').action(async (options: CliOptions) => {
   const config = readConfig(options);
   await checkResolvedAddresses(config, listenOption(options) === undefined ? 'file' : 'cli');
   for (const line of routingTable(config, config.listen[0]?.port)) process.stdout.write(`${line}\n`);
@@ -173,6 +178,50 @@ cli.command('hosts <action>', 'sync: write every configured host name into /etc/
     else process.stdout.write(`not written (--dry-run)\n`);
   });
 
+cli.command('ca', 'Print the local CA\'s root certificate (PEM), making the CA if there is none').action(async (options: CliOptions) => {
+  const ca = await loadOrCreateCa(dataDir(), configuredNames(options));
+  process.stdout.write(ca.rootPem);
+});
+
+cli.command('trust', 'Install the local CA\'s root in the system store and the browsers\' NSS databases')
+  .option('--renew', 'Make a new CA first (for names the old one may not sign), and replace the old root')
+  .option('--no-system', 'Leave the system store alone (no sudo): only the browsers\' NSS databases')
+  .action(async (options: CliOptions & { renew?: boolean; system: boolean }) => {
+    const dir = dataDir();
+    const names = configuredNames(options);
+    let ca = await loadCa(dir).catch((err: unknown) => {
+      if (options.renew) return undefined; // an unusable CA is what --renew replaces
+      throw err;
+    });
+    const print = (line: string): void => void process.stdout.write(`${line}\n`);
+    if (options.renew && existsSync(rootFile(dir))) {
+      print(`removing the old root (${rootFile(dir)}):`);
+      runSteps(untrustSteps(rootFile(dir), { system: options.system }), print);
+      removeCa(dir);
+      ca = undefined;
+    }
+    ca ??= await createCa(dir, names);
+    print(`local CA: ${rootFile(dir)} (it may sign for ${ca.permittedNames.join(', ')}, 127.0.0.0/8 and ::1)`);
+    const outside = names.filter((name) => !permits(ca, name.replace(/^\*\./, '')));
+    if (outside.length > 0) log.warn(`this CA may not sign for ${outside.join(', ')}: run \`norikae-splice trust --renew\` to make one that may`);
+    const missing = missingTools();
+    if (missing !== undefined) log.warn(missing);
+    const done = runSteps(trustSteps(rootFile(dir), { system: options.system }), print);
+    print(`\nFor Node.js clients (they do not read the system store): export NODE_EXTRA_CA_CERTS=${rootFile(dir)}`);
+    print('Restart the browsers for them to see it. A running norikae-splice uses a renewed CA by itself.');
+    if (!done) process.exit(1);
+  });
+
+cli.command('untrust', 'Remove the local CA\'s root from the system store and the browsers\' NSS databases')
+  .option('--no-system', 'Leave the system store alone (no sudo): only the browsers\' NSS databases')
+  .action((options: CliOptions & { system: boolean }) => {
+    const dir = dataDir();
+    if (!existsSync(rootFile(dir))) fail(`there is no local CA in ${dir}: nothing to remove`);
+    const done = runSteps(untrustSteps(rootFile(dir), { system: options.system }), (line) => void process.stdout.write(`${line}\n`));
+    process.stdout.write(`The CA itself stays in ${dir}; delete that folder to forget it.\n`);
+    if (!done) process.exit(1);
+  });
+
 cli.addEventListener('command:*', () => {
   fail(`unknown command "${cli.args[0]}"; run norikae-splice --help for the commands`);
 });
@@ -192,18 +241,39 @@ try {
  * may run with a --listen the command is not given).
  */
 function readConfig(options: CliOptions, forRunning = false): Config {
-  return loadConfig(findConfigFile(options.config), { listen: listenOption(options), checkAddresses: !forRunning });
+  return loadConfig(findConfigFile(options.config), { listen: listenOption(options), https: addressOption(options.https, '--https'), checkAddresses: !forRunning });
 }
 
 /** The --listen addresses given, if any; a malformed one ends the command with a clear line. */
 function listenOption(options: CliOptions): ListenAddress[] | undefined {
-  if (options.listen === undefined) return undefined;
-  const values = Array.isArray(options.listen) ? options.listen : [options.listen];
+  return addressOption(options.listen, '--listen');
+}
+
+/** The addresses given to `flag`, if any; a malformed one ends the command with a clear line. */
+function addressOption(option: CliOptions['listen'], flag: string): ListenAddress[] | undefined {
+  if (option === undefined) return undefined;
+  const values = Array.isArray(option) ? option : [option];
   return values.map((value): ListenAddress => {
     const address = parseListenAddress(value);
-    if (typeof address === 'string') fail(`--listen ${value}: ${address}`);
+    if (typeof address === 'string') fail(`${flag} ${value}: ${address}`);
     return address;
   });
+}
+
+/**
+ * The names of the config (services and dashboard), which a CA made now must cover; none when
+ * there is no config file and none was named (a CA for `localhost` alone).
+ */
+function configuredNames(options: CliOptions): string[] {
+  let config: Config;
+  try {
+    config = readConfig(options, true);
+  } catch (err) {
+    if (err instanceof ConfigError && err.file === undefined && options.config === undefined) return [];
+    throw err;
+  }
+  const names = config.services.flatMap((service) => service.hosts);
+  return config.dashboardHost === undefined ? names : [...names, config.dashboardHost];
 }
 
 /** A client of the norikae running this config: where it says it listens, unless --listen says where to look. */

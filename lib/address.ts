@@ -61,6 +61,8 @@ export type ListenOrigin = 'file' | 'cli' | 'running';
 /** What findAddressClash looks at: a Config, or a part of one. */
 export interface AddressPlan {
   listen: readonly ListenAddress[];
+  /** TLS listeners (`https`); none when absent. */
+  https?: readonly ListenAddress[];
   services: readonly { name: string; listen: readonly ListenAddress[]; port: number | undefined; upstream: string | undefined }[];
 }
 
@@ -82,6 +84,9 @@ export function findAddressClash(
   const topWhat = { file: 'the `listen` of norikae-splice', cli: 'the --listen of norikae-splice', running: 'a listener of the running norikae-splice' }[origin];
   const listeners = [
     ...config.listen.map((address) => ({ address, path: origin === 'file' ? ['listen'] : undefined, what: topWhat })),
+    ...(config.https ?? []).map((address) => ({
+      address, path: origin === 'running' ? undefined : ['https'], what: origin === 'running' ? topWhat : 'the `https` of norikae-splice',
+    })),
     ...config.services.flatMap((service) => service.listen.map((address) => ({
       address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"`,
     }))),

@@ -21,6 +21,8 @@ export interface AnswerPage {
   log?: string[];
   /** A command to run, shown as code (the 503 of a stopped service). */
   command?: string;
+  /** A redirect's target: sent as `Location` and linked from the page. */
+  location?: string;
 }
 
 /** How long a refused client may keep sending before we close anyway. */
@@ -34,6 +36,7 @@ export function writeAnswer(socket: Socket, page: AnswerPage, accept: string): v
   const head = `HTTP/1.1 ${page.status} ${STATUS_CODES[page.status] ?? 'Error'}\r\n`
     + `Content-Type: ${html ? 'text/html' : 'text/plain'}; charset=utf-8\r\n`
     + `Content-Length: ${body.length}\r\n`
+    + (page.location === undefined ? '' : `Location: ${page.location}\r\n`)
     + 'Cache-Control: no-store\r\n'
     + 'Connection: close\r\n'
     + 'Server: norikae-splice\r\n\r\n';
@@ -87,6 +90,7 @@ export function notFoundPage(
   services: readonly ServiceConfig[],
   listenPort: number | undefined,
   dashboardHost?: string | undefined,
+  scheme: 'http' | 'https' = 'http',
 ): AnswerPage {
   if (!mayListServices(host, services)) {
     return {
@@ -97,13 +101,13 @@ export function notFoundPage(
       items: [],
     };
   }
-  const port = portSuffix(listenPort);
+  const port = scheme === 'https' ? (listenPort === 443 || listenPort === undefined ? '' : `:${listenPort}`) : portSuffix(listenPort);
   const items = services.flatMap((service) => service.hosts.map((name) => ({
     label: name,
-    href: name.startsWith('*.') ? undefined : `http://${name}${port}/`,
+    href: name.startsWith('*.') ? undefined : `${scheme}://${name}${port}/`,
     note: service.name === name ? undefined : `service ${service.name}`,
   })));
-  if (dashboardHost !== undefined) items.push({ label: dashboardHost, href: `http://${dashboardHost}${port}/`, note: 'the norikae-splice dashboard' });
+  if (dashboardHost !== undefined) items.push({ label: dashboardHost, href: `${scheme}://${dashboardHost}${port}/`, note: 'the norikae-splice dashboard' });
   return {
     status: 404,
     title: `No service is configured for ${host}`,
@@ -138,6 +142,23 @@ export function mayListServices(host: string, services: readonly ServiceConfig[]
     }
   }
   return false;
+}
+
+/**
+ * 308 to the same request over HTTPS (`https_redirect`): `host` as the client wrote it (without
+ * its port), on `httpsPort`, with the path of `target` (origin- or absolute-form).
+ */
+export function httpsRedirectPage(host: string, httpsPort: number, target: string): AnswerPage {
+  const path = target.startsWith('/') ? target : (/^[a-z]+:\/\/[^/?#]*(.*)$/i.exec(target)?.[1] || '/');
+  const authority = isIP(host) === 6 ? `[${host}]` : host;
+  const location = `https://${authority}${httpsPort === 443 ? '' : `:${httpsPort}`}${path.startsWith('/') ? path : `/${path}`}`;
+  return {
+    status: 308,
+    title: 'This service is served over HTTPS',
+    message: `Its address is ${location}`,
+    items: [{ label: location, href: location }],
+    location,
+  };
 }
 
 /** 500: we failed before the request had a service (a bug of ours; the log says what it was). */

@@ -13,6 +13,7 @@ import { watchConfigFile } from './config-watcher.js';
 import { Dashboard } from './dashboard.js';
 import { ConfigError, ListenError } from './errors.js';
 import { LaunchRecord, launchRecordFile } from './launch-record.js';
+import { loadCa, permits } from './local-ca.js';
 import { type Log, streamLog } from './log.js';
 import { SpliceServer } from './server.js';
 import { ServiceSupervisor } from './supervisor.js';
@@ -22,6 +23,8 @@ export interface StartAppOptions {
   config?: string | undefined;
   /** Replaces the config's `listen` (the CLI's --listen). */
   listen?: ListenAddress[] | undefined;
+  /** Replaces the config's `https` (the CLI's --https). */
+  https?: ListenAddress[] | undefined;
   /** Also print every line the services write, prefixed with their name. */
   serviceOutput?: boolean | undefined;
   /** Where the lines a person reads go; default: stderr. */
@@ -70,6 +73,7 @@ export class App {
       });
     }
     app.announce(bound);
+    await app.warnOfNamesOutsideCa(config);
     return app;
   }
 
@@ -81,6 +85,11 @@ export class App {
   /** The HTTP addresses bound (port 0 resolved). */
   addresses(): ListenAddress[] {
     return this.server.addresses();
+  }
+
+  /** The `https` addresses bound (port 0 resolved). */
+  httpsAddresses(): ListenAddress[] {
+    return this.server.httpsAddresses();
   }
 
   /** The raw TCP addresses bound for service `name`'s own `listen`. */
@@ -123,7 +132,7 @@ export class App {
       return this.refuse(err.message, err.codeFrame);
     }
     // `listen` edits apply at the next start: what the edit must not clash with is what is bound now.
-    const clash = findAddressClash({ ...next, listen: this.server.addresses() }, 'running', await resolveAddressPlan(next));
+    const clash = findAddressClash({ ...next, listen: this.server.addresses(), https: this.server.httpsAddresses() }, 'running', await resolveAddressPlan(next));
     if (clash !== undefined) return this.refuse(`${next.file}: ${clash.message}`);
     // Editors and file systems report saves that change nothing; those are not reloads.
     if (why === 'file changed' && sameConfig(next, this.current)) {
@@ -143,7 +152,9 @@ export class App {
     }
     this.warnOfOpenServiceListeners(next, this.current);
     if (!sameConfig(next.listen, this.current.listen)) this.log.warn('`listen` changed: the new addresses apply when norikae-splice is restarted');
+    if (!sameConfig(next.https, this.current.https)) this.log.warn('`https` changed: the new addresses apply when norikae-splice is restarted');
     this.current = next;
+    await this.warnOfNamesOutsideCa(next);
     this.log.info(`config reloaded (${why})${summary ? `: ${summary}` : ''}`);
     return 'applied';
   }
@@ -159,7 +170,8 @@ export class App {
   private announce(bound: ListenAddress[]): void {
     const config = this.current;
     for (const line of routingTable(config, bound[0]?.port)) this.log.info(line);
-    for (const address of bound) this.log.info(`listening on http://${formatAddress(address)}`);
+    for (const address of bound) this.log.info(`listening on http://${formatAddress(address)} (and https://)`);
+    for (const address of this.server.httpsAddresses()) this.log.info(`listening on https://${formatAddress(address)} (and http://)`);
     for (const service of config.services) {
       for (const address of this.server.serviceAddresses(service.name)) this.log.info(`${service.name} listening on tcp ${formatAddress(address)}`);
     }
@@ -171,6 +183,27 @@ export class App {
     }
     this.warnOfOpenServiceListeners(config);
     for (const warning of configWarnings(config)) this.log.warn(formatWarning(config.file, warning));
+  }
+
+  /**
+   * A warning for each name whose TLS norikae terminates that the local CA (if it exists yet: it
+   * is made on first need, for the names configured then) may not sign for.
+   */
+  private async warnOfNamesOutsideCa(config: Config): Promise<void> {
+    let ca;
+    try {
+      ca = await loadCa(this.server.certificates.dir);
+    } catch (err) {
+      this.log.warn(err instanceof Error ? err.message : String(err));
+      return;
+    }
+    if (ca === undefined) return;
+    const outside = config.services.filter((service) => service.tls === 'terminate')
+      .flatMap((service) => service.hosts.map((host) => (host.startsWith('*.') ? host.slice(2) : host)))
+      .filter((host) => !permits(ca, host));
+    if (outside.length === 0) return;
+    this.log.warn(`the local CA may not sign for ${outside.join(', ')} (it covers ${ca.permittedNames.join(', ')}), so HTTPS is not served for `
+      + `${outside.length === 1 ? 'it' : 'them'}: run \`norikae-splice trust --renew\` to make a CA that covers ${outside.length === 1 ? 'it' : 'them'}, and trust it again`);
   }
 
   /** A warning for each service listener beyond loopback (that `before` did not have already). */
@@ -196,5 +229,5 @@ export function startApp(options: StartAppOptions = {}): Promise<App> {
 
 /** The config the options name, with `listen` replaced (before its addresses are checked). */
 function readConfig(options: StartAppOptions): Config {
-  return loadConfig(findConfigFile(options.config), { listen: options.listen });
+  return loadConfig(findConfigFile(options.config), { listen: options.listen, https: options.https });
 }

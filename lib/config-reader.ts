@@ -11,11 +11,11 @@ import { ConfigError } from './errors.js';
 
 const TOP_LEVEL_KEYS = [
   'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',
-  'idle_cooldown',
+  'idle_cooldown', 'https',
 ];
 const SERVICE_KEYS = [
   'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
-  'ready', 'requires', 'stop', 'idle_cooldown',
+  'ready', 'requires', 'stop', 'idle_cooldown', 'tls', 'https_redirect', 'forwarded_headers',
 ];
 const READY_KEYS = ['tcp', 'http', 'log'];
 /** The longest duration: 100 years is "never" for a dev server; more is a mistake, not a duration. */
@@ -41,10 +41,12 @@ export class ConfigReader {
     const logDir = this.string(doc.log_dir, ['log_dir']);
     // Checked even when --listen replaces it: the file must stay valid without the flag.
     const fileListen = doc.listen === undefined ? [DEFAULT_LISTEN] : this.addresses(doc.listen, ['listen']);
+    const fileHttps = doc.https === undefined ? [] : this.addresses(doc.https, ['https']);
     const config: Config = {
       file: this.file,
       // --listen replaces it before anything is checked against it.
       listen: this.options.listen ?? fileListen,
+      https: this.options.https ?? fileHttps,
       maxHeadSize: this.integer(doc.max_head_size, ['max_head_size'], 1024, 1024 * 1024) ?? DEFAULT_MAX_HEAD_SIZE,
       headTimeout: this.seconds(doc.head_timeout, ['head_timeout'], false) ?? DEFAULT_HEAD_TIMEOUT,
       connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
@@ -108,7 +110,21 @@ export class ConfigReader {
       requires: this.requires(raw.requires, [...path, 'requires']),
       stop: this.string(raw.stop, [...path, 'stop']),
       idleCooldown: this.seconds(raw.idle_cooldown, [...path, 'idle_cooldown'], true) ?? defaults.idleCooldown,
+      tls: this.tls(raw.tls, [...path, 'tls']),
+      httpsRedirect: this.boolean(raw.https_redirect, [...path, 'https_redirect']) ?? false,
+      forwardedHeaders: this.boolean(raw.forwarded_headers, [...path, 'forwarded_headers']) ?? true,
     };
+  }
+
+  /** `tls = "terminate"` (the default) or `"passthrough"`. */
+  private tls(value: unknown, path: string[]): 'terminate' | 'passthrough' {
+    if (value === undefined || value === 'terminate' || value === 'passthrough') return value ?? 'terminate';
+    this.fail(path, `expected "terminate" (norikae-splice terminates TLS) or "passthrough" (the dev server does), got ${describe(value)}`);
+  }
+
+  private boolean(value: unknown, path: string[]): boolean | undefined {
+    if (value === undefined || typeof value === 'boolean') return value;
+    this.fail(path, `expected true or false, got ${describe(value)}`);
   }
 
   /** `ready = "tcp"`, or a table of checks that must all hold: `{ http = "/healthz", log = "…" }`. */

@@ -37,6 +37,12 @@ export interface ServiceConfig {
   stop: string | undefined;
   /** Seconds after an idle stop during which a relaunch is logged as a reconnect burst. */
   idleCooldown: number;
+  /** TLS for the service's names: norikae terminates it (`terminate`), or its dev server does (`passthrough`, spliced by SNI). */
+  tls: 'terminate' | 'passthrough';
+  /** Plain-HTTP requests for it are answered `308` to the same URL over HTTPS. */
+  httpsRedirect: boolean;
+  /** On connections norikae terminates, every request gets X-Forwarded-Proto/Host/For and Forwarded. */
+  forwardedHeaders: boolean;
 }
 
 export interface ReadyChecks {
@@ -52,6 +58,8 @@ export interface Config {
   /** Absolute path of the file this came from. */
   file: string;
   listen: ListenAddress[];
+  /** TLS listeners: the same as `listen` (both take TLS and plain HTTP), for the https:// port. */
+  https: ListenAddress[];
   /** The largest request head we read before answering 431. */
   maxHeadSize: number;
   /** Seconds a client has to send its first request head (408 after that). */
@@ -84,6 +92,8 @@ export function stateDir(env = process.env): string {
 export interface ConfigOptions {
   /** The command line's --listen: replaces the file's `listen`. */
   listen?: ListenAddress[];
+  /** The command line's --https: replaces the file's `https`. */
+  https?: ListenAddress[];
   /** Check listen addresses for clashes (default). The CLI's commands to a running instance do not: it runs already. */
   checkAddresses?: boolean;
 }

@@ -41,6 +41,10 @@ export const ErrorCode = {
   METHOD_NOT_ALLOWED: 'NORIKAE_ERR_METHOD_NOT_ALLOWED',
   CROSS_SITE: 'NORIKAE_ERR_CROSS_SITE',
 
+  // The local CA and its certificates.
+  CA: 'NORIKAE_ERR_CA',
+  CA_CONSTRAINTS: 'NORIKAE_ERR_CA_CONSTRAINTS',
+
   // The CLI's commands to a running instance.
   NOT_RUNNING: 'NORIKAE_ERR_NOT_RUNNING',
   ALREADY_RUNNING: 'NORIKAE_ERR_RUNNING',
@@ -85,6 +89,8 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.METHOD_NOT_ALLOWED]: 405,
   [ErrorCode.CROSS_SITE]: 403,
+  [ErrorCode.CA]: 500,
+  [ErrorCode.CA_CONSTRAINTS]: 500,
   [ErrorCode.NOT_RUNNING]: 500,
   [ErrorCode.ALREADY_RUNNING]: 500,
   [ErrorCode.NO_DASHBOARD]: 500,
@@ -320,6 +326,22 @@ export const controlErrors = {
   notFound: (path: string) => new ControlError(ErrorCode.NOT_FOUND, `no such page: ${path}`),
   methodNotAllowed: (message: string) => new ControlError(ErrorCode.METHOD_NOT_ALLOWED, message),
   crossSite: (what: 'site' | 'origin') => new ControlError(ErrorCode.CROSS_SITE, `cross-${what} requests may not change services`),
+};
+
+/** The local CA cannot be used, or may not sign for a name (`trust --renew` makes one that may). */
+export class CaError extends NorikaeError {
+  constructor(code: typeof ErrorCode.CA | typeof ErrorCode.CA_CONSTRAINTS, message: string) {
+    super(code, message);
+  }
+}
+
+/** One factory per CA error. */
+export const caErrors = {
+  unreadable: (dir: string, reason: string) => new CaError(ErrorCode.CA,
+    `the local CA in ${dir} cannot be used (${reason}); make a new one with \`norikae-splice trust --renew\``),
+  outsideConstraints: (name: string, permitted: readonly string[]) => new CaError(ErrorCode.CA_CONSTRAINTS,
+    `${name} is outside the names the local CA may sign for (${permitted.join(', ')}), so it is served no certificate; `
+    + 'run `norikae-splice trust --renew` to make a CA that covers it and trust it again'),
 };
 
 /** The CLI found no running norikae-splice to talk to (or something else on its port). */

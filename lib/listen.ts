@@ -18,10 +18,10 @@ export function boundAddress(server: Server): ListenAddress[] {
  * server.listen as a promise, with the errors a user can act on turned into advice; `service`
  * names the service whose own `listen` this is (none: an HTTP listener).
  */
-export function bind(server: Server, address: ListenAddress, service?: string): Promise<void> {
+export function bind(server: Server, address: ListenAddress, service?: string, flag: '--listen' | '--https' = '--listen'): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new ListenError(listenAdvice(address, err, service), { cause: err }));
+      reject(new ListenError(listenAdvice(address, err, service, flag), { cause: err }));
     };
     server.once('error', onError);
     server.listen({ host: address.host, port: address.port, ipv6Only: address.host.includes(':') }, () => {
@@ -32,17 +32,19 @@ export function bind(server: Server, address: ListenAddress, service?: string): 
   });
 }
 
-function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException, service?: string): string {
-  const where = service === undefined ? formatAddress(address) : `${formatAddress(address)} (the \`listen\` of service ${service})`;
+function listenAdvice(address: ListenAddress, err: NodeJS.ErrnoException, service: string | undefined, flag: '--listen' | '--https'): string {
+  const key = flag.slice(2);
+  const where = service === undefined ? `${formatAddress(address)}${flag === '--https' ? ' (https)' : ''}` : `${formatAddress(address)} (the \`listen\` of service ${service})`;
+  const other = flag === '--https' ? (address.port === 8443 ? 8444 : 8443) : (address.port === 8080 ? 8081 : 8080);
   switch (err.code) {
     case 'EADDRINUSE':
       return `cannot listen on ${where}: the port is already in use (another norikae-splice or dev server?). Stop that process, or `
         + (service === undefined
-          ? `choose another port with --listen (for example --listen ${address.port === 8080 ? 8081 : 8080}) or \`listen\` in the config file.`
+          ? `choose another port with ${flag} (for example ${flag} ${other}) or \`${key}\` in the config file.`
           : `give [service.${service}] another \`listen\` port in the config file.`);
     case 'EACCES':
       return `cannot listen on ${where}: permission denied. Ports below 1024 need privileges on Linux. `
-        + 'Use a higher port (--listen 8080), or allow port 80 for unprivileged users once with '
+        + `Use a higher port (${flag} ${other}), or allow port ${flag === '--https' ? '443 (and 80)' : 80} for unprivileged users once with `
         + '`sudo sysctl -w net.ipv4.ip_unprivileged_port_start=80`, or give node the capability with '
         + '`sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")"`.';
     case 'EADDRNOTAVAIL':

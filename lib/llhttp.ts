@@ -1,5 +1,6 @@
-// Our typed binding over llhttp's wasm ABI, for one job: read a request head and stop exactly at its
-// end. Only what the data path needs is decoded (method, target, version, Host, Accept); policy
+// Our typed binding over llhttp's wasm ABI. Its main job: read a request head and stop exactly at
+// its end (`RequestHeadParser`). A second mode, whole requests one after the other, lives in
+// llhttp-stream.ts over the same instance (`wasmInstance`, `copyInput`). Only what the data path needs is decoded (method, target, version, Host, Accept); policy
 // (HTTP version, Host count, size cap) is sniff.ts's. The wasm is the build undici publishes; only
 // its C ABI is used here.
 
@@ -142,7 +143,7 @@ interface HeadState {
 }
 
 /** The slice of llhttp's exports we call (pointers and enums are plain numbers). */
-interface LlhttpExports {
+export interface LlhttpExports {
   memory: { readonly buffer: ArrayBuffer };
   _initialize(): void;
   malloc(size: number): number;
@@ -158,6 +159,8 @@ interface LlhttpExports {
   llhttp_get_http_minor(parser: number): number;
   llhttp_errno_name(errno: number): number;
   llhttp_method_name(method: number): number;
+  llhttp_resume(parser: number): void;
+  llhttp_get_upgrade(parser: number): number;
 }
 
 /** The few WebAssembly JS APIs we use: lib es2023 does not declare them (lib.dom does). */
@@ -208,13 +211,25 @@ function load(): LlhttpExports {
     module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Buffer);
   }
   const env = {
-    wasm_on_message_begin: ignore, wasm_on_status: ignore, wasm_on_body: ignore, wasm_on_message_complete: ignore,
+    wasm_on_message_begin: ignore, wasm_on_status: ignore, wasm_on_body: ignore, wasm_on_message_complete: onMessageComplete,
     wasm_on_url: onUrl, wasm_on_header_field: onHeaderField, wasm_on_header_value: onHeaderValue,
     wasm_on_headers_complete: onHeadersComplete,
   };
   const exports = new WebAssembly.Instance(module, { env }).exports as LlhttpExports;
   exports._initialize();
   return (wasm = exports);
+}
+
+/** @internal For llhttp-stream.ts: the instance, compiled on first use. */
+export function wasmInstance(): LlhttpExports {
+  return load();
+}
+
+/** @internal For llhttp-stream.ts: `data` copied into the shared input area; its pointer there. */
+export function copyInput(w: LlhttpExports, data: Uint8Array): number {
+  const at = inputArea(w, data.length);
+  heap().set(data, at);
+  return at;
 }
 
 /** A view of wasm memory, renewed when the memory has grown (that detaches the old buffer and empties its views). */
@@ -315,7 +330,18 @@ function onHeaderValue(_p: number, at: number, len: number): number {
   return 0;
 }
 
-/** Pauses llhttp at the end of the head: nothing after it (a body, an upgraded stream) is parsed. */
+/**
+ * Never reached by a head parser (it pauses before); a stream parser (no `current`) pauses at the
+ * end of every request, so the next head's first byte is known.
+ */
+function onMessageComplete(): number {
+  return current === undefined ? ERROR.PAUSED : 0;
+}
+
+/**
+ * Pauses llhttp at the end of the head: nothing after it (a body, an upgraded stream) is parsed.
+ * A stream parser (no `current`) pauses here too, at the end of each head.
+ */
 function onHeadersComplete(_p: number, _status: number, upgrade: number): number {
   const s = current;
   if (s === undefined) return ERROR.PAUSED;

@@ -3,18 +3,25 @@
 // after that, spliceSockets owns both sockets and nothing here looks at a byte.
 
 import { createServer, type Server, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import createDebug from 'debug';
-import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
+import { headErrorPage, httpsRedirectPage, notFoundPage, writeAnswer } from './answers.js';
 import { formatAddress, type ListenAddress } from './address.js';
+import { Certificates } from './certificates.js';
 import { type Config, type ServiceConfig } from './config.js';
 import { headErrors, LoopError, NorikaeError, type HeadError } from './errors.js';
 import { bind, boundAddress } from './listen.js';
+import { dataDir } from './local-ca.js';
 import { loadParser } from './llhttp.js';
 import { isOwnDial, loopSuspected, registerListener } from './loop-guard.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
+import { ForwardedHeaders } from './forwarded.js';
+import { HeadDeadlines } from './head-deadlines.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
+import { type Refusal, type Refusals, refusals, stackOf } from './refusals.js';
 import { logSocketError, spliceSockets } from './splice.js';
+import { TlsEdge } from './tls-edge.js';
 
 const debug = createDebug('norikae:server');
 
@@ -38,6 +45,8 @@ interface Listener {
   /** As configured (port 0 unresolved): what a reload compares. */
   address: ListenAddress;
   service?: ServiceConfig;
+  /** One of the `https` listeners (it serves plain HTTP too, as the HTTP ones serve TLS). */
+  https?: boolean;
 }
 
 export interface SpliceServerOptions {
@@ -46,6 +55,8 @@ export interface SpliceServerOptions {
   /** Answers `config.dashboardHost`; none: that host is routed like any other. */
   dashboard?: HostHandler | undefined;
   log?: Log | undefined;
+  /** The leaves for the names whose TLS is terminated here; default: the local CA in dataDir(). */
+  certificates?: Certificates | undefined;
 }
 
 export class SpliceServer {
@@ -53,26 +64,41 @@ export class SpliceServer {
   private listeners: Listener[] = [];
   /** Open client connections, so close() can end them. */
   private readonly clients = new Set<Socket>();
-  /**
-   * Connections still sending their first head: when they connected (performance.now()), and how to give up on them.
-   * All share one timeout, so insertion order is deadline order (also after a reload changes
-   * `head_timeout`) and one sweep a second finds the expired ones at the front: no timer per connection.
-   */
-  private readonly sniffing = new Map<Socket, { since: number; giveUp: (error: HeadError) => void }>();
-  private sweeper: NodeJS.Timeout | undefined;
+  /** Connections still sending their first head, and when to give up on them. */
+  private readonly sniffing = new HeadDeadlines();
   private router: Router;
+  /** Whether a service has `https_redirect` (else plain requests skip the check). */
+  private redirects: boolean;
   private readonly log: Log;
   readonly connector: UpstreamConnector;
   private readonly dashboard: HostHandler | undefined;
+  private readonly edge: TlsEdge;
+  private readonly refusals: Refusals;
 
   constructor(
     private config: Config,
     options: SpliceServerOptions,
   ) {
     this.router = new Router(config.services);
+    this.redirects = config.services.some((service) => service.httpsRedirect);
     this.log = options.log ?? streamLog();
     this.connector = options.connector;
     this.dashboard = options.dashboard;
+    this.refusals = refusals({
+      log: this.log,
+      notFound: (client, host) => notFoundPage(host, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost, isTerminated(client) ? 'https' : 'http'),
+    });
+    this.edge = new TlsEdge(options.certificates ?? new Certificates({ dir: dataDir(), hosts: () => this.claimedNames() }), this.log);
+  }
+
+  /** Every name a service or the dashboard answers to: what the local CA is made to cover. */
+  claimedNames(): string[] {
+    const names = this.config.services.flatMap((service) => service.hosts);
+    return this.config.dashboardHost === undefined ? names : [...names, this.config.dashboardHost];
+  }
+
+  get certificates(): Certificates {
+    return this.edge.certificates;
   }
 
   /**
@@ -84,10 +110,11 @@ export class SpliceServer {
     loadParser();
     const serverOptions = { allowHalfOpen: true, noDelay: true };
     try {
-      for (const address of this.config.listen) {
+      // The `https` listeners are HTTP listeners too (each kind takes both); only their advice differs.
+      for (const [address, https] of [...this.config.listen.map((a) => [a, false] as const), ...this.config.https.map((a) => [a, true] as const)]) {
         const server = createServer(serverOptions, (socket) => this.onHttpConnection(socket));
-        this.listeners.push({ server, address });
-        await bind(server, address);
+        this.listeners.push({ server, address, https });
+        await bind(server, address, undefined, https ? '--https' : '--listen');
         registerListener(server);
       }
       for (const service of this.config.services) {
@@ -97,15 +124,8 @@ export class SpliceServer {
       await this.close();
       throw err;
     }
-    this.startSweeper();
+    this.sniffing.start(this.config.headTimeout);
     return this.addresses();
-  }
-
-  /** The 408 sweep, four times per `head_timeout` (at most once a second). */
-  private startSweeper(): void {
-    clearInterval(this.sweeper);
-    this.sweeper = setInterval(() => this.expireSlowHeads(), Math.min(1000, this.config.headTimeout * 250));
-    this.sweeper.unref();
   }
 
   /**
@@ -152,6 +172,7 @@ export class SpliceServer {
     const old = this.config;
     this.config = config;
     this.router = new Router(config.services);
+    this.redirects = config.services.some((service) => service.httpsRedirect);
     const kept: Listener[] = [];
     for (const { service, address } of wanted) {
       const entry = current.get(formatAddress(address));
@@ -162,7 +183,7 @@ export class SpliceServer {
     }
     for (const entry of current.values()) entry.server.close();
     this.listeners = [...this.listeners.filter((entry) => entry.service === undefined), ...kept, ...bound];
-    if (old.headTimeout !== config.headTimeout && this.sweeper !== undefined) this.startSweeper();
+    if (old.headTimeout !== config.headTimeout && this.sniffing.started) this.sniffing.start(config.headTimeout);
     await this.connector.reconfigure?.(config);
   }
 
@@ -177,7 +198,12 @@ export class SpliceServer {
 
   /** The HTTP addresses actually bound (port 0 resolved). */
   addresses(): ListenAddress[] {
-    return this.listeners.flatMap(({ server, service }) => (service === undefined ? boundAddress(server) : []));
+    return this.listeners.flatMap(({ server, service, https }) => (service === undefined && https !== true ? boundAddress(server) : []));
+  }
+
+  /** The `https` addresses actually bound (port 0 resolved). */
+  httpsAddresses(): ListenAddress[] {
+    return this.listeners.flatMap(({ server, https }) => (https === true ? boundAddress(server) : []));
   }
 
   /** The raw TCP addresses bound for `name`'s own `listen`. */
@@ -187,7 +213,7 @@ export class SpliceServer {
 
   /** Stops accepting and ends every open connection. */
   async close(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.sniffing.stop();
     const closing = this.listeners.map(({ server }) => new Promise<void>((resolve) => {
       if (server.listening) server.close(() => resolve());
       else resolve();
@@ -211,15 +237,15 @@ export class SpliceServer {
   private onTcpConnection(service: ServiceConfig, client: Socket): void {
     this.accept(client);
     if (!loopSuspected()) {
-      void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+      void this.connectAndSplice(client, service, NO_BYTES, this.refusals.tcp, '');
       return;
     }
     // A dial of ours to one of our ports is open or under way: this may be it. Its 'connect',
     // which records it, comes in the same turn of the event loop as this accept: look after it.
     setImmediate(() => {
       if (client.destroyed) return;
-      if (isOwnDial(client)) this.refuse(client, service, new LoopError(service.name, client.localPort ?? 0), this.tcpRefusal, '');
-      else void this.connectAndSplice(client, service, NO_BYTES, this.tcpRefusal, '');
+      if (isOwnDial(client)) this.refuse(client, service, new LoopError(service.name, client.localPort ?? 0), this.refusals.tcp, '');
+      else void this.connectAndSplice(client, service, NO_BYTES, this.refusals.tcp, '');
     });
   }
 
@@ -250,10 +276,13 @@ export class SpliceServer {
       client.pause();
       switch (result.kind) {
         case 'http':
+          if (this.redirects && !isTerminated(client) && this.redirectToHttps(client, result.host, sniffer.target, result.accept)) break;
           this.routeHttp(client, result.host, result.accept, chunks);
           break;
         case 'tls':
-          this.route(client, result.host, chunks, this.tlsRefusal, '');
+          // A ClientHello inside TLS is nothing we serve.
+          if (isTerminated(client)) client.destroy();
+          else this.routeTls(client, result.host, chunks);
           break;
         case 'http-error':
           writeAnswer(client, headErrorPage(result.error), result.accept);
@@ -278,30 +307,54 @@ export class SpliceServer {
     client.on('data', onData);
     client.on('end', onEnd);
     client.on('close', stopSniffing);
-    // Monotonic: a step of the wall clock must not stretch or cut the head timeout.
-    this.sniffing.set(client, { since: performance.now(), giveUp });
+    this.sniffing.add(client, giveUp);
   }
 
-  /** Answers 408 to every connection whose first head is overdue (see `sniffing`). */
-  private expireSlowHeads(): void {
-    const { headTimeout } = this.config;
-    const cutoff = performance.now() - headTimeout * 1000;
-    for (const { since, giveUp } of this.sniffing.values()) {
-      if (since > cutoff) break;
-      giveUp(headErrors.timeout(headTimeout));
+  /** Answers 308 when `host`'s service has `https_redirect`; whether it did. */
+  private redirectToHttps(client: Socket, host: string, target: string, accept: string): boolean {
+    if (this.router.route(host)?.httpsRedirect !== true) return false;
+    // To the first `https` listener, else to this one: every listener takes TLS.
+    const port = this.httpsAddresses()[0]?.port ?? client.localPort ?? 443;
+    writeAnswer(client, httpsRedirectPage(host, port, target), accept);
+    return true;
+  }
+
+  /**
+   * A ClientHello: spliced as it is to a `tls = "passthrough"` service, else terminated here (for
+   * a name a service or the dashboard claims, and only then) and read as plain HTTP.
+   */
+  private routeTls(client: Socket, host: string | undefined, hello: readonly Buffer[]): void {
+    let service: ServiceConfig | undefined;
+    try {
+      service = host === undefined ? undefined : this.router.route(host);
+    } catch (err) {
+      this.refuse(client, undefined, err, this.refusals.tls, '');
+      return;
     }
+    if (service?.tls === 'passthrough') {
+      void this.connectAndSplice(client, service, hello, this.refusals.tls, '');
+      return;
+    }
+    const dashboard = this.dashboard !== undefined && host === this.config.dashboardHost;
+    if (service === undefined && !dashboard) {
+      this.refusals.tls.noService(client, host, '');
+      return;
+    }
+    void this.edge.terminate(client, host!, hello).then((secure) => {
+      if (secure !== undefined) this.onHttpConnection(secure);
+    });
   }
 
   /** The dashboard's host is answered in-process; every other host is routed to its service. */
   private routeHttp(client: Socket, host: string, accept: string, head: readonly Buffer[]): void {
     if (this.dashboard === undefined || host !== this.config.dashboardHost) {
-      this.route(client, host, head, this.httpRefusal, accept);
+      this.route(client, host, head, this.refusals.http, accept);
       return;
     }
     try {
       this.dashboard.accept(client, head);
     } catch (err) {
-      this.refuse(client, undefined, err, this.httpRefusal, accept);
+      this.refuse(client, undefined, err, this.refusals.http, accept);
     }
   }
 
@@ -347,41 +400,6 @@ export class SpliceServer {
     }
   }
 
-  /** HTTP is answered with a page: 404 for an unknown host, the connector's error (502, 503, 504) or 500. */
-  private readonly httpRefusal: Refusal = {
-    noService: (client, host, accept) => {
-      debug('no service for %s', host);
-      // An HTTP head always names a host (sniff.ts refuses one without).
-      writeAnswer(client, notFoundPage(host!, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost), accept);
-    },
-    unreachable: (client, service, err, accept) => {
-      debug('upstream of %s: %s', service?.name, messageOf(err));
-      writeAnswer(client, service === undefined ? internalErrorPage() : upstreamErrorPage(service, err), accept);
-    },
-  };
-
-  /** TLS is passed through untouched (the upstream terminates it), so all we can answer is an alert. */
-  private readonly tlsRefusal: Refusal = {
-    noService: (client, host) => {
-      debug('TLS for %s: no service', host ?? '(no SNI)');
-      writeTlsAlert(client, TlsAlert.UNRECOGNIZED_NAME);
-    },
-    unreachable: (client, service, err) => {
-      // An alert says little: the log says why.
-      this.log.warn(`${service === undefined ? '' : `${service.name}: `}a TLS connection was dropped: ${messageOf(err)}`);
-      writeTlsAlert(client, TlsAlert.INTERNAL_ERROR);
-    },
-  };
-
-  /** A raw TCP connection cannot read an answer: the log says why, and it is reset (noService: never, it has its service). */
-  private readonly tcpRefusal: Refusal = {
-    noService: (client) => client.resetAndDestroy(),
-    unreachable: (client, service, err) => {
-      this.log.warn(`${service?.name ?? 'norikae-splice'}: a TCP connection was dropped: ${messageOf(err)}`);
-      client.resetAndDestroy();
-    },
-  };
-
   private splice(client: Socket, upstream: Socket, service: ServiceConfig, head: readonly Buffer[]): void {
     if (client.destroyed) {
       upstream.destroy();
@@ -389,27 +407,17 @@ export class SpliceServer {
     }
     // The address getters are system calls: only when someone reads the debug output.
     if (debug.enabled) debug('splice %s:%d → %s', client.remoteAddress, client.remotePort, service.name);
-    spliceSockets(client, upstream, head);
+    const through = isTerminated(client) && service.forwardedHeaders
+      ? new ForwardedHeaders({ clientAddress: client.remoteAddress ?? '', maxHeadSize: this.config.maxHeadSize })
+      : undefined;
+    spliceSockets(client, upstream, head, through);
   }
 }
 
-/** How a connection we do not splice is answered: HTTP with a page, TLS with an alert, raw TCP with a reset. */
-interface Refusal {
-  /** No service has `host` (undefined: a ClientHello without SNI). */
-  noService(client: Socket, host: string | undefined, accept: string): void;
-  /** `err` kept the connection from `service`; undefined when we failed before we had one. */
-  unreachable(client: Socket, service: ServiceConfig | undefined, err: unknown, accept: string): void;
+/** Whether `client` is the decrypted side of a connection whose TLS we terminated. */
+function isTerminated(client: Socket): client is TLSSocket {
+  return (client as Partial<TLSSocket>).encrypted === true;
 }
 
 /** The head of a connection that sends nothing before it is spliced (a raw TCP one). */
 const NO_BYTES: readonly Buffer[] = [];
-
-/** What a thrown value says, Error or not. */
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** A bug's stack, for the log. */
-function stackOf(err: unknown): string {
-  return err instanceof Error ? err.stack ?? err.message : String(err);
-}

@@ -88,8 +88,12 @@ export class HeadSniffer {
     return { kind: 'tls', host: hello.serverName === undefined ? undefined : hostOfAuthority(hello.serverName) };
   }
 
+  /** The request target of the head read (as sent), once there is an 'http' result. */
+  target = '';
+
   private finish(parser: RequestHeadParser, outcome: string | HeadError): SniffResult {
     const accept = parser.accept;
+    this.target = parser.url;
     this.destroy();
     return outcome instanceof HeadError ? { kind: 'http-error', error: outcome, accept } : { kind: 'http', host: outcome, accept };
   }

@@ -3,15 +3,21 @@
 // at once after a reset or error, after flushing what it still has to write after a clean close.
 
 import type { Socket } from 'node:net';
+import type { Transform } from 'node:stream';
 import createDebug from 'debug';
 
 const debug = createDebug('norikae:splice');
 
 /**
  * Writes `head` (the bytes already read from the client) to `upstream`, then pipes both ways.
- * The client must be paused with no 'data' listener, so nothing is read in between.
+ * The client must be paused with no 'data' listener, so nothing is read in between. `through`, if
+ * given, is a stage in the client→upstream direction (forwarded.ts); an error there resets both.
  */
-export function spliceSockets(client: Socket, upstream: Socket, head: readonly Uint8Array[]): void {
+export function spliceSockets(client: Socket, upstream: Socket, head: readonly Uint8Array[], through?: Transform): void {
+  if (through !== undefined) {
+    spliceThrough(client, upstream, head, through);
+    return;
+  }
   if (head.length === 1) {
     upstream.write(head[0]!);
   } else if (head.length > 1) {
@@ -24,6 +30,25 @@ export function spliceSockets(client: Socket, upstream: Socket, head: readonly U
   // `on`, not `once`: 'close' comes once anyway, and once() costs a wrapper per connection.
   client.on('close', (hadError) => closePeer(upstream, hadError));
   upstream.on('close', (hadError) => closePeer(client, hadError));
+}
+
+function spliceThrough(client: Socket, upstream: Socket, head: readonly Uint8Array[], through: Transform): void {
+  through.on('error', (err) => {
+    debug('client→upstream stage: %s', err.message);
+    client.destroy();
+    upstream.resetAndDestroy();
+  });
+  for (const chunk of head) through.write(chunk);
+  client.pipe(through).pipe(upstream);
+  upstream.pipe(client);
+  client.on('close', (hadError) => {
+    // After the client's FIN, the stage ends the upstream itself once it has passed on what it holds.
+    if (hadError || !through.writableEnded) closePeer(upstream, hadError);
+  });
+  upstream.on('close', (hadError) => {
+    through.destroy();
+    closePeer(client, hadError);
+  });
 }
 
 /** How long the survivor of a closed pair may take to flush what it still has to write. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { startApp, type App } from '../lib/app.js';
 import { AlreadyRunningError } from '../lib/errors.js';
+import { createCa } from '../lib/local-ca.js';
 import { memoryLog } from '../lib/log.js';
 import { isLiveProcess } from '../lib/process-group.js';
 import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor } from './helpers.js';
@@ -131,5 +132,21 @@ describe('startApp', () => {
     writeFileSync(join(a, 'norikae.toml'), config(['web', 'old']));
     await delay(400);
     assert.equal(names(), 'web,docs,api');
+  });
+});
+
+describe('startApp and the local CA', () => {
+  test('a name the existing CA may not sign for is said at start, and on a reload that adds one', async (t) => {
+    const { dir, file, write } = project(t, '[service.web]\nport = 1\n');
+    // dataDir() reads it when the server is made: this file's process only.
+    process.env.XDG_DATA_HOME = join(dir, 'data');
+    await createCa(join(dir, 'data', 'norikae'), ['web.localhost']);
+    write('[service.web]\nport = 1\n[service.shop]\nhost = "shop.test"\nport = 1\n');
+    const { app, log } = await started(t, file);
+    assert.ok(log.lines.some((line) => /may not sign for shop\.test .*trust --renew/.test(line)), log.lines.join('\n'));
+    const before = log.lines.length;
+    write('[service.web]\nport = 1\n[service.shop]\nhost = "shop.test"\nport = 1\n[service.admin]\nhost = "admin.internal"\nport = 1\n');
+    assert.equal(await app.reload(), 'applied');
+    assert.ok(log.lines.slice(before).some((line) => /may not sign for shop\.test, admin\.internal/.test(line)), log.lines.join('\n'));
   });
 });

@@ -7,6 +7,12 @@ import { accessSync, constants } from 'node:fs';
 /** The one command that installs what the browser tests need. */
 export const CHROMIUM_INSTALL = 'apt-get install chromium';
 
+/** What a headless Chromium needs in this sandbox: no network of its own, no GPU, no sandbox as root. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-proxy-server',
+];
+
 export type ChromiumChoice = { executable: string } | { skip: string } | { fail: string };
 
 /** Debian's /usr/bin/chromium (or $CHROMIUM_PATH) when it can be run; else a skip, or a failure in CI. */
@@ -29,4 +35,12 @@ function isExecutable(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A command-line tool the tests need (`certutil`, `openssl`): found on PATH, else a skip, or a failure in CI. */
+export function chooseTool(env: NodeJS.ProcessEnv, program: string, install: string): { skip: string | false; fail?: string } {
+  const found = (env.PATH ?? '').split(':').some((folder) => folder !== '' && isExecutable(`${folder}/${program}`));
+  if (found) return { skip: false };
+  const missing = `no ${program} on PATH; install it with \`${install}\``;
+  return isCi(env) ? { skip: false, fail: `${missing} (CI is set, so this is a failure, not a skip)` } : { skip: missing };
 }

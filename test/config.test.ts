@@ -48,6 +48,9 @@ delay = 2
       stopTimeout: 5,
       listen: [],
       ready: { tcp: true, http: undefined, log: undefined },
+      tls: 'terminate',
+      httpsRedirect: false,
+      forwardedHeaders: true,
       requires: [],
       stop: undefined,
       idleCooldown: 30,
@@ -397,3 +400,34 @@ describe('findConfigFile and loadConfig', () => {
     assert.throws(() => loadConfig(tmpdir()), /cannot read the config file: it is a folder, not a file$/);
   });
 });
+
+describe('HTTPS keys', () => {
+  test('`https` takes addresses like `listen`; --https replaces it; a clash with `listen` is an error at its key', () => {
+    const config = parseConfig('listen = 8080\nhttps = [8443, "[::1]:8443"]\n', FILE);
+    assert.deepEqual(config.https, [{ host: '127.0.0.1', port: 8443 }, { host: '::1', port: 8443 }]);
+    assert.deepEqual(parseConfig('listen = 8080\n', FILE).https, []);
+    assert.deepEqual(loadConfigText('listen = 8080\nhttps = 8443\n', { https: [{ host: '127.0.0.1', port: 9443 }] }).https, [{ host: '127.0.0.1', port: 9443 }]);
+    const clash = configError('listen = 8080\nhttps = "127.0.0.1:8080"\n');
+    assert.match(clash.message, /:2:1: 127\.0\.0\.1:8080 is also the `listen` of norikae-splice/);
+  });
+
+  test('tls, https_redirect and forwarded_headers: their defaults, their values, and mistakes', () => {
+    const [service] = parseConfig('[service.a]\nport = 1\ntls = "passthrough"\nhttps_redirect = true\nforwarded_headers = false\n', FILE).services;
+    assert.equal(service!.tls, 'passthrough');
+    assert.equal(service!.httpsRedirect, true);
+    assert.equal(service!.forwardedHeaders, false);
+    assert.match(configError('[service.a]\nport = 1\ntls = "on"\n').message, /:3:1: expected "terminate" \(norikae-splice terminates TLS\) or "passthrough"/);
+    assert.match(configError('[service.a]\nport = 1\nhttps_redirect = "yes"\n').message, /:3:1: expected true or false, got string "yes"/);
+  });
+});
+
+/** A config read from a real file with `options` (as the CLI's flags give them). */
+function loadConfigText(text: string, options: Parameters<typeof loadConfig>[1]): ReturnType<typeof loadConfig> {
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-config-'));
+  try {
+    writeFileSync(join(dir, 'norikae.toml'), text);
+    return loadConfig(join(dir, 'norikae.toml'), options);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

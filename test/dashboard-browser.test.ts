@@ -16,18 +16,13 @@ import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { chooseChromium } from './chromium.js';
+import { CHROMIUM_ARGS, chooseChromium } from './chromium.js';
 import { closeServer, DEV_SERVER, exchange, freePort, getHead, listenOn, parseResponse } from './helpers.js';
 
 /** Debian's package (`.ci/run` installs it), or why these tests skip or fail without it. */
 const CHROMIUM = chooseChromium(process.env);
 /** Each test is skipped on its own, so the run's summary counts them as skipped. */
 const skip = 'skip' in CHROMIUM && CHROMIUM.skip;
-/** What a headless Chromium needs in this sandbox: no network of its own, no GPU, no sandbox as root. */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-proxy-server',
-];
 
 describe('dashboard in a browser', () => {
   test('shows a service start on a request, streams its log, and stops it with a button', { skip }, async (t) => {

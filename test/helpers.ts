@@ -2,13 +2,17 @@
 // socket clients. Everything started here is closed through `t.after`, so a failed assertion
 // cannot leave a server or a socket behind.
 
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Certificates } from '../lib/certificates.js';
 import { type Config } from '../lib/config.js';
 import { parseConfig } from '../lib/config-file.js';
 import { memoryLog } from '../lib/log.js';
@@ -42,23 +46,29 @@ export function echoRequestInfo(req: IncomingMessage, res: ServerResponse): void
 
 /**
  * A SpliceServer on 127.0.0.1:0 built from TOML service tables (`top`: lines before them), closed
- * after the test. Its connector is a ServiceSupervisor of the same config unless one is given.
+ * after the test. Its connector is a ServiceSupervisor of the same config unless one is given;
+ * its local CA lives in a temporary folder (`caDir`), made on first need and removed after.
  */
 export async function startSplicer(
   t: TestContext,
   servicesToml: string,
-  options: { top?: string; connector?: UpstreamConnector; dashboard?: HostHandler } = {},
-): Promise<{ splicer: SpliceServer; port: number; config: Config; log: ReturnType<typeof memoryLog> }> {
+  options: { top?: string; connector?: UpstreamConnector; dashboard?: HostHandler; now?: () => number } = {},
+): Promise<{ splicer: SpliceServer; port: number; config: Config; log: ReturnType<typeof memoryLog>; certificates: Certificates; caDir: string }> {
   const config = parseConfig(`listen = "127.0.0.1:0"\n${options.top ?? ''}\n${servicesToml}`, '/test/norikae.toml');
   const log = memoryLog();
   const supervisor = options.connector === undefined ? new ServiceSupervisor(config, { log }) : undefined;
-  const splicer = new SpliceServer(config, { log, connector: options.connector ?? supervisor!, dashboard: options.dashboard });
+  const home = mkdtempSync(join(tmpdir(), 'norikae-ca-'));
+  const caDir = join(home, 'norikae');
+  let splicer: SpliceServer | undefined;
+  const certificates = new Certificates({ dir: caDir, hosts: () => splicer!.claimedNames(), now: options.now });
+  splicer = new SpliceServer(config, { log, connector: options.connector ?? supervisor!, dashboard: options.dashboard, certificates });
   t.after(async () => {
     await splicer.close();
     await supervisor?.stopAll();
   });
+  t.after(() => rmSync(home, { recursive: true, force: true }));
   const [address] = await splicer.listen();
-  return { splicer, port: address!.port, config, log };
+  return { splicer, port: address!.port, config, log, certificates, caDir };
 }
 
 /** Connects to 127.0.0.1:port; the socket is destroyed after the test. */
@@ -204,4 +214,32 @@ export async function exitWithin(child: ChildProcess, timeoutMs: number, what: s
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** One request over TLS to 127.0.0.1:port for `servername`, trusting only `ca`; the whole answer. */
+export function httpsRequest(t: TestContext, port: number, servername: string, ca: string, head: string, options: ConnectionOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port, servername, ...(ca === '' ? {} : { ca }), ...options });
+    t.after(() => socket.destroy());
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('secureConnect', () => socket.write(head));
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+/** Runs `command` with `input` on its stdin (killed after 20 s); its exit status and output. */
+export function runWithInput(command: string, args: string[], input: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.stdin.end(input);
+  });
 }

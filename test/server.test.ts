@@ -347,7 +347,7 @@ describe('a failure on a routing path is answered, never left unhandled', () => 
     const upstream = await startHttpUpstream(t);
     const rawListen = await freePort();
     const throwingDashboard = { accept(): void { throw new Error('dashboard bug'); } };
-    const { port, log } = await startSplicer(t, '[service.throws]\nport = 1\n[service.rejects]\nport = 1\n[service.nothing]\nport = 1\n'
+    const { port, log } = await startSplicer(t, '[service.throws]\nport = 1\ntls = "passthrough"\n[service.rejects]\nport = 1\n[service.nothing]\nport = 1\n'
       + `[service.raw]\nport = 1\nlisten = ${rawListen}\n[service.ok]\nport = ${upstream.port}\n`, { connector: buggyConnector, dashboard: throwingDashboard });
 
     const http = async (host: string): Promise<{ status: number; body: string }> => parseResponse(await answered(exchange(t, port, [getHead(host)])));

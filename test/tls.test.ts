@@ -1,4 +1,4 @@
-// TLS passthrough on the HTTP listeners: routed by SNI, never terminated.
+// TLS passthrough (`tls = "passthrough"`) on the HTTP listeners: routed by SNI, never terminated.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ async function startTlsUpstream(t: TestContext): Promise<number> {
 }
 
 async function splicerFor(t: TestContext, upstreamPort: number) {
-  return startSplicer(t, `[service.secure]\nhost = ["secure.localhost", "*.secure.localhost"]\nport = ${upstreamPort}\n`);
+  return startSplicer(t, `[service.secure]\nhost = ["secure.localhost", "*.secure.localhost"]\nport = ${upstreamPort}\ntls = "passthrough"\n`);
 }
 
 function tlsRequest(t: TestContext, port: number, servername: string, options: ConnectionOptions = {}): Promise<string> {
@@ -85,7 +85,7 @@ describe('TLS passthrough', () => {
 
   test('a ClientHello cut short, by a FIN or by head_timeout, is closed without an HTTP answer', async (t) => {
     const hello = await captureClientHello({ servername: 'secure.localhost' });
-    const { port } = await startSplicer(t, `[service.secure]\nhost = "secure.localhost"\nport = ${await startTlsUpstream(t)}\n`, { top: 'head_timeout = 0.5' });
+    const { port } = await startSplicer(t, `[service.secure]\nhost = "secure.localhost"\nport = ${await startTlsUpstream(t)}\ntls = "passthrough"\n`, { top: 'head_timeout = 0.5' });
     const cut = await connectTo(t, port, { allowHalfOpen: true });
     const cutReply = readAll(cut);
     cut.end(hello.subarray(0, 100));
@@ -101,7 +101,7 @@ describe('TLS passthrough', () => {
     const options = { ALPNProtocols: Array.from({ length: 80 }, (_, i) => `protocol-${i}-padding`) };
     const hello = await captureClientHello({ servername: 'secure.localhost', ...options });
     assert.ok(hello.length > 1500, `the hello is ${hello.length} bytes`);
-    const { port } = await startSplicer(t, `[service.secure]\nhost = "secure.localhost"\nport = ${await startTlsUpstream(t)}\n`, { top: 'max_head_size = 1024' });
+    const { port } = await startSplicer(t, `[service.secure]\nhost = "secure.localhost"\nport = ${await startTlsUpstream(t)}\ntls = "passthrough"\n`, { top: 'max_head_size = 1024' });
     assert.equal(await tlsRequest(t, port, 'secure.localhost', options), 'tls upstream got GET / HTTP/1.1 for secure.localhost\n');
   });
 
