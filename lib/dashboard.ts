@@ -71,7 +71,7 @@ export class Dashboard {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://dashboard');
+    const url = requestUrl(req.url ?? '/');
     const path = url.pathname;
     debug('%s %s', req.method, path);
     const pageFile = PAGE_FILES.get(path);
@@ -208,6 +208,19 @@ export class Dashboard {
 interface EventClient {
   res: ServerResponse;
   host: string | undefined;
+}
+
+/**
+ * The request target as a URL. An origin-form target is a path, even one that starts with `//`
+ * (which `new URL(target, base)` would take for a host: `GET //` is a path to answer 404, not a
+ * 500); an absolute-form one (`http://norikae.localhost:8080/api/…`) is read as the URL it is.
+ */
+function requestUrl(target: string): URL {
+  try {
+    return target.startsWith('/') ? new URL(`http://dashboard${target}`) : new URL(target);
+  } catch {
+    throw controlErrors.badTarget(target);
+  }
 }
 
 /** A service name from a URL path; bad percent-encoding is the client's mistake, not ours. */

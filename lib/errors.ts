@@ -37,6 +37,8 @@ export const ErrorCode = {
   NOT_FOUND: 'NORIKAE_ERR_NOT_FOUND',
   METHOD_NOT_ALLOWED: 'NORIKAE_ERR_METHOD_NOT_ALLOWED',
   CROSS_SITE: 'NORIKAE_ERR_CROSS_SITE',
+  /** A start or restart that a stop sent after it overtook: the stop stands. */
+  OVERTAKEN: 'NORIKAE_ERR_OVERTAKEN',
 
   // The CLI's commands to a running instance.
   NOT_RUNNING: 'NORIKAE_ERR_NOT_RUNNING',
@@ -74,6 +76,7 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.METHOD_NOT_ALLOWED]: 405,
   [ErrorCode.CROSS_SITE]: 403,
+  [ErrorCode.OVERTAKEN]: 409,
   [ErrorCode.NOT_RUNNING]: 500,
   [ErrorCode.ALREADY_RUNNING]: 500,
   [ErrorCode.NO_DASHBOARD]: 500,
@@ -272,7 +275,8 @@ export class ServiceStoppedError extends NorikaeError {
 
 type ControlErrorCode =
   | typeof ErrorCode.NOT_CONTROLLABLE | typeof ErrorCode.NOT_LAUNCHED_HERE | typeof ErrorCode.BAD_REQUEST
-  | typeof ErrorCode.NOT_FOUND | typeof ErrorCode.METHOD_NOT_ALLOWED | typeof ErrorCode.CROSS_SITE;
+  | typeof ErrorCode.NOT_FOUND | typeof ErrorCode.METHOD_NOT_ALLOWED | typeof ErrorCode.CROSS_SITE
+  | typeof ErrorCode.OVERTAKEN;
 
 /** A control request (start, stop, …) or API call that cannot be done; `status` is the HTTP answer. */
 export class ControlError extends NorikaeError {
@@ -288,9 +292,12 @@ export const controlErrors = {
   notLaunchedHere: (name: string, port: number, holder: string) => new ControlError(ErrorCode.NOT_LAUNCHED_HERE,
     `${name} was not started by norikae-splice: ${holder} listens on port ${port}. Stop it where it was started.`),
   badName: (text: string) => new ControlError(ErrorCode.BAD_REQUEST, `"${text}" is not a service name (bad percent-encoding)`),
+  badTarget: (target: string) => new ControlError(ErrorCode.BAD_REQUEST, `"${target.slice(0, 200)}" is not a request target`),
   notFound: (path: string) => new ControlError(ErrorCode.NOT_FOUND, `no such page: ${path}`),
   methodNotAllowed: (message: string) => new ControlError(ErrorCode.METHOD_NOT_ALLOWED, message),
   crossSite: (what: 'site' | 'origin') => new ControlError(ErrorCode.CROSS_SITE, `cross-${what} requests may not change services`),
+  overtaken: (name: string, action: 'start' | 'restart') => new ControlError(ErrorCode.OVERTAKEN,
+    `the ${action} of ${name} was overtaken by a stop sent after it: ${name} stays stopped`),
 };
 
 /** The CLI found no running norikae-splice to talk to (or something else on its port). */
