@@ -55,6 +55,8 @@ export class Dashboard {
   /** Open event streams; the supervisor is listened to while there is any. */
   private readonly clients = new Set<EventClient>();
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The host each connection was routed by: what a same-origin request's Origin names. */
+  private readonly routedHosts = new WeakMap<Socket, string>();
 
   constructor(private readonly source: DashboardSource) {
     this.server = createServer((req, res) => {
@@ -63,8 +65,9 @@ export class Dashboard {
     this.server.on('clientError', (_err, socket: Socket) => socket.destroy());
   }
 
-  /** Takes over a client connection whose first bytes (`head`) were already read. */
-  accept(socket: Socket, head: readonly Buffer[]): void {
+  /** Takes over a client connection whose first bytes (`head`) were already read and routed by `host`. */
+  accept(socket: Socket, head: readonly Buffer[], host: string): void {
+    this.routedHosts.set(socket, host);
     socket.unshift(Buffer.concat(head));
     this.server.emit('connection', socket);
     socket.resume();
@@ -110,7 +113,7 @@ export class Dashboard {
       return;
     }
     if (req.method !== 'POST') throw controlErrors.methodNotAllowed(`use POST to ${action} a service`);
-    checkSameOrigin(req);
+    checkSameOrigin(req, this.routedHosts.get(req.socket));
     const info = action === 'start'
       ? await this.source.start(name)
       : action === 'stop' ? await this.source.stopByUser(name) : await this.source.restart(name);
@@ -247,17 +250,32 @@ function withUrls(info: ServiceInfo, host: string | undefined): ServiceInfo & { 
 
 /**
  * Refuses state changes a page on another site could make through the user's browser. Browsers
- * send `Sec-Fetch-Site` and `Origin` with such requests; the CLI sends neither.
+ * send `Sec-Fetch-Site` and `Origin` with such requests; the CLI sends neither. The Origin must
+ * name the host routing used (`routedHost`: an absolute-form target's, not a Host header that
+ * routing ignored) on the port the connection came in on.
  */
-function checkSameOrigin(req: IncomingMessage): void {
+function checkSameOrigin(req: IncomingMessage, routedHost: string | undefined): void {
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     throw controlErrors.crossSite('site');
   }
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `http://${req.headers.host}`) {
+  if (origin !== undefined && !isOwnOrigin(origin, routedHost, req.socket.localPort)) {
     throw controlErrors.crossSite('origin');
   }
+}
+
+/** `http://HOST[:PORT]` of the dashboard itself: the routed host, on the port the connection reached. */
+function isOwnOrigin(origin: string, routedHost: string | undefined, localPort: number | undefined): boolean {
+  if (routedHost === undefined || localPort === undefined) return false;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  const port = url.port === '' ? 80 : Number(url.port);
+  return url.protocol === 'http:' && url.origin === origin && url.hostname === routedHost && port === localPort;
 }
 
 function sendError(res: ServerResponse, err: unknown): void {

@@ -169,6 +169,20 @@ describe('dashboard API', () => {
     assert.equal(sameOrigin.status, 202);
   });
 
+  test('the Origin is compared with the host the request was routed by, not its Host header', async (t) => {
+    const { port, supervisor } = await start(t);
+    // Routing takes an absolute-form target's authority over Host (RFC 9112 §3.2.2): this reaches
+    // the dashboard, and its Origin matches the Host header, which routing did not use.
+    const head = (origin: string): string => `POST http://norikae.localhost:${port}/api/services/app/start HTTP/1.1\r\n`
+      + `Host: evil.example\r\nOrigin: ${origin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+    const forged = parseResponse(await exchange(t, port, [head('http://evil.example')]));
+    assert.equal(forged.status, 403, forged.body);
+    assert.match(forged.body, /cross-origin/);
+    assert.equal(supervisor.info('app')!.state, 'stopped', 'nothing was launched');
+    const own = parseResponse(await exchange(t, port, [head(`http://norikae.localhost:${port}`)]));
+    assert.equal(own.status, 202, own.body);
+  });
+
   test('server-sent events announce state changes and log lines', async (t) => {
     const { port } = await start(t);
     const stream = openEvents(t, port);
