@@ -55,11 +55,14 @@ export class App {
     const supervisor = new ServiceSupervisor(config, { log, echoOutput: options.serviceOutput === true, record });
     // Refuses while another norikae-splice runs this config; stops what a SIGKILLed one left behind.
     await supervisor.cleanOrphans();
-    const dashboard = config.dashboardHost === undefined ? undefined : new Dashboard(supervisor);
+    let running: App | undefined;
+    const limits = (): Config => running?.config ?? config;
+    const dashboard = config.dashboardHost === undefined ? undefined : new Dashboard(supervisor, { limits });
     const server = new SpliceServer(config, { log, connector: supervisor, dashboard });
     const bound = await server.listen();
     record.setListening(bound);
     const app = new App(config, options, log, supervisor, server);
+    running = app;
     // Watching before "listening on" is said: an edit made as soon as a person (or a test) reads
     // that line is seen, not lost in between.
     if (options.watch !== false) {

@@ -10,7 +10,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { portSuffix } from './address.js';
-import { controlErrors, NoServiceError, statusOf } from './errors.js';
+import { headErrorPage, writeAnswer } from './answers.js';
+import { DashboardConnection } from './dashboard-connection.js';
+import { controlErrors, headErrors, NoServiceError, statusOf } from './errors.js';
 import type { ServiceInfo } from './supervisor.js';
 
 const debug = createDebug('norikae:dashboard');
@@ -48,6 +50,21 @@ export interface DashboardSource {
   reloadError?(): string | null;
 }
 
+/** The config values the dashboard host's connections are held to; read at each use (a reload may change them). */
+export interface DashboardLimits {
+  /** Seconds for every request head and body (the config's `head_timeout`). */
+  headTimeout: number;
+  /** Bytes of a request head (`max_head_size`); read once, when the dashboard is made. */
+  maxHeadSize: number;
+}
+
+export interface DashboardOptions {
+  /** Default: the config defaults (10 s, 16 KiB). */
+  limits?: () => DashboardLimits;
+}
+
+const DEFAULT_LIMITS: DashboardLimits = { headTimeout: 10, maxHeadSize: 16 * 1024 };
+
 export class Dashboard {
   private readonly server: Server;
   /** The page's files by path, each read once. */
@@ -55,25 +72,47 @@ export class Dashboard {
   /** Open event streams; the supervisor is listened to while there is any. */
   private readonly clients = new Set<EventClient>();
   private heartbeat: NodeJS.Timeout | undefined;
-  /** The host each connection was routed by: what a same-origin request's Origin names. */
-  private readonly routedHosts = new WeakMap<Socket, string>();
+  /** Each connection's limits, and the host it was routed by (what a same-origin request's Origin names). */
+  private readonly connections = new WeakMap<Socket, DashboardConnection>();
 
-  constructor(private readonly source: DashboardSource) {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => sendError(res, err));
+  constructor(
+    private readonly source: DashboardSource,
+    private readonly options: DashboardOptions = {},
+  ) {
+    this.server = createServer({ maxHeaderSize: options.limits?.().maxHeadSize ?? DEFAULT_LIMITS.maxHeadSize }, (req, res) => {
+      const connection = this.connections.get(req.socket);
+      if (connection === undefined) {
+        req.socket.destroy();
+        return;
+      }
+      connection.request(req, res)
+        .then((open) => (open ? this.handle(req, res, connection) : undefined))
+        .catch((err: unknown) => sendError(res, err));
     });
-    this.server.on('clientError', (_err, socket: Socket) => socket.destroy());
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // A head after the first that Node's parser refuses: answered as the listener answers a first one.
+      const error = err.code === 'HPE_HEADER_OVERFLOW' ? headErrors.tooLarge(this.limits().maxHeadSize) : headErrors.malformed(err.code ?? 'unreadable');
+      if (socket.writable && (err as { bytesParsed?: number }).bytesParsed !== undefined) writeAnswer(socket, headErrorPage(error), '');
+      else socket.destroy();
+    });
   }
 
   /** Takes over a client connection whose first bytes (`head`) were already read and routed by `host`. */
   accept(socket: Socket, head: readonly Buffer[], host: string): void {
-    this.routedHosts.set(socket, host);
     socket.unshift(Buffer.concat(head));
     this.server.emit('connection', socket);
+    // After the server's own listeners: its parser then reads through 'data' events (it stops
+    // consuming the socket's handle directly when another 'data' listener comes), so the
+    // connection sees the bytes of every later head.
+    this.connections.set(socket, new DashboardConnection(socket, host, () => this.limits().headTimeout));
     socket.resume();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private limits(): DashboardLimits {
+    return this.options.limits?.() ?? DEFAULT_LIMITS;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, connection: DashboardConnection): Promise<void> {
     const url = requestUrl(req.url ?? '/');
     const path = url.pathname;
     debug('%s %s', req.method, path);
@@ -113,7 +152,7 @@ export class Dashboard {
       return;
     }
     if (req.method !== 'POST') throw controlErrors.methodNotAllowed(`use POST to ${action} a service`);
-    checkSameOrigin(req, this.routedHosts.get(req.socket));
+    checkSameOrigin(req, connection.routedHost);
     const info = action === 'start'
       ? await this.source.start(name)
       : action === 'stop' ? await this.source.stopByUser(name) : await this.source.restart(name);
