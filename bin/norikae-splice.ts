@@ -101,8 +101,11 @@ cli.command('logs <name>', 'Print the recent output of a service')
     // One stream: the recent lines, then every new one, with none missed in between.
     await client.logs(name, 1); // says "no service named …" clearly before following
     await client.events((event, data) => {
-      const entry = data as { name: string; line: string };
-      if (event === 'log' && entry.name === name) process.stdout.write(`${entry.line}\n`);
+      const entry = data as { name: string; line?: string; lines?: number };
+      if (entry.name !== name) return;
+      if (event === 'log') process.stdout.write(`${entry.line}\n`);
+      // It did not read fast enough (suspended with Ctrl-Z, say): norikae dropped lines rather than buffer them.
+      else if (event === 'dropped') process.stdout.write(`… ${entry.lines} lines dropped: this follower fell behind …\n`);
     }, { name, lines });
     log.info('norikae-splice stopped; no more lines to follow');
   });

@@ -13,12 +13,13 @@ import { portSuffix } from './address.js';
 import { headErrorPage, writeAnswer } from './answers.js';
 import { DashboardConnection } from './dashboard-connection.js';
 import { controlErrors, headErrors, NoServiceError, statusOf } from './errors.js';
+import { EventStream, type DashboardEvents } from './event-stream.js';
 import type { ServiceInfo } from './supervisor.js';
+
+export type { DashboardEvents } from './event-stream.js';
 
 const debug = createDebug('norikae:dashboard');
 
-/** SSE comment lines keep idle event streams from being closed by anything in between. */
-const HEARTBEAT_MS = 15_000;
 const MAX_LOG_LINES = 1000;
 
 /** The page's files (lib/dashboard/), which the build puts in dist/lib/dashboard/ beside this module. */
@@ -28,13 +29,6 @@ const PAGE_FILES = new Map([
   ['/dashboard.css', { file: 'dashboard.css', type: 'text/css; charset=utf-8' }],
   ['/dashboard.js', { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' }],
 ]);
-
-/** The events the dashboard streams, with what each carries. */
-export interface DashboardEvents {
-  service: [info: ServiceInfo];
-  log: [entry: { name: string; line: string }];
-  config: [];
-}
 
 /** What the dashboard uses of the supervisor: its services, their logs and actions, its events. */
 export interface DashboardSource {
@@ -69,9 +63,8 @@ export class Dashboard {
   private readonly server: Server;
   /** The page's files by path, each read once. */
   private readonly pageFiles = new Map<string, Promise<string>>();
-  /** Open event streams; the supervisor is listened to while there is any. */
-  private readonly clients = new Set<EventClient>();
-  private heartbeat: NodeJS.Timeout | undefined;
+  /** `/api/events`: the supervisor's events, fanned out to every open stream. */
+  readonly events: EventStream;
   /** Each connection's limits, and the host it was routed by (what a same-origin request's Origin names). */
   private readonly connections = new WeakMap<Socket, DashboardConnection>();
 
@@ -79,6 +72,7 @@ export class Dashboard {
     private readonly source: DashboardSource,
     private readonly options: DashboardOptions = {},
   ) {
+    this.events = new EventStream(source, withUrls, () => ({ reloadError: this.reloadError() }));
     this.server = createServer({ maxHeaderSize: options.limits?.().maxHeadSize ?? DEFAULT_LIMITS.maxHeadSize }, (req, res) => {
       const connection = this.connections.get(req.socket);
       if (connection === undefined) {
@@ -171,85 +165,21 @@ export class Dashboard {
   }
 
   /**
-   * Server-Sent Events: `service` on every change, `log` for every line a service prints, `config`
-   * (`{ reloadError }`) when a reload changed the list or was refused (the page then loads the
-   * list again). With
-   * `?service=NAME&lines=N` the stream starts with NAME's last N lines, sent in the same tick as
-   * the stream joins the fan-out, so a follower (`logs -f`) neither misses nor repeats a line.
+   * Server-Sent Events (see event-stream.ts): `service` on every change, `log` for every line a
+   * service prints, `config` (`{ reloadError }`) when a reload changed the list or was refused (the
+   * page then loads the list again), `dropped` (`{ name, lines }`) for the lines a client that fell
+   * behind missed. With `?service=NAME&lines=N` the stream starts with NAME's last N lines.
    */
   private streamEvents(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     const tailOf = query.get('service');
     const tail = tailOf === null ? [] : this.source.logTail(tailOf, clampLines(query.get('lines')));
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...SECURITY_HEADERS });
-    res.write(': norikae-splice events\n\n');
-    for (const line of tail) res.write(`event: log\ndata: ${JSON.stringify({ name: tailOf, line })}\n\n`);
-    const client: EventClient = { res, host: req.headers.host };
-    this.addClient(client);
-    res.once('close', () => this.removeClient(client));
+    this.events.open(res, req.headers.host, SECURITY_HEADERS, tailOf, tail);
   }
-
-  /**
-   * The first open stream subscribes to the supervisor, once for all of them: a listener per
-   * stream would pass the emitter's limit at 11 open pages. With none open there is no `log`
-   * listener, so the supervisor does not even make the events.
-   */
-  private addClient(client: EventClient): void {
-    if (this.clients.size === 0) {
-      this.source.on('service', this.onService);
-      this.source.on('log', this.onLog);
-      this.source.on('config', this.onConfig);
-      this.heartbeat = setInterval(() => this.broadcast(': \n\n'), HEARTBEAT_MS);
-      this.heartbeat.unref();
-    }
-    this.clients.add(client);
-  }
-
-  /** Drops a closed stream; the last one out unsubscribes. */
-  private removeClient(client: EventClient): void {
-    if (!this.clients.delete(client) || this.clients.size > 0) return;
-    this.source.off('service', this.onService);
-    this.source.off('log', this.onLog);
-    this.source.off('config', this.onConfig);
-    clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
-  }
-
-  /** Writes the same text to every open stream. */
-  private broadcast(text: string): void {
-    for (const client of this.clients) client.res.write(text);
-  }
-
-  private readonly onService = (info: ServiceInfo): void => {
-    // Its links name the port a client came in on: one text per Host, shared by its clients.
-    const texts = new Map<string | undefined, string>();
-    for (const client of this.clients) {
-      let text = texts.get(client.host);
-      if (text === undefined) {
-        text = `event: service\ndata: ${JSON.stringify(withUrls(info, client.host))}\n\n`;
-        texts.set(client.host, text);
-      }
-      client.res.write(text);
-    }
-  };
-
-  private readonly onLog = (entry: { name: string; line: string }): void => {
-    this.broadcast(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
-  };
-
-  private readonly onConfig = (): void => {
-    this.broadcast(`event: config\ndata: ${JSON.stringify({ reloadError: this.reloadError() })}\n\n`);
-  };
 
   /** A refused reload's reason while it stands; null from a source that does not tell. */
   private reloadError(): string | null {
     return this.source.reloadError?.() ?? null;
   }
-}
-
-/** An open event stream, and the Host it was asked for with (its service links use that port). */
-interface EventClient {
-  res: ServerResponse;
-  host: string | undefined;
 }
 
 /**

@@ -1,31 +1,42 @@
-// The dashboard host's limits on heads after the first and on bodies, with real trickling sockets
-// (head_timeout = 1 s, so every test ends within a few seconds).
+// The dashboard host's limits: on heads after the first and on bodies, with real trickling sockets
+// (head_timeout = 1 s, so every test ends within a few seconds); and on what an event-stream
+// client that stops reading may cost.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { parseConfig } from '../lib/config-file.js';
 import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { closed, connectTo, delay, freePort } from './helpers.js';
+import { SLOW_CLIENT_BYTES } from '../lib/event-stream.js';
+import { closed, connectTo, delay, exchange, freePort, getHead, parseResponse, waitFor } from './helpers.js';
+
+/** A service that prints N lines on GET /print?lines=N (fixtures/chatty-server.ts). */
+const CHATTY = fileURLToPath(new URL('./fixtures/chatty-server.js', import.meta.url));
 
 async function start(t: TestContext): Promise<number> {
+  return (await startWith(t, '')).port;
+}
+
+async function startWith(t: TestContext, services: string): Promise<{ port: number; dashboard: Dashboard; supervisor: ServiceSupervisor }> {
   const dir = mkdtempSync(join(tmpdir(), 'norikae-dashboard-limits-'));
-  const config = parseConfig(`listen = "127.0.0.1:0"\nhead_timeout = 1\nlog_dir = "${dir}"\n[service.db]\nport = ${await freePort()}\n`, join(dir, 'norikae.toml'));
+  const config = parseConfig(`listen = "127.0.0.1:0"\nhead_timeout = 1\nlog_dir = "${dir}"\n[service.db]\nport = ${await freePort()}\n${services}`, join(dir, 'norikae.toml'));
   const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
-  const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor, { limits: () => config }) });
+  const dashboard = new Dashboard(supervisor, { limits: () => config });
+  const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard });
   const [address] = await server.listen();
   t.after(async () => {
     await server.close();
     await supervisor.stopAll();
     rmSync(dir, { recursive: true, force: true });
   });
-  return address!.port;
+  return { port: address!.port, dashboard, supervisor };
 }
 
 /** A raw connection to the dashboard host that records what it receives, and when it closed. */
@@ -103,5 +114,38 @@ describe('dashboard host limits', () => {
     await Promise.race([chunked.closedAt, delay(5000)]);
     assert.match(chunked.received(), /^HTTP\/1\.1 413 /);
     assert.doesNotMatch(chunked.received(), /"service"/, 'the stop was not done');
+  });
+
+  test('an event client that stops reading costs bounded memory, and learns how many lines it missed', async (t) => {
+    const { port, dashboard, supervisor } = await startWith(t, `[service.chatty]\nhost = "chatty.localhost"\nport = ${await freePort()}\ncommand = "node ${CHATTY}"\n`);
+    await supervisor.start('chatty');
+    const client = await open(t, port);
+    client.socket.write('GET /api/events HTTP/1.1\r\nHost: norikae.localhost\r\n\r\n');
+    await waitFor(() => /norikae-splice events/.test(client.received()), 'the stream to open');
+    // It reads nothing more: the kernel's buffers fill, then norikae's would.
+    client.socket.pause();
+    let maxBuffered = 0;
+    const sampler = setInterval(() => {
+      for (const { buffered } of dashboard.events.stats()) maxBuffered = Math.max(maxBuffered, buffered);
+    }, 5);
+    t.after(() => clearInterval(sampler));
+    // 200 000 lines of ~200 bytes: 40 MB, far more than loopback's socket buffers hold.
+    const printed = await exchange(t, port, [getHead('chatty.localhost', '/print?lines=200000')]);
+    assert.equal(parseResponse(printed).status, 200);
+    await waitFor(() => supervisor.logTail('chatty', 1).some((line) => /printed 200000 lines/.test(line)), 'the last line', 60_000);
+    clearInterval(sampler);
+    const [stats] = dashboard.events.stats();
+    assert.ok(stats!.behind && stats!.droppedLines > 0, `lines were dropped for it: ${JSON.stringify(stats)}`);
+    assert.ok(maxBuffered <= SLOW_CLIENT_BYTES + 64 * 1024, `at most ${maxBuffered} bytes waited for it`);
+
+    client.socket.resume();
+    // Each time it drained (the kernel took some of the buffered bytes), it was told what it had missed till then.
+    const droppedSoFar = (): number => [...client.received().matchAll(/event: dropped\ndata: \{"name":"chatty","lines":(\d+)\}/g)]
+      .reduce((sum, match) => sum + Number(match[1]), 0);
+    await waitFor(() => droppedSoFar() === dashboard.events.stats()[0]!.droppedLines, 'the dropped events to add up', 30_000);
+    assert.ok(droppedSoFar() >= stats!.droppedLines);
+    // Lines printed afterwards reach it again.
+    await exchange(t, port, [getHead('chatty.localhost', '/print?lines=3')]);
+    await waitFor(() => /printed 3 lines/.test(client.received()), 'a line printed after it caught up');
   });
 });

@@ -85,6 +85,11 @@ function connectEvents(wasConnected: boolean): void {
     const message = parseJson(event.data);
     if (message && typeof message.name === 'string') onLogLine(message.name, String(message.line));
   });
+  // The page fell behind (a frozen tab) and norikae-splice dropped lines rather than buffer them.
+  source.addEventListener('dropped', (event) => {
+    const message = parseJson(event.data);
+    if (message && typeof message.name === 'string') onLogLine(message.name, '… ' + plural(Number(message.lines), 'line') + ' dropped: this page fell behind …');
+  });
 }
 
 /** Shows whether the event stream is connected. */
