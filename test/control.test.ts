@@ -139,11 +139,18 @@ describe('CLI against a running instance', () => {
     follower.kill('SIGSTOP');
     // 40 MB of output: far more than the socket buffers between norikae and the stopped follower hold.
     assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('chatty.localhost', '/print?lines=200000')])).status, 200);
+    // norikae has read them all (the fixture answers once its pipe took them, not once norikae read them).
+    for (let i = 0; !/printed 200000 lines/.test((await norikae.run('logs', 'chatty', '-n', '1')).stdout); i++) {
+      if (i > 100) assert.fail('norikae did not read the last line');
+      await delay(100);
+    }
     follower.kill('SIGCONT');
     await waitFor(() => /\n… \d+ lines dropped: this follower fell behind …\n/.test(followed), 'the dropped lines', 30_000);
     // It follows again: a line printed now is printed.
     assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('chatty.localhost', '/print?lines=3')])).status, 200);
-    await waitFor(() => /printed 3 lines/.test(followed), 'a line printed after it caught up');
+    await waitFor(() => /printed 3 lines/.test(followed), 'a line printed after it caught up', 30_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; it printed last: ${JSON.stringify(followed.slice(-600))}`);
+    });
   });
 
   test('with no instance running, the CLI says so and exits non-zero', async (t) => {
