@@ -2,9 +2,12 @@
 // The command line: find and load the config, then either check it (`check`) or run the proxy
 // until SIGINT/SIGTERM. Every error a user can cause ends in one clear line and a non-zero exit.
 
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
+import { apiKeyFile, configId, readApiKey } from '../lib/api-access.js';
 import { startApp } from '../lib/app.js';
 import { stateDir, type Config } from '../lib/config.js';
 import { findConfigFile, loadConfig } from '../lib/config-file.js';
@@ -119,6 +122,26 @@ for (const action of ['start', 'stop', 'restart'] as const) {
     });
 }
 
+cli.command('dashboard', 'Open the dashboard of the running norikae-splice in your browser ($BROWSER, else the system\'s)')
+  .option('--listen <address>', LISTEN_CLIENT)
+  .action(async (options: CliOptions) => {
+    const client = controlClient(options);
+    await client.services(); // says clearly when none runs
+    const config = readConfig(options, true);
+    const key = readApiKey(apiKeyFile(stateDir(), config.file));
+    if (key === undefined) fail(`cannot read the API key of the running norikae-splice in ${stateDir()}`);
+    const url = `${serviceUrl(config.dashboardHost!, client.port)}/`;
+    // The key goes in the URL's fragment (never sent in a request or a Referer), and the URL in a
+    // file only we can read: a command line (the opener's) is readable by every user.
+    const file = join(stateDir(), `open-dashboard-${configId(config.file)}.html`);
+    const target = `${url}#key=${key}`.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`);
+    writeFileSync(file, `<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer">`
+      + `<meta http-equiv="refresh" content="0; url=${target}"><title>norikae-splice</title>\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    process.stdout.write(`opening ${url}\n`);
+    if (!await openInBrowser(file)) process.stdout.write(`no browser could be started; open ${file} in yours\n`);
+  });
+
 cli.addEventListener('command:*', () => {
   fail(`unknown command "${cli.args[0]}"; run norikae-splice --help for the commands`);
 });
@@ -156,7 +179,22 @@ function listenOption(options: CliOptions): ListenAddress[] | undefined {
 function controlClient(options: CliOptions): ControlClient {
   const config = readConfig(options, true);
   const running = options.listen === undefined ? runningInstance(launchRecordFile(stateDir(), config.file)) : undefined;
-  return new ControlClient(config, running?.listening[0]);
+  return new ControlClient(config, running?.listening[0], readApiKey(apiKeyFile(stateDir(), config.file)));
+}
+
+/** Opens `file` with $BROWSER or the system's opener; false when it could not be started. */
+function openInBrowser(file: string): Promise<boolean> {
+  const [command, ...args] = process.env.BROWSER
+    ? [process.env.BROWSER]
+    : process.platform === 'darwin' ? ['open'] : process.platform === 'win32' ? ['cmd', '/c', 'start', '""'] : ['xdg-open'];
+  return new Promise((resolve) => {
+    const child = spawn(command!, [...args, file], { stdio: 'ignore', detached: true });
+    child.once('error', () => resolve(false));
+    child.once('spawn', () => {
+      child.unref();
+      resolve(true);
+    });
+  });
 }
 
 /** The status column URL: the service's first exact host, else its first wildcard (as the dashboard shows it), else its tcp listener. */

@@ -10,7 +10,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { portSuffix } from './address.js';
+import { randomBytes } from 'node:crypto';
 import { headErrorPage, writeAnswer } from './answers.js';
+import { ApiAccess } from './api-access.js';
 import { DashboardConnection } from './dashboard-connection.js';
 import { controlErrors, headErrors, NoServiceError, statusOf } from './errors.js';
 import { EventStream, type DashboardEvents } from './event-stream.js';
@@ -53,6 +55,8 @@ export interface DashboardLimits {
 }
 
 export interface DashboardOptions {
+  /** Who may use the API; default: only connections of this process's uid (see api-access.ts). */
+  access?: ApiAccess;
   /** Default: the config defaults (10 s, 16 KiB). */
   limits?: () => DashboardLimits;
 }
@@ -63,6 +67,7 @@ export class Dashboard {
   private readonly server: Server;
   /** The page's files by path, each read once. */
   private readonly pageFiles = new Map<string, Promise<string>>();
+  private readonly access: ApiAccess;
   /** `/api/events`: the supervisor's events, fanned out to every open stream. */
   readonly events: EventStream;
   /** Each connection's limits, and the host it was routed by (what a same-origin request's Origin names). */
@@ -72,6 +77,7 @@ export class Dashboard {
     private readonly source: DashboardSource,
     private readonly options: DashboardOptions = {},
   ) {
+    this.access = options.access ?? new ApiAccess(randomBytes(32).toString('base64url'), 'local');
     this.events = new EventStream(source, withUrls, () => ({ reloadError: this.reloadError() }));
     this.server = createServer({ maxHeaderSize: options.limits?.().maxHeadSize ?? DEFAULT_LIMITS.maxHeadSize }, (req, res) => {
       const connection = this.connections.get(req.socket);
@@ -121,6 +127,12 @@ export class Dashboard {
       res.end();
       return;
     }
+    if (path === '/api/session') {
+      this.openSession(req, res);
+      return;
+    }
+    // The page's files are public; everything under /api/ is only for the user who runs norikae-splice.
+    if (path.startsWith('/api/') && !(await this.access.allows(req))) throw controlErrors.forbidden();
     if (req.method === 'GET' && path === '/api/services') {
       const services = this.source.list().map((info) => withUrls(info, req.headers.host));
       sendJson(res, 200, { services, reloadError: this.reloadError() });
@@ -151,6 +163,20 @@ export class Dashboard {
       ? await this.source.start(name)
       : action === 'stop' ? await this.source.stopByUser(name) : await this.source.restart(name);
     sendJson(res, 202, { service: withUrls(info, req.headers.host) });
+  }
+
+  /**
+   * POST /api/session with `Authorization: Bearer KEY`: the page that `norikae-splice dashboard`
+   * opened trades the key (from its URL's fragment, which no request or Referer carries) for a
+   * cookie, which its fetches and its EventSource then send.
+   */
+  private openSession(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST') throw controlErrors.methodNotAllowed('use POST to open a session');
+    checkSameOrigin(req, this.connections.get(req.socket)?.routedHost);
+    const key = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (key === undefined || !this.access.isKey(key)) throw controlErrors.forbidden();
+    res.writeHead(204, { 'set-cookie': this.access.sessionCookie(key), 'cache-control': 'no-store', ...SECURITY_HEADERS });
+    res.end();
   }
 
   /** A file of the page, read on first use and kept; a failed read is tried again next time. */
@@ -269,6 +295,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'self'; frame-ancestors 'none'",
   'x-frame-options': 'DENY',
+  // A fragment is never in a Referer anyway; nothing else of the page's URLs needs to be either.
+  'referrer-policy': 'no-referrer',
 };
 
 function send(res: ServerResponse, status: number, body: string, type: string): void {

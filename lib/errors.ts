@@ -43,6 +43,8 @@ export const ErrorCode = {
   BODY_TOO_LARGE: 'NORIKAE_ERR_BODY_TOO_LARGE',
   BODY_TIMEOUT: 'NORIKAE_ERR_BODY_TIMEOUT',
   BODY_INCOMPLETE: 'NORIKAE_ERR_BODY_INCOMPLETE',
+  /** An API request from another user (or without the key, where the user cannot be told). */
+  FORBIDDEN: 'NORIKAE_ERR_FORBIDDEN',
 
   // The CLI's commands to a running instance.
   NOT_RUNNING: 'NORIKAE_ERR_NOT_RUNNING',
@@ -84,6 +86,7 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.BODY_TOO_LARGE]: 413,
   [ErrorCode.BODY_TIMEOUT]: 408,
   [ErrorCode.BODY_INCOMPLETE]: 400,
+  [ErrorCode.FORBIDDEN]: 403,
   [ErrorCode.NOT_RUNNING]: 500,
   [ErrorCode.ALREADY_RUNNING]: 500,
   [ErrorCode.NO_DASHBOARD]: 500,
@@ -284,7 +287,7 @@ type ControlErrorCode =
   | typeof ErrorCode.NOT_CONTROLLABLE | typeof ErrorCode.NOT_LAUNCHED_HERE | typeof ErrorCode.BAD_REQUEST
   | typeof ErrorCode.NOT_FOUND | typeof ErrorCode.METHOD_NOT_ALLOWED | typeof ErrorCode.CROSS_SITE
   | typeof ErrorCode.OVERTAKEN | typeof ErrorCode.BODY_TOO_LARGE | typeof ErrorCode.BODY_TIMEOUT
-  | typeof ErrorCode.BODY_INCOMPLETE;
+  | typeof ErrorCode.BODY_INCOMPLETE | typeof ErrorCode.FORBIDDEN;
 
 /** A control request (start, stop, …) or API call that cannot be done; `status` is the HTTP answer. */
 export class ControlError extends NorikaeError {
@@ -303,6 +306,8 @@ export const controlErrors = {
   bodyTooLarge: (max: number) => new ControlError(ErrorCode.BODY_TOO_LARGE, `the request body is larger than ${max} bytes (the API takes none)`),
   bodyTimeout: (seconds: number) => new ControlError(ErrorCode.BODY_TIMEOUT, `the request body was not complete within ${seconds} s`),
   bodyIncomplete: () => new ControlError(ErrorCode.BODY_INCOMPLETE, 'the connection was closed before the request body was complete'),
+  forbidden: () => new ControlError(ErrorCode.FORBIDDEN, 'only the user who runs norikae-splice may read its services\' output '
+    + 'or control them; open the dashboard with `norikae-splice dashboard`'),
   badTarget: (target: string) => new ControlError(ErrorCode.BAD_REQUEST, `"${target.slice(0, 200)}" is not a request target`),
   notFound: (path: string) => new ControlError(ErrorCode.NOT_FOUND, `no such page: ${path}`),
   methodNotAllowed: (message: string) => new ControlError(ErrorCode.METHOD_NOT_ALLOWED, message),
