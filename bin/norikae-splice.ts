@@ -2,11 +2,13 @@
 // The command line: find and load the config, then either check it (`check`) or run the proxy
 // until SIGINT/SIGTERM. Every error a user can cause ends in one clear line and a non-zero exit.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
 import { addService } from '../lib/add-service.js';
+import { apiKeyFile, configId, readApiKey } from '../lib/api-access.js';
 import { startApp } from '../lib/app.js';
 import { stateDir, type Config } from '../lib/config.js';
 import { checkResolvedAddresses, findConfigFile, loadConfig } from '../lib/config-file.js';
@@ -112,8 +114,11 @@ cli.command('logs <name>', 'Print the recent output of a service')
     // One stream: the recent lines, then every new one, with none missed in between.
     await client.logs(name, 1); // says "no service named …" clearly before following
     await client.events((event, data) => {
-      const entry = data as { name: string; line: string };
-      if (event === 'log' && entry.name === name) process.stdout.write(`${entry.line}\n`);
+      const entry = data as { name: string; line?: string; lines?: number };
+      if (entry.name !== name) return;
+      if (event === 'log') process.stdout.write(`${entry.line}\n`);
+      // It did not read fast enough (suspended with Ctrl-Z, say): norikae dropped lines rather than buffer them.
+      else if (event === 'dropped') process.stdout.write(`… ${entry.lines} lines dropped: this follower fell behind …\n`);
     }, { name, lines });
     log.info('norikae-splice stopped; no more lines to follow');
   });
@@ -222,6 +227,26 @@ cli.command('untrust', 'Remove the local CA\'s root from the system store and th
     if (!done) process.exit(1);
   });
 
+cli.command('dashboard', 'Open the dashboard of the running norikae-splice in your browser ($BROWSER, else the system\'s)')
+  .option('--listen <address>', LISTEN_CLIENT)
+  .action(async (options: CliOptions) => {
+    const client = controlClient(options);
+    await client.services(); // says clearly when none runs
+    const config = readConfig(options, true);
+    const key = readApiKey(apiKeyFile(stateDir(), config.file));
+    if (key === undefined) fail(`cannot read the API key of the running norikae-splice in ${stateDir()}`);
+    const url = `${serviceUrl(config.dashboardHost!, client.port)}/`;
+    // The key goes in the URL's fragment (never sent in a request or a Referer), and the URL in a
+    // file only we can read: a command line (the opener's) is readable by every user.
+    const file = join(stateDir(), `open-dashboard-${configId(config.file)}.html`);
+    const target = `${url}#key=${key}`.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`);
+    writeFileSync(file, `<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer">`
+      + `<meta http-equiv="refresh" content="0; url=${target}"><title>norikae-splice</title>\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    process.stdout.write(`opening ${url}\n`);
+    if (!await openInBrowser(file)) process.stdout.write(`no browser could be started; open ${file} in yours\n`);
+  });
+
 cli.addEventListener('command:*', () => {
   fail(`unknown command "${cli.args[0]}"; run norikae-splice --help for the commands`);
 });
@@ -280,7 +305,22 @@ function configuredNames(options: CliOptions): string[] {
 function controlClient(options: CliOptions): ControlClient {
   const config = readConfig(options, true);
   const running = options.listen === undefined ? runningInstance(launchRecordFile(stateDir(), config.file)) : undefined;
-  return new ControlClient(config, running?.listening[0]);
+  return new ControlClient(config, running?.listening[0], readApiKey(apiKeyFile(stateDir(), config.file)));
+}
+
+/** Opens `file` with $BROWSER or the system's opener; false when it could not be started. */
+function openInBrowser(file: string): Promise<boolean> {
+  const [command, ...args] = process.env.BROWSER
+    ? [process.env.BROWSER]
+    : process.platform === 'darwin' ? ['open'] : process.platform === 'win32' ? ['cmd', '/c', 'start', '""'] : ['xdg-open'];
+  return new Promise((resolve) => {
+    const child = spawn(command!, [...args, file], { stdio: 'ignore', detached: true });
+    child.once('error', () => resolve(false));
+    child.once('spawn', () => {
+      child.unref();
+      resolve(true);
+    });
+  });
 }
 
 /** The status column URL: the service's first exact host, else its first wildcard (as the dashboard shows it), else its tcp listener. */

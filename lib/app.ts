@@ -4,6 +4,8 @@
 // (signals, the uncaught-exception handler) stay with the caller: close() and killNow() are what
 // they call.
 
+import { randomBytes } from 'node:crypto';
+import { ApiAccess, apiKeyFile, configId, createApiKey } from './api-access.js';
 import { findAddressClash, formatAddress, resolveAddressPlan, isLoopback, serviceUrl, type ListenAddress } from './address.js';
 import { sameConfig, stateDir, type Config } from './config.js';
 import { checkResolvedAddresses, findConfigFile, loadConfig } from './config-file.js';
@@ -60,11 +62,14 @@ export class App {
     const supervisor = new ServiceSupervisor(config, { log, echoOutput: options.serviceOutput === true, record });
     // Refuses while another norikae-splice runs this config; stops what a SIGKILLed one left behind.
     await supervisor.cleanOrphans();
-    const dashboard = config.dashboardHost === undefined ? undefined : new Dashboard(supervisor);
+    let running: App | undefined;
+    const limits = (): Config => running?.config ?? config;
+    const dashboard = config.dashboardHost === undefined ? undefined : new Dashboard(supervisor, { limits, access: apiAccess(config, log) });
     const server = new SpliceServer(config, { log, connector: supervisor, dashboard });
     const bound = await server.listen();
     record.setListening(bound);
     const app = new App(config, options, log, supervisor, server);
+    running = app;
     // Watching before "listening on" is said: an edit made as soon as a person (or a test) reads
     // that line is seen, not lost in between.
     if (options.watch !== false) {
@@ -225,6 +230,22 @@ export class App {
  */
 export function startApp(options: StartAppOptions = {}): Promise<App> {
   return App.start(options);
+}
+
+/**
+ * Who may use the API: our uid, or whoever shows the key written now into the state folder (after
+ * the check that no other norikae runs this config, whose key it would replace).
+ */
+function apiAccess(config: Config, log: Log): ApiAccess {
+  const file = apiKeyFile(stateDir(), config.file);
+  let key: string;
+  try {
+    key = createApiKey(file);
+  } catch (err) {
+    log.warn(`cannot write the API key to ${file} (${(err as Error).message}): only connections known to be yours can use the dashboard's API`);
+    key = randomBytes(32).toString('base64url');
+  }
+  return new ApiAccess(key, configId(config.file));
 }
 
 /** The config the options name, with `listen` replaced (before its addresses are checked). */

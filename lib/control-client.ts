@@ -12,16 +12,21 @@ export class ControlClient {
   private readonly host: string;
   /** The port the running instance is asked on: its URLs are on this port too. */
   readonly port: number;
-  private readonly hostHeader: string;
+  /** What every request carries: the dashboard host, and the API key when we could read it. */
+  private readonly headers: Record<string, string>;
 
-  /** `listening`: where the running instance said it listens; default: the config's first `listen`. */
-  constructor(private readonly config: Config, listening: ListenAddress = config.listen[0]!) {
+  /**
+   * `listening`: where the running instance said it listens; default: the config's first `listen`.
+   * `key`: the API key from its state folder (see api-access.ts); without it, only a connection
+   * the running instance can tell is ours (Linux) is let in.
+   */
+  constructor(private readonly config: Config, listening: ListenAddress = config.listen[0]!, key?: string) {
     if (config.dashboardHost === undefined) {
       throw new NoDashboardError(config.file);
     }
     this.host = hostToDial(listening.host);
     this.port = listening.port;
-    this.hostHeader = `${config.dashboardHost}:${listening.port}`;
+    this.headers = { host: `${config.dashboardHost}:${listening.port}`, ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) };
   }
 
   services(): Promise<ServiceInfo[]> {
@@ -44,7 +49,7 @@ export class ControlClient {
   events(onEvent: (event: string, data: unknown) => void, tail?: { name: string; lines: number }): Promise<void> {
     const path = tail === undefined ? '/api/events' : `/api/events?service=${encodeURIComponent(tail.name)}&lines=${tail.lines}`;
     return new Promise((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, path, headers: { host: this.hostHeader } }, (res) => {
+      const req = request({ host: this.host, port: this.port, path, headers: this.headers }, (res) => {
         if ((res.statusCode ?? 500) >= 400) {
           res.resume();
           reject(new ApiError(res.statusCode ?? 500, `HTTP ${res.statusCode} for ${path}`));
@@ -73,7 +78,7 @@ export class ControlClient {
 
   private json(method: string, path: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, method, path, headers: { host: this.hostHeader } }, (res) => {
+      const req = request({ host: this.host, port: this.port, method, path, headers: this.headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {

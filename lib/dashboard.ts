@@ -10,13 +10,18 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { portSuffix } from './address.js';
-import { controlErrors, NoServiceError, statusOf } from './errors.js';
+import { randomBytes } from 'node:crypto';
+import { headErrorPage, writeAnswer } from './answers.js';
+import { ApiAccess } from './api-access.js';
+import { DashboardConnection } from './dashboard-connection.js';
+import { controlErrors, headErrors, NoServiceError, statusOf } from './errors.js';
+import { EventStream, type DashboardEvents } from './event-stream.js';
 import type { ServiceInfo } from './supervisor.js';
+
+export type { DashboardEvents } from './event-stream.js';
 
 const debug = createDebug('norikae:dashboard');
 
-/** SSE comment lines keep idle event streams from being closed by anything in between. */
-const HEARTBEAT_MS = 15_000;
 const MAX_LOG_LINES = 1000;
 
 /** The page's files (lib/dashboard/), which the build puts in dist/lib/dashboard/ beside this module. */
@@ -26,13 +31,6 @@ const PAGE_FILES = new Map([
   ['/dashboard.css', { file: 'dashboard.css', type: 'text/css; charset=utf-8' }],
   ['/dashboard.js', { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' }],
 ]);
-
-/** The events the dashboard streams, with what each carries. */
-export interface DashboardEvents {
-  service: [info: ServiceInfo];
-  log: [entry: { name: string; line: string }];
-  config: [];
-}
 
 /** What the dashboard uses of the supervisor: its services, their logs and actions, its events. */
 export interface DashboardSource {
@@ -48,30 +46,74 @@ export interface DashboardSource {
   reloadError?(): string | null;
 }
 
+/** The config values the dashboard host's connections are held to; read at each use (a reload may change them). */
+export interface DashboardLimits {
+  /** Seconds for every request head and body (the config's `head_timeout`). */
+  headTimeout: number;
+  /** Bytes of a request head (`max_head_size`); read once, when the dashboard is made. */
+  maxHeadSize: number;
+}
+
+export interface DashboardOptions {
+  /** Who may use the API; default: only connections of this process's uid (see api-access.ts). */
+  access?: ApiAccess;
+  /** Default: the config defaults (10 s, 16 KiB). */
+  limits?: () => DashboardLimits;
+}
+
+const DEFAULT_LIMITS: DashboardLimits = { headTimeout: 10, maxHeadSize: 16 * 1024 };
+
 export class Dashboard {
   private readonly server: Server;
   /** The page's files by path, each read once. */
   private readonly pageFiles = new Map<string, Promise<string>>();
-  /** Open event streams; the supervisor is listened to while there is any. */
-  private readonly clients = new Set<EventClient>();
-  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly access: ApiAccess;
+  /** `/api/events`: the supervisor's events, fanned out to every open stream. */
+  readonly events: EventStream;
+  /** Each connection's limits, and the host it was routed by (what a same-origin request's Origin names). */
+  private readonly connections = new WeakMap<Socket, DashboardConnection>();
 
-  constructor(private readonly source: DashboardSource) {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => sendError(res, err));
+  constructor(
+    private readonly source: DashboardSource,
+    private readonly options: DashboardOptions = {},
+  ) {
+    this.access = options.access ?? new ApiAccess(randomBytes(32).toString('base64url'), 'local');
+    this.events = new EventStream(source, withUrls, () => ({ reloadError: this.reloadError() }));
+    this.server = createServer({ maxHeaderSize: options.limits?.().maxHeadSize ?? DEFAULT_LIMITS.maxHeadSize }, (req, res) => {
+      const connection = this.connections.get(req.socket);
+      if (connection === undefined) {
+        req.socket.destroy();
+        return;
+      }
+      connection.request(req, res)
+        .then((open) => (open ? this.handle(req, res, connection) : undefined))
+        .catch((err: unknown) => sendError(res, err));
     });
-    this.server.on('clientError', (_err, socket: Socket) => socket.destroy());
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // A head after the first that Node's parser refuses: answered as the listener answers a first one.
+      const error = err.code === 'HPE_HEADER_OVERFLOW' ? headErrors.tooLarge(this.limits().maxHeadSize) : headErrors.malformed(err.code ?? 'unreadable');
+      if (socket.writable && (err as { bytesParsed?: number }).bytesParsed !== undefined) writeAnswer(socket, headErrorPage(error), '');
+      else socket.destroy();
+    });
   }
 
-  /** Takes over a client connection whose first bytes (`head`) were already read. */
-  accept(socket: Socket, head: readonly Buffer[]): void {
+  /** Takes over a client connection whose first bytes (`head`) were already read and routed by `host`. */
+  accept(socket: Socket, head: readonly Buffer[], host: string): void {
     socket.unshift(Buffer.concat(head));
     this.server.emit('connection', socket);
+    // After the server's own listeners: its parser then reads through 'data' events (it stops
+    // consuming the socket's handle directly when another 'data' listener comes), so the
+    // connection sees the bytes of every later head.
+    this.connections.set(socket, new DashboardConnection(socket, host, () => this.limits().headTimeout));
     socket.resume();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://dashboard');
+  private limits(): DashboardLimits {
+    return this.options.limits?.() ?? DEFAULT_LIMITS;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, connection: DashboardConnection): Promise<void> {
+    const url = requestUrl(req.url ?? '/');
     const path = url.pathname;
     debug('%s %s', req.method, path);
     const pageFile = PAGE_FILES.get(path);
@@ -85,6 +127,12 @@ export class Dashboard {
       res.end();
       return;
     }
+    if (path === '/api/session') {
+      this.openSession(req, res);
+      return;
+    }
+    // The page's files are public; everything under /api/ is only for the user who runs norikae-splice.
+    if (path.startsWith('/api/') && !(await this.access.allows(req))) throw controlErrors.forbidden();
     if (req.method === 'GET' && path === '/api/services') {
       const services = this.source.list().map((info) => withUrls(info, req.headers.host));
       sendJson(res, 200, { services, reloadError: this.reloadError() });
@@ -110,11 +158,25 @@ export class Dashboard {
       return;
     }
     if (req.method !== 'POST') throw controlErrors.methodNotAllowed(`use POST to ${action} a service`);
-    checkSameOrigin(req);
+    checkSameOrigin(req, connection.routedHost);
     const info = action === 'start'
       ? await this.source.start(name)
       : action === 'stop' ? await this.source.stopByUser(name) : await this.source.restart(name);
     sendJson(res, 202, { service: withUrls(info, req.headers.host) });
+  }
+
+  /**
+   * POST /api/session with `Authorization: Bearer KEY`: the page that `norikae-splice dashboard`
+   * opened trades the key (from its URL's fragment, which no request or Referer carries) for a
+   * cookie, which its fetches and its EventSource then send.
+   */
+  private openSession(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST') throw controlErrors.methodNotAllowed('use POST to open a session');
+    checkSameOrigin(req, this.connections.get(req.socket)?.routedHost);
+    const key = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (key === undefined || !this.access.isKey(key)) throw controlErrors.forbidden();
+    res.writeHead(204, { 'set-cookie': this.access.sessionCookie(key), 'cache-control': 'no-store', ...SECURITY_HEADERS });
+    res.end();
   }
 
   /** A file of the page, read on first use and kept; a failed read is tried again next time. */
@@ -129,74 +191,16 @@ export class Dashboard {
   }
 
   /**
-   * Server-Sent Events: `service` on every change, `log` for every line a service prints, `config`
-   * (`{ reloadError }`) when a reload changed the list or was refused (the page then loads the
-   * list again). With
-   * `?service=NAME&lines=N` the stream starts with NAME's last N lines, sent in the same tick as
-   * the stream joins the fan-out, so a follower (`logs -f`) neither misses nor repeats a line.
+   * Server-Sent Events (see event-stream.ts): `service` on every change, `log` for every line a
+   * service prints, `config` (`{ reloadError }`) when a reload changed the list or was refused (the
+   * page then loads the list again), `dropped` (`{ name, lines }`) for the lines a client that fell
+   * behind missed. With `?service=NAME&lines=N` the stream starts with NAME's last N lines.
    */
   private streamEvents(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     const tailOf = query.get('service');
     const tail = tailOf === null ? [] : this.source.logTail(tailOf, clampLines(query.get('lines')));
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...SECURITY_HEADERS });
-    res.write(': norikae-splice events\n\n');
-    for (const line of tail) res.write(`event: log\ndata: ${JSON.stringify({ name: tailOf, line })}\n\n`);
-    const client: EventClient = { res, host: req.headers.host };
-    this.addClient(client);
-    res.once('close', () => this.removeClient(client));
+    this.events.open(res, req.headers.host, SECURITY_HEADERS, tailOf, tail);
   }
-
-  /**
-   * The first open stream subscribes to the supervisor, once for all of them: a listener per
-   * stream would pass the emitter's limit at 11 open pages. With none open there is no `log`
-   * listener, so the supervisor does not even make the events.
-   */
-  private addClient(client: EventClient): void {
-    if (this.clients.size === 0) {
-      this.source.on('service', this.onService);
-      this.source.on('log', this.onLog);
-      this.source.on('config', this.onConfig);
-      this.heartbeat = setInterval(() => this.broadcast(': \n\n'), HEARTBEAT_MS);
-      this.heartbeat.unref();
-    }
-    this.clients.add(client);
-  }
-
-  /** Drops a closed stream; the last one out unsubscribes. */
-  private removeClient(client: EventClient): void {
-    if (!this.clients.delete(client) || this.clients.size > 0) return;
-    this.source.off('service', this.onService);
-    this.source.off('log', this.onLog);
-    this.source.off('config', this.onConfig);
-    clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
-  }
-
-  /** Writes the same text to every open stream. */
-  private broadcast(text: string): void {
-    for (const client of this.clients) client.res.write(text);
-  }
-
-  private readonly onService = (info: ServiceInfo): void => {
-    // Its links name the port a client came in on: one text per Host, shared by its clients.
-    const texts = new Map<string | undefined, string>();
-    for (const client of this.clients) {
-      let text = texts.get(client.host);
-      if (text === undefined) {
-        text = `event: service\ndata: ${JSON.stringify(withUrls(info, client.host))}\n\n`;
-        texts.set(client.host, text);
-      }
-      client.res.write(text);
-    }
-  };
-
-  private readonly onLog = (entry: { name: string; line: string }): void => {
-    this.broadcast(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
-  };
-
-  private readonly onConfig = (): void => {
-    this.broadcast(`event: config\ndata: ${JSON.stringify({ reloadError: this.reloadError() })}\n\n`);
-  };
 
   /** A refused reload's reason while it stands; null from a source that does not tell. */
   private reloadError(): string | null {
@@ -204,10 +208,17 @@ export class Dashboard {
   }
 }
 
-/** An open event stream, and the Host it was asked for with (its service links use that port). */
-interface EventClient {
-  res: ServerResponse;
-  host: string | undefined;
+/**
+ * The request target as a URL. An origin-form target is a path, even one that starts with `//`
+ * (which `new URL(target, base)` would take for a host: `GET //` is a path to answer 404, not a
+ * 500); an absolute-form one (`http://norikae.localhost:8080/api/…`) is read as the URL it is.
+ */
+function requestUrl(target: string): URL {
+  try {
+    return target.startsWith('/') ? new URL(`http://dashboard${target}`) : new URL(target);
+  } catch {
+    throw controlErrors.badTarget(target);
+  }
 }
 
 /** A service name from a URL path; bad percent-encoding is the client's mistake, not ours. */
@@ -234,17 +245,32 @@ function withUrls(info: ServiceInfo, host: string | undefined): ServiceInfo & { 
 
 /**
  * Refuses state changes a page on another site could make through the user's browser. Browsers
- * send `Sec-Fetch-Site` and `Origin` with such requests; the CLI sends neither.
+ * send `Sec-Fetch-Site` and `Origin` with such requests; the CLI sends neither. The Origin must
+ * name the host routing used (`routedHost`: an absolute-form target's, not a Host header that
+ * routing ignored) on the port the connection came in on.
  */
-function checkSameOrigin(req: IncomingMessage): void {
+function checkSameOrigin(req: IncomingMessage, routedHost: string | undefined): void {
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     throw controlErrors.crossSite('site');
   }
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `http://${req.headers.host}`) {
+  if (origin !== undefined && !isOwnOrigin(origin, routedHost, req.socket.localPort)) {
     throw controlErrors.crossSite('origin');
   }
+}
+
+/** `http://HOST[:PORT]` of the dashboard itself: the routed host, on the port the connection reached. */
+function isOwnOrigin(origin: string, routedHost: string | undefined, localPort: number | undefined): boolean {
+  if (routedHost === undefined || localPort === undefined) return false;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  const port = url.port === '' ? 80 : Number(url.port);
+  return url.protocol === 'http:' && url.origin === origin && url.hostname === routedHost && port === localPort;
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
@@ -269,6 +295,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'self'; frame-ancestors 'none'",
   'x-frame-options': 'DENY',
+  // A fragment is never in a Referer anyway; nothing else of the page's URLs needs to be either.
+  'referrer-policy': 'no-referrer',
 };
 
 function send(res: ServerResponse, status: number, body: string, type: string): void {

@@ -40,6 +40,14 @@ export const ErrorCode = {
   NOT_FOUND: 'NORIKAE_ERR_NOT_FOUND',
   METHOD_NOT_ALLOWED: 'NORIKAE_ERR_METHOD_NOT_ALLOWED',
   CROSS_SITE: 'NORIKAE_ERR_CROSS_SITE',
+  /** A start or restart that a stop sent after it overtook: the stop stands. */
+  OVERTAKEN: 'NORIKAE_ERR_OVERTAKEN',
+  /** A request body on the dashboard host: the API takes none, so only a small one is read (and dropped). */
+  BODY_TOO_LARGE: 'NORIKAE_ERR_BODY_TOO_LARGE',
+  BODY_TIMEOUT: 'NORIKAE_ERR_BODY_TIMEOUT',
+  BODY_INCOMPLETE: 'NORIKAE_ERR_BODY_INCOMPLETE',
+  /** An API request from another user (or without the key, where the user cannot be told). */
+  FORBIDDEN: 'NORIKAE_ERR_FORBIDDEN',
 
   // The local CA and its certificates.
   CA: 'NORIKAE_ERR_CA',
@@ -91,6 +99,11 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.CROSS_SITE]: 403,
   [ErrorCode.CA]: 500,
   [ErrorCode.CA_CONSTRAINTS]: 500,
+  [ErrorCode.OVERTAKEN]: 409,
+  [ErrorCode.BODY_TOO_LARGE]: 413,
+  [ErrorCode.BODY_TIMEOUT]: 408,
+  [ErrorCode.BODY_INCOMPLETE]: 400,
+  [ErrorCode.FORBIDDEN]: 403,
   [ErrorCode.NOT_RUNNING]: 500,
   [ErrorCode.ALREADY_RUNNING]: 500,
   [ErrorCode.NO_DASHBOARD]: 500,
@@ -307,7 +320,9 @@ export class ServiceStoppedError extends NorikaeError {
 
 type ControlErrorCode =
   | typeof ErrorCode.NOT_CONTROLLABLE | typeof ErrorCode.NOT_LAUNCHED_HERE | typeof ErrorCode.BAD_REQUEST
-  | typeof ErrorCode.NOT_FOUND | typeof ErrorCode.METHOD_NOT_ALLOWED | typeof ErrorCode.CROSS_SITE;
+  | typeof ErrorCode.NOT_FOUND | typeof ErrorCode.METHOD_NOT_ALLOWED | typeof ErrorCode.CROSS_SITE
+  | typeof ErrorCode.OVERTAKEN | typeof ErrorCode.BODY_TOO_LARGE | typeof ErrorCode.BODY_TIMEOUT
+  | typeof ErrorCode.BODY_INCOMPLETE | typeof ErrorCode.FORBIDDEN;
 
 /** A control request (start, stop, …) or API call that cannot be done; `status` is the HTTP answer. */
 export class ControlError extends NorikaeError {
@@ -323,9 +338,17 @@ export const controlErrors = {
   notLaunchedHere: (name: string, port: number, holder: string) => new ControlError(ErrorCode.NOT_LAUNCHED_HERE,
     `${name} was not started by norikae-splice: ${holder} listens on port ${port}. Stop it where it was started.`),
   badName: (text: string) => new ControlError(ErrorCode.BAD_REQUEST, `"${text}" is not a service name (bad percent-encoding)`),
+  bodyTooLarge: (max: number) => new ControlError(ErrorCode.BODY_TOO_LARGE, `the request body is larger than ${max} bytes (the API takes none)`),
+  bodyTimeout: (seconds: number) => new ControlError(ErrorCode.BODY_TIMEOUT, `the request body was not complete within ${seconds} s`),
+  bodyIncomplete: () => new ControlError(ErrorCode.BODY_INCOMPLETE, 'the connection was closed before the request body was complete'),
+  forbidden: () => new ControlError(ErrorCode.FORBIDDEN, 'only the user who runs norikae-splice may read its services\' output '
+    + 'or control them; open the dashboard with `norikae-splice dashboard`'),
+  badTarget: (target: string) => new ControlError(ErrorCode.BAD_REQUEST, `"${target.slice(0, 200)}" is not a request target`),
   notFound: (path: string) => new ControlError(ErrorCode.NOT_FOUND, `no such page: ${path}`),
   methodNotAllowed: (message: string) => new ControlError(ErrorCode.METHOD_NOT_ALLOWED, message),
   crossSite: (what: 'site' | 'origin') => new ControlError(ErrorCode.CROSS_SITE, `cross-${what} requests may not change services`),
+  overtaken: (name: string, action: 'start' | 'restart') => new ControlError(ErrorCode.OVERTAKEN,
+    `the ${action} of ${name} was overtaken by a stop sent after it: ${name} stays stopped`),
 };
 
 /** The local CA cannot be used, or may not sign for a name (`trust --renew` makes one that may). */

@@ -35,8 +35,11 @@ export interface UpstreamConnector {
 
 /** Answers the connections of one host in-process (the dashboard, for `config.dashboardHost`). */
 export interface HostHandler {
-  /** Takes over `socket`, paused, with the bytes already read from it. */
-  accept(socket: Socket, head: readonly Buffer[]): void;
+  /**
+   * Takes over `socket`, paused, with the bytes already read from it. `host`: what routing read
+   * from its first head (an absolute-form target's authority wins over Host), normalised.
+   */
+  accept(socket: Socket, head: readonly Buffer[], host: string): void;
 }
 
 /** A bound listener: an HTTP one, or a service's raw TCP one (`service` set; a reload may move it to another service). */
@@ -352,7 +355,7 @@ export class SpliceServer {
       return;
     }
     try {
-      this.dashboard.accept(client, head);
+      this.dashboard.accept(client, head, host);
     } catch (err) {
       this.refuse(client, undefined, err, this.refusals.http, accept);
     }

@@ -10,7 +10,7 @@ import { configKey, type ServiceConfig } from './config.js';
 import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
 import { UpstreamHosts } from './dial.js';
-import { LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
+import { controlErrors, LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
 import { commandWithPort, describeExit, launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
@@ -99,6 +99,8 @@ export class ServiceRuntime {
   /** Where to dial it, the address that answered last first. */
   readonly hosts = new UpstreamHosts(() => this.service.upstream);
   private readonly launchIds = new Map<LaunchedProcess, string>();
+  /** The user's stops so far: a start or restart that sees it change was overtaken by one. */
+  private holds = 0;
 
   constructor(
     service: ServiceConfig,
@@ -160,12 +162,13 @@ export class ServiceRuntime {
     }
   }
 
-  /** Launches it now (the user's start), overriding a hold and a crash-loop back-off. */
-  async start(): Promise<void> {
-    if (this.state === 'held') this.moveTo('stopped');
-    this.afterStop = 'stopped';
-    this.crashes.forgive();
-    await this.ensureRunning();
+  /**
+   * Launches it now (the user's start), overriding a hold and a crash-loop back-off. A stop the
+   * user sends before it is running wins: this start then fails with an `overtaken` ControlError.
+   * A restart sent meanwhile does not: this start follows the restart's launch.
+   */
+  start(): Promise<void> {
+    return this.startFor('start', this.holds);
   }
 
   /**
@@ -173,6 +176,7 @@ export class ServiceRuntime {
    * the user's stop, which sticks until they start it again.
    */
   async stop(cause: CancelCause, reason: string): Promise<void> {
+    if (cause === 'held') this.holds++;
     this.cancel(cause);
     const after = cause === 'held' ? 'held' : 'stopped';
     if (this.process === undefined && this.stopping === undefined) {
@@ -187,9 +191,26 @@ export class ServiceRuntime {
     if (this.state === 'stopping') this.moveTo(this.afterStop);
   }
 
+  /** Stop, then start; a stop the user sends meanwhile wins (see start), before or after the launch began. */
   async restart(): Promise<void> {
+    const holds = this.holds;
     await this.stop('restarted', 'restart');
-    await this.start();
+    if (this.holds !== holds) throw controlErrors.overtaken(this.name, 'restart');
+    await this.startFor('restart', holds);
+  }
+
+  /** The launch of a start or restart that began when the user had stopped it `holds` times. */
+  private async startFor(action: 'start' | 'restart', holds: number): Promise<void> {
+    if (this.state === 'held') this.moveTo('stopped');
+    this.afterStop = 'stopped';
+    this.crashes.forgive();
+    try {
+      await this.ensureRunning();
+    } catch (err) {
+      const stoppedMeanwhile = err instanceof LaunchCancelledError || err instanceof ServiceStoppedError;
+      if (stoppedMeanwhile && this.holds !== holds) throw controlErrors.overtaken(this.name, action);
+      throw err;
+    }
   }
 
   /** Takes a reloaded config; a running process keeps its port (the new one applies at the next launch). */

@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { connect, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
 import {
@@ -124,6 +125,32 @@ describe('CLI against a running instance', () => {
     await waitFor(() => /app exited with code 70/.test(norikae.stderr()), 'the crash');
     assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('app.localhost')])).status, 200);
     await waitFor(() => listening() === 2, 'the followed line');
+  });
+
+  test('logs -f suspended (SIGSTOP, as Ctrl-Z does) while its service prints a lot says how many lines it missed', async (t) => {
+    const chatty = fileURLToPath(new URL('./fixtures/chatty-server.js', import.meta.url));
+    const norikae = await startInstance(t, `[service.chatty]\nport = ${await freePort()}\ncommand = "node ${chatty}"\n`);
+    assert.equal((await norikae.run('start', 'chatty')).code, 0);
+    const follower = spawn(process.execPath, [CLI, 'logs', 'chatty', '-f', '-n', '1'], { cwd: norikae.dir, stdio: ['ignore', 'pipe', 'pipe'], env: norikae.env });
+    t.after(() => follower.kill('SIGKILL'));
+    let followed = '';
+    follower.stdout.setEncoding('utf8').on('data', (chunk: string) => (followed += chunk));
+    await waitFor(() => /chatty server listening/.test(followed), 'the recent line');
+    follower.kill('SIGSTOP');
+    // 40 MB of output: far more than the socket buffers between norikae and the stopped follower hold.
+    assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('chatty.localhost', '/print?lines=200000')])).status, 200);
+    // norikae has read them all (the fixture answers once its pipe took them, not once norikae read them).
+    for (let i = 0; !/printed 200000 lines/.test((await norikae.run('logs', 'chatty', '-n', '1')).stdout); i++) {
+      if (i > 100) assert.fail('norikae did not read the last line');
+      await delay(100);
+    }
+    follower.kill('SIGCONT');
+    await waitFor(() => /\n… \d+ lines dropped: this follower fell behind …\n/.test(followed), 'the dropped lines', 30_000);
+    // It follows again: a line printed now is printed.
+    assert.equal(parseResponse(await exchange(t, norikae.port, [getHead('chatty.localhost', '/print?lines=3')])).status, 200);
+    await waitFor(() => /printed 3 lines/.test(followed), 'a line printed after it caught up', 30_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; it printed last: ${JSON.stringify(followed.slice(-600))}`);
+    });
   });
 
   test('with no instance running, the CLI says so and exits non-zero', async (t) => {

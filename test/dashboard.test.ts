@@ -14,11 +14,11 @@ import { ServiceSupervisor, type ServiceInfo } from '../lib/supervisor.js';
 import { delay, DEV_SERVER, exchange, freePort, getHead, parseResponse, waitFor } from './helpers.js';
 
 /** A splicer with a dashboard over a supervisor of two services. */
-async function start(t: TestContext) {
+async function start(t: TestContext, extraServices = '') {
   const dir = mkdtempSync(join(tmpdir(), 'norikae-dashboard-'));
   const config = parseConfig(`listen = "127.0.0.1:0"\nlog_dir = "${dir}"\n`
     + `[service.app]\nhost = ["app.localhost", "*.app.localhost"]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER}"\n`
-    + `[service.db]\nlisten = ${await freePort()}\nport = ${await freePort()}\n`, join(dir, 'norikae.toml'));
+    + `[service.db]\nlisten = ${await freePort()}\nport = ${await freePort()}\n${extraServices}`, join(dir, 'norikae.toml'));
   const supervisor = new ServiceSupervisor(config, { log: memoryLog() });
   const server = new SpliceServer(config, { log: memoryLog(), connector: supervisor, dashboard: new Dashboard(supervisor) });
   const [address] = await server.listen();
@@ -169,6 +169,20 @@ describe('dashboard API', () => {
     assert.equal(sameOrigin.status, 202);
   });
 
+  test('the Origin is compared with the host the request was routed by, not its Host header', async (t) => {
+    const { port, supervisor } = await start(t);
+    // Routing takes an absolute-form target's authority over Host (RFC 9112 §3.2.2): this reaches
+    // the dashboard, and its Origin matches the Host header, which routing did not use.
+    const head = (origin: string): string => `POST http://norikae.localhost:${port}/api/services/app/start HTTP/1.1\r\n`
+      + `Host: evil.example\r\nOrigin: ${origin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+    const forged = parseResponse(await exchange(t, port, [head('http://evil.example')]));
+    assert.equal(forged.status, 403, forged.body);
+    assert.match(forged.body, /cross-origin/);
+    assert.equal(supervisor.info('app')!.state, 'stopped', 'nothing was launched');
+    const own = parseResponse(await exchange(t, port, [head(`http://norikae.localhost:${port}`)]));
+    assert.equal(own.status, 202, own.body);
+  });
+
   test('server-sent events announce state changes and log lines', async (t) => {
     const { port } = await start(t);
     const stream = openEvents(t, port);
@@ -252,5 +266,68 @@ describe('dashboard API', () => {
     assert.match(page.body, /<!doctype html>/i);
     const notFound = parseResponse(await exchange(t, port, [getHead('nothing.localhost')]));
     assert.match(notFound.body, new RegExp(`http://norikae\\.localhost:${port}/ {2}\\(the norikae-splice dashboard\\)`));
+  });
+
+  describe('control requests that another one overtakes', () => {
+    /** A service that takes 1.5 s to listen: time enough for a second request to come in. */
+    const slow = async () => `[service.slow]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER} --listen-after 1500"\nready_timeout = 20\n`;
+
+    test('a restart overtaken by a stop is 409 Conflict, and the stop holds', async (t) => {
+      const { port, supervisor } = await start(t, await slow());
+      assert.equal((await api(port, 'POST', '/api/services/slow/start')).status, 202);
+      const restart = api(port, 'POST', '/api/services/slow/restart');
+      await waitFor(() => supervisor.info('slow')!.state === 'starting', 'the restart to launch again');
+      const stop = await api(port, 'POST', '/api/services/slow/stop');
+      assert.equal(stop.status, 202);
+      const restarted = await restart;
+      assert.equal(restarted.status, 409, JSON.stringify(restarted.body));
+      assert.match(restarted.body.error, /restart of slow was overtaken by a stop/);
+      assert.equal(supervisor.info('slow')!.stoppedByUser, true);
+    });
+
+    test('a restart whose stop phase a stop overtakes does not start the service again', async (t) => {
+      const { port, supervisor } = await start(t, `[service.slow]\nport = ${await freePort()}\ncommand = "node ${DEV_SERVER} --linger-on-sigterm 1000"\n`);
+      assert.equal((await api(port, 'POST', '/api/services/slow/start')).status, 202);
+      const restart = api(port, 'POST', '/api/services/slow/restart');
+      await waitFor(() => supervisor.logTail('slow', 5).some((line) => /closing on SIGTERM/.test(line)), 'the restart to stop it');
+      const stop = await api(port, 'POST', '/api/services/slow/stop');
+      assert.equal(stop.status, 202);
+      const restarted = await restart;
+      assert.equal(restarted.status, 409, JSON.stringify(restarted.body));
+      await delay(300);
+      assert.equal(supervisor.info('slow')!.stoppedByUser, true);
+      assert.equal(supervisor.info('slow')!.pid, null, 'the later stop wins');
+    });
+
+    test('a start overtaken by a restart follows the new launch: 202 and running', async (t) => {
+      const { port, supervisor } = await start(t, await slow());
+      const start_ = api(port, 'POST', '/api/services/slow/start');
+      await waitFor(() => supervisor.info('slow')!.pid !== null, 'the start to launch');
+      const restarted = await api(port, 'POST', '/api/services/slow/restart');
+      assert.equal(restarted.status, 202, JSON.stringify(restarted.body));
+      const started = await start_;
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      assert.equal(started.body.service.state, 'running');
+    });
+
+    test('a start overtaken by a stop is 409 Conflict', async (t) => {
+      const { port, supervisor } = await start(t, await slow());
+      const start_ = api(port, 'POST', '/api/services/slow/start');
+      await waitFor(() => supervisor.info('slow')!.pid !== null, 'the start to launch');
+      assert.equal((await api(port, 'POST', '/api/services/slow/stop')).status, 202);
+      const started = await start_;
+      assert.equal(started.status, 409, JSON.stringify(started.body));
+      assert.match(started.body.error, /start of slow was overtaken by a stop/);
+    });
+  });
+
+  test('a target that is no path (//, //x) is 404 or 400 with a JSON error, never a 500', async (t) => {
+    const { port } = await start(t);
+    for (const path of ['//', '//x', '//x/api/services']) {
+      const answer = await api(port, 'GET', path);
+      assert.equal(answer.status, 404, path);
+      assert.equal(typeof answer.body, 'object', `${path}: a JSON body`);
+    }
+    assert.equal((await api(port, 'GET', '/api/services')).status, 200);
   });
 });

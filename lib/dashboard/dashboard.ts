@@ -49,9 +49,29 @@ function main(): void {
   byId('log-close').addEventListener('click', closeLog);
   byId('notice').addEventListener('click', () => showNotice(''));
   document.addEventListener('keydown', (event) => { if (event.key === 'Escape' && selected !== null) closeLog(); });
-  void loadServices();
-  connectEvents(false);
+  void openSession().then(() => {
+    void loadServices();
+    connectEvents(false);
+  });
   setInterval(tickUptimes, 1000);
+}
+
+/**
+ * Opened by `norikae-splice dashboard`, the page's URL carries the API key in its fragment
+ * (`#key=…`), which no request and no Referer carries. It is taken off the address bar at once,
+ * and traded for an HttpOnly cookie that the API calls and the event stream then send. Without
+ * it, the API lets in only connections norikae-splice can tell are its user's (Linux).
+ */
+async function openSession(): Promise<void> {
+  const key = new URLSearchParams(location.hash.slice(1)).get('key');
+  if (key === null) return;
+  history.replaceState(null, '', location.pathname + location.search);
+  try {
+    const response = await fetch('/api/session', { method: 'POST', headers: { authorization: 'Bearer ' + key }, cache: 'no-store' });
+    if (!response.ok) showNotice('The key in this page\'s address was refused (' + response.status + '); open it again with: norikae-splice dashboard');
+  } catch (error) {
+    showNotice('Could not open a session: ' + errorMessage(error));
+  }
 }
 
 /** Follows /api/events; EventSource reconnects by itself, and we resync the list each time it does. */
@@ -84,6 +104,11 @@ function connectEvents(wasConnected: boolean): void {
   source.addEventListener('log', (event) => {
     const message = parseJson(event.data);
     if (message && typeof message.name === 'string') onLogLine(message.name, String(message.line));
+  });
+  // The page fell behind (a frozen tab) and norikae-splice dropped lines rather than buffer them.
+  source.addEventListener('dropped', (event) => {
+    const message = parseJson(event.data);
+    if (message && typeof message.name === 'string') onLogLine(message.name, '… ' + plural(Number(message.lines), 'line') + ' dropped: this page fell behind …');
   });
 }
 
