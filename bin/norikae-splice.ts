@@ -15,6 +15,7 @@ import { streamLog } from '../lib/log.js';
 import { ControlClient } from '../lib/control-client.js';
 import { launchRecordFile } from '../lib/launch-record.js';
 import { runningInstance } from '../lib/running-instance.js';
+import { inheritedSockets, InheritedListeners } from '../lib/socket-activation.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
@@ -41,7 +42,13 @@ cli.command('', 'Run the proxy')
   .option('--listen <address>', LISTEN_RUN)
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
-    const app = await startApp({ config: options.config, listen: listenOption(options), serviceOutput: options.serviceOutput === true, log });
+    // Sockets systemd passed (socket activation); the variables are unset either way, so services do not inherit them.
+    const inherited = new InheritedListeners(inheritedSockets());
+    const onIdle = (): void => void app.close().then(() => process.exit(0), (err: unknown) => {
+      log.error(String(err));
+      process.exit(1);
+    });
+    const app = await startApp({ config: options.config, listen: listenOption(options), serviceOutput: options.serviceOutput === true, log, inherited, onIdle });
     // In a terminal, SIGHUP is the terminal closing: exit like Ctrl-C (the file watch reloads
     // anyway). Run as a daemon (no terminal), it is the usual "reload your config".
     const hangupExits = process.stderr.isTTY === true;

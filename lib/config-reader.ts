@@ -11,7 +11,7 @@ import { ConfigError } from './errors.js';
 
 const TOP_LEVEL_KEYS = [
   'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',
-  'idle_cooldown',
+  'idle_cooldown', 'exit_when_idle',
 ];
 const SERVICE_KEYS = [
   'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
@@ -48,6 +48,7 @@ export class ConfigReader {
       connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
       logDir: logDir === undefined ? join(stateDir(), 'logs') : resolve(dirname(this.file), expandHome(logDir)),
       dashboardHost: this.dashboard(doc.dashboard),
+      exitWhenIdle: this.seconds(doc.exit_when_idle, ['exit_when_idle'], false),
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };
     this.checkHostsAreUnique(config.services, config.dashboardHost);

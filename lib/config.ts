@@ -62,6 +62,8 @@ export interface Config {
   logDir: string;
   /** The host norikae answers itself with the dashboard; undefined when switched off. */
   dashboardHost: string | undefined;
+  /** Seconds with no service running and no connection open after which a socket-activated norikae exits; undefined = never. */
+  exitWhenIdle: number | undefined;
   services: ServiceConfig[];
 }
 

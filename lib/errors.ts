@@ -98,6 +98,16 @@ export function statusOf(err: unknown): number {
   return err instanceof NorikaeError ? err.status : 500;
 }
 
+/** What a thrown value says, Error or not. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A bug's stack, for the log. */
+export function stackOf(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : String(err);
+}
+
 /** A config file that cannot be used; `line` and `column` are 1-based when known. */
 export class ConfigError extends NorikaeError {
   /** Undefined when no file was found at all. */

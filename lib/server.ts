@@ -7,8 +7,8 @@ import createDebug from 'debug';
 import { headErrorPage, internalErrorPage, notFoundPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import { formatAddress, type ListenAddress } from './address.js';
 import { type Config, type ServiceConfig } from './config.js';
-import { headErrors, NorikaeError, type HeadError } from './errors.js';
-import { bind, boundAddress } from './listen.js';
+import { headErrors, messageOf, NorikaeError, stackOf, type HeadError } from './errors.js';
+import { bind, boundAddress, type PremadeListeners } from './listen.js';
 import { loadParser } from './llhttp.js';
 import { type Log, streamLog } from './log.js';
 import { Router } from './router.js';
@@ -45,6 +45,8 @@ export interface SpliceServerOptions {
   /** Answers `config.dashboardHost`; none: that host is routed like any other. */
   dashboard?: HostHandler | undefined;
   log?: Log | undefined;
+  /** Sockets already listening (socket activation), taken at listen() instead of binding those addresses. */
+  premade?: PremadeListeners | undefined;
 }
 
 export class SpliceServer {
@@ -63,6 +65,7 @@ export class SpliceServer {
   private readonly log: Log;
   readonly connector: UpstreamConnector;
   private readonly dashboard: HostHandler | undefined;
+  private premade: PremadeListeners | undefined;
 
   constructor(
     private config: Config,
@@ -72,6 +75,7 @@ export class SpliceServer {
     this.log = options.log ?? streamLog();
     this.connector = options.connector;
     this.dashboard = options.dashboard;
+    this.premade = options.premade;
   }
 
   /**
@@ -86,7 +90,7 @@ export class SpliceServer {
       for (const address of this.config.listen) {
         const server = createServer(serverOptions, (socket) => this.onHttpConnection(socket));
         this.listeners.push({ server, address });
-        await bind(server, address);
+        await bind(server, address, undefined, this.premade?.take(address));
       }
       for (const service of this.config.services) {
         for (const address of service.listen) this.listeners.push(await this.bindService(service, address));
@@ -95,6 +99,8 @@ export class SpliceServer {
       await this.close();
       throw err;
     }
+    // Made sockets are for the start: a reload binds the listeners it adds.
+    this.premade = undefined;
     this.startSweeper();
     return this.addresses();
   }
@@ -168,7 +174,7 @@ export class SpliceServer {
   private async bindService(service: ServiceConfig, address: ListenAddress): Promise<Listener> {
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(entry.service!, socket));
     const entry: Listener = { server, address, service };
-    await bind(server, address, service.name);
+    await bind(server, address, service.name, this.premade?.take(address, service.name));
     return entry;
   }
 
@@ -180,6 +186,11 @@ export class SpliceServer {
   /** The raw TCP addresses bound for `name`'s own `listen`. */
   serviceAddresses(name: string): ListenAddress[] {
     return this.listeners.flatMap(({ server, service }) => (service?.name === name ? boundAddress(server) : []));
+  }
+
+  /** Client connections open now (sniffing, answered or spliced). */
+  get openConnections(): number {
+    return this.clients.size;
   }
 
   /** Stops accepting and ends every open connection. */
@@ -386,13 +397,3 @@ interface Refusal {
 
 /** The head of a connection that sends nothing before it is spliced (a raw TCP one). */
 const NO_BYTES: readonly Buffer[] = [];
-
-/** What a thrown value says, Error or not. */
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** A bug's stack, for the log. */
-function stackOf(err: unknown): string {
-  return err instanceof Error ? err.stack ?? err.message : String(err);
-}

@@ -218,6 +218,12 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     await removals.finally(() => this.removals.delete(removals));
   }
 
+  /** Whether any service has a process, a launch or a stop under way (what `exit_when_idle` waits out). */
+  busy(): boolean {
+    if (this.removals.size > 0) return true;
+    return [...this.runtimes.values()].some((runtime) => runtime.process !== undefined || runtime.launching || runtime.stopped !== undefined);
+  }
+
   /** Stops every service norikae launched (on exit). */
   async stopAll(reason = 'norikae-splice is exiting'): Promise<void> {
     await Promise.all([...this.runtimes.values()].map((runtime) => runtime.stop('exiting', reason)));
