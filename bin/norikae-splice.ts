@@ -3,6 +3,8 @@
 // until SIGINT/SIGTERM. Every error a user can cause ends in one clear line and a non-zero exit.
 
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
 import { startApp } from '../lib/app.js';
@@ -16,6 +18,7 @@ import { ControlClient } from '../lib/control-client.js';
 import { launchRecordFile } from '../lib/launch-record.js';
 import { runningInstance } from '../lib/running-instance.js';
 import { inheritedSockets, InheritedListeners } from '../lib/socket-activation.js';
+import { runServiceCommand, type ServiceAction } from '../lib/service-install.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
@@ -122,6 +125,27 @@ for (const action of ['start', 'stop', 'restart'] as const) {
       process.stdout.write(`${service.name}: ${service.state}${service.pid ? ` (pid ${service.pid})` : ''}\n`);
     });
 }
+
+cli.command('service <action>', 'Startup service: install | uninstall | status (systemd socket units on Linux, launchd on macOS)')
+  .option('--listen <address>', 'Listen here instead of the config\'s `listen` (repeatable; passed on to the service)')
+  .option('--system', 'A system-level unit (ports below 1024 without root for norikae-splice; needs sudo)')
+  .option('--dry-run', 'Print the files and commands; change nothing')
+  .option('--unit-dir <dir>', 'Write the units here instead, and enable nothing (for tests)')
+  .action((action: string, options: CliOptions & { system?: boolean; dryRun?: boolean; unitDir?: string }) => {
+    if (!['install', 'uninstall', 'status'].includes(action)) fail(`service ${action}: expected install, uninstall or status`);
+    const code = runServiceCommand({
+      action: action as ServiceAction,
+      config: readConfig(options),
+      listenArgs: listenOption(options),
+      system: options.system === true,
+      dryRun: options.dryRun === true,
+      unitDir: options.unitDir === undefined ? undefined : resolve(String(options.unitDir)),
+      node: process.execPath,
+      bin: fileURLToPath(import.meta.url),
+      print: (line) => process.stdout.write(`${line}\n`),
+    });
+    process.exitCode = code;
+  });
 
 cli.addEventListener('command:*', () => {
   fail(`unknown command "${cli.args[0]}"; run norikae-splice --help for the commands`);

@@ -43,6 +43,10 @@ export const ErrorCode = {
   ALREADY_RUNNING: 'NORIKAE_ERR_RUNNING',
   NO_DASHBOARD: 'NORIKAE_ERR_NO_DASHBOARD',
   API: 'NORIKAE_ERR_API',
+
+  // The startup service (`norikae-splice service`) and terminals (`attach`).
+  SERVICE_INSTALL: 'NORIKAE_ERR_SERVICE_INSTALL',
+  TERMINAL: 'NORIKAE_ERR_TERMINAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -78,6 +82,8 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ALREADY_RUNNING]: 500,
   [ErrorCode.NO_DASHBOARD]: 500,
   [ErrorCode.API]: 500,
+  [ErrorCode.SERVICE_INSTALL]: 500,
+  [ErrorCode.TERMINAL]: 409,
 };
 
 export class NorikaeError extends Error {
@@ -332,7 +338,21 @@ export class ApiError extends NorikaeError {
   }
 }
 
+/** The startup service cannot be written or set up here; the message says what to do instead. */
+export class ServiceInstallError extends NorikaeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.SERVICE_INSTALL, message, options);
+  }
+}
+
+/** A service's terminal cannot be had: not a `terminal = true` service, not running, or no tmux. */
+export class TerminalError extends NorikaeError {
+  constructor(message: string) {
+    super(ErrorCode.TERMINAL, message);
+  }
+}
+
 /** `text` as one shell word: as it is when that is safe, else in single quotes. */
-function shellWord(text: string): string {
+export function shellWord(text: string): string {
   return /^[\w./~+:@%-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
