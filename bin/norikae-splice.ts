@@ -19,6 +19,7 @@ import { launchRecordFile } from '../lib/launch-record.js';
 import { runningInstance } from '../lib/running-instance.js';
 import { inheritedSockets, InheritedListeners } from '../lib/socket-activation.js';
 import { runServiceCommand, type ServiceAction } from '../lib/service-install.js';
+import { TerminalHost, terminalSocket } from '../lib/terminal.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
@@ -145,6 +146,16 @@ cli.command('service <action>', 'Startup service: install | uninstall | status (
       print: (line) => process.stdout.write(`${line}\n`),
     });
     process.exitCode = code;
+  });
+
+cli.command('attach <name>', 'Connect your terminal to a terminal = true service (detach: Ctrl-b d; it keeps running)')
+  .action((name: string, options: CliOptions) => {
+    const config = readConfig(options, true);
+    const service = config.services.find((candidate) => candidate.name === name);
+    if (service === undefined) fail(`no service named "${name}" in ${config.file}`);
+    if (!service.terminal) fail(`${name} does not run on a terminal: set \`terminal = true\` in [service.${name}] (then restart it) to attach to it`);
+    log.info(`attaching to ${name}; detach with Ctrl-b d, and ${name} keeps running`);
+    process.exitCode = new TerminalHost(terminalSocket(stateDir(), config.file)).attach(name);
   });
 
 cli.addEventListener('command:*', () => {

@@ -8,14 +8,15 @@ import { findAddressClash, parseListenAddress, type ListenAddress } from './addr
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_DASHBOARD_HOST, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_COOLDOWN, DEFAULT_LISTEN, DEFAULT_MAX_HEAD_SIZE, DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT, expandHome, stateDir, type Config, type ConfigOptions, type ReadyChecks, type ServiceConfig } from './config.js';
 import { locateKey } from './config-position.js';
 import { ConfigError } from './errors.js';
+import { findTmux, TMUX_INSTALL } from './terminal.js';
 
 const TOP_LEVEL_KEYS = [
   'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',
-  'idle_cooldown', 'exit_when_idle',
+  'idle_cooldown', 'exit_when_idle', 'terminal',
 ];
 const SERVICE_KEYS = [
   'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
-  'ready', 'requires', 'stop', 'idle_cooldown',
+  'ready', 'requires', 'stop', 'idle_cooldown', 'terminal',
 ];
 const READY_KEYS = ['tcp', 'http', 'log'];
 
@@ -35,6 +36,7 @@ export class ConfigReader {
       idleTimeout: this.seconds(doc.idle_timeout, ['idle_timeout'], false),
       stopTimeout: this.seconds(doc.stop_timeout, ['stop_timeout'], true) ?? DEFAULT_STOP_TIMEOUT,
       idleCooldown: this.seconds(doc.idle_cooldown, ['idle_cooldown'], true) ?? DEFAULT_IDLE_COOLDOWN,
+      terminal: this.boolean(doc.terminal, ['terminal']) ?? false,
     };
     const logDir = this.string(doc.log_dir, ['log_dir']);
     // Checked even when --listen replaces it: the file must stay valid without the flag.
@@ -65,7 +67,7 @@ export class ConfigReader {
     name: string,
     value: unknown,
     path: string[],
-    defaults: { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number },
+    defaults: { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number; terminal: boolean },
   ): ServiceConfig {
     const raw = this.table(value, path);
     this.checkKeys(raw, path, SERVICE_KEYS);
@@ -107,7 +109,24 @@ export class ConfigReader {
       requires: this.requires(raw.requires, [...path, 'requires']),
       stop: this.string(raw.stop, [...path, 'stop']),
       idleCooldown: this.seconds(raw.idle_cooldown, [...path, 'idle_cooldown'], true) ?? defaults.idleCooldown,
+      terminal: this.terminal(raw.terminal, [...path, 'terminal'], command, defaults.terminal),
     };
+  }
+
+  /** `terminal = true` runs the command in tmux: refused where tmux is missing, and pointless without a command. */
+  private terminal(value: unknown, path: string[], command: string | undefined, fallback: boolean): boolean {
+    const terminal = this.boolean(value, path) ?? fallback;
+    if (!terminal || command === undefined) return false;
+    if (findTmux() === undefined) {
+      this.fail(value === undefined ? ['terminal'] : path, `terminal = true runs the command in tmux, which is not on PATH; install it with \`${TMUX_INSTALL}\` (or remove terminal = true)`);
+    }
+    return true;
+  }
+
+  private boolean(value: unknown, path: string[]): boolean | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'boolean') this.fail(path, `expected true or false, got ${describe(value)}`);
+    return value;
   }
 
   /** `ready = "tcp"`, or a table of checks that must all hold: `{ http = "/healthz", log = "…" }`. */

@@ -37,6 +37,8 @@ export interface ServiceConfig {
   stop: string | undefined;
   /** Seconds after an idle stop during which a relaunch is logged as a reconnect burst. */
   idleCooldown: number;
+  /** Run the command on a pseudo-terminal (a tmux session), which `norikae-splice attach` connects to. */
+  terminal: boolean;
 }
 
 export interface ReadyChecks {

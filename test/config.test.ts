@@ -51,6 +51,7 @@ delay = 2
       requires: [],
       stop: undefined,
       idleCooldown: 30,
+      terminal: false,
     });
   });
 
