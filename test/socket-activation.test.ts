@@ -60,13 +60,21 @@ function activate(t: TestContext, tool: string, listen: number[], names: string[
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  t.after(() => {
+  kills.get(t)!.push(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   });
   return Object.assign(child, { output: () => output });
 }
 
+/** What each test started, killed before its folder is removed (after-hooks run in registration order). */
+const kills = new WeakMap<TestContext, (() => void)[]>();
+
 function tempDir(t: TestContext): string {
+  const list: (() => void)[] = [];
+  kills.set(t, list);
+  t.after(() => {
+    for (const kill of list) kill();
+  });
   const dir = mkdtempSync(join(tmpdir(), 'norikae-activation-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
