@@ -4,7 +4,8 @@
 
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
 import { addService } from '../lib/add-service.js';
@@ -24,6 +25,9 @@ import { createCa, dataDir, loadCa, loadOrCreateCa, permits, removeCa, rootFile 
 import { runningInstance } from '../lib/running-instance.js';
 import { starterConfigFile, writeStarterConfig } from '../lib/starter-config.js';
 import { missingTools, runSteps, trustSteps, untrustSteps } from '../lib/trust-store.js';
+import { runServiceCommand, type ServiceAction } from '../lib/service-install.js';
+import { inheritedSockets, InheritedListeners } from '../lib/socket-activation.js';
+import { TerminalHost, terminalSocket } from '../lib/terminal.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
 
 interface CliOptions {
@@ -52,7 +56,15 @@ cli.command('', 'Run the proxy')
   .option('--https <address>', 'Also listen for HTTPS on host:port or a port, instead of the config\'s `https` (repeatable)')
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
-    const app = await startApp({ config: options.config, listen: listenOption(options), https: addressOption(options.https, '--https'), serviceOutput: options.serviceOutput === true, log });
+    // Sockets systemd passed (socket activation); the variables are unset either way, so services do not inherit them.
+    const inherited = new InheritedListeners(inheritedSockets());
+    const onIdle = (): void => void app.close().then(() => process.exit(0), (err: unknown) => {
+      log.error(String(err));
+      process.exit(1);
+    });
+    const app = await startApp({
+      config: options.config, listen: listenOption(options), https: addressOption(options.https, '--https'), serviceOutput: options.serviceOutput === true, log, inherited, onIdle,
+    });
     // In a terminal, SIGHUP is the terminal closing: exit like Ctrl-C (the file watch reloads
     // anyway). Run as a daemon (no terminal), it is the usual "reload your config".
     const hangupExits = process.stderr.isTTY === true;
@@ -245,6 +257,37 @@ cli.command('dashboard', 'Open the dashboard of the running norikae-splice in yo
     chmodSync(file, 0o600);
     process.stdout.write(`opening ${url}\n`);
     if (!await openInBrowser(file)) process.stdout.write(`no browser could be started; open ${file} in yours\n`);
+  });
+
+cli.command('service <action>', 'Startup service: install | uninstall | status (systemd socket units on Linux, launchd on macOS)')
+  .option('--listen <address>', 'Listen here instead of the config\'s `listen` (repeatable; passed on to the service)')
+  .option('--system', 'A system-level unit (ports below 1024 without root for norikae-splice; needs sudo)')
+  .option('--dry-run', 'Print the files and commands; change nothing')
+  .option('--unit-dir <dir>', 'Write the units here instead, and enable nothing (for tests)')
+  .action((action: string, options: CliOptions & { system?: boolean; dryRun?: boolean; unitDir?: string }) => {
+    if (!['install', 'uninstall', 'status'].includes(action)) fail(`service ${action}: expected install, uninstall or status`);
+    const code = runServiceCommand({
+      action: action as ServiceAction,
+      config: readConfig(options),
+      listenArgs: listenOption(options),
+      system: options.system === true,
+      dryRun: options.dryRun === true,
+      unitDir: options.unitDir === undefined ? undefined : resolve(String(options.unitDir)),
+      node: process.execPath,
+      bin: fileURLToPath(import.meta.url),
+      print: (line) => process.stdout.write(`${line}\n`),
+    });
+    process.exitCode = code;
+  });
+
+cli.command('attach <name>', 'Connect your terminal to a terminal = true service (detach: Ctrl-b d; it keeps running)')
+  .action((name: string, options: CliOptions) => {
+    const config = readConfig(options, true);
+    const service = config.services.find((candidate) => candidate.name === name);
+    if (service === undefined) fail(`no service named "${name}" in ${config.file}`);
+    if (!service.terminal) fail(`${name} does not run on a terminal: set \`terminal = true\` in [service.${name}] (then restart it) to attach to it`);
+    log.info(`attaching to ${name}; detach with Ctrl-b d, and ${name} keeps running`);
+    process.exitCode = new TerminalHost(terminalSocket(stateDir(), config.file)).attach(name);
   });
 
 cli.addEventListener('command:*', () => {

@@ -14,10 +14,12 @@ import { configWarnings, formatWarning } from './config-warnings.js';
 import { watchConfigFile } from './config-watcher.js';
 import { Dashboard } from './dashboard.js';
 import { ConfigError, ListenError } from './errors.js';
+import { watchIdle } from './idle-exit.js';
 import { LaunchRecord, launchRecordFile } from './launch-record.js';
 import { loadCa, permits } from './local-ca.js';
 import { type Log, streamLog } from './log.js';
 import { SpliceServer } from './server.js';
+import type { InheritedListeners } from './socket-activation.js';
 import { ServiceSupervisor } from './supervisor.js';
 
 export interface StartAppOptions {
@@ -33,6 +35,17 @@ export interface StartAppOptions {
   log?: Log | undefined;
   /** Reload when the config file is edited (default); false: only through reload(). */
   watch?: boolean | undefined;
+  /**
+   * Listening sockets passed by socket activation (`new InheritedListeners(inheritedSockets())`):
+   * taken for the addresses they are bound to instead of binding; those no address takes are closed.
+   */
+  inherited?: InheritedListeners | undefined;
+  /**
+   * Called once the config's `exit_when_idle` has passed with no service running and no
+   * connection open; the caller closes the app and exits. Only for a socket-activated start
+   * (`inherited` set): otherwise nothing would start norikae-splice again.
+   */
+  onIdle?: (() => void) | undefined;
 }
 
 /** What a reload did: applied the edit, found nothing to apply, or refused it (said on the log and the dashboard). */
@@ -40,6 +53,7 @@ export type ReloadOutcome = 'applied' | 'unchanged' | 'refused';
 
 export class App {
   private stopWatching: () => void = () => {};
+  private stopIdleWatch: () => void = () => {};
   /** Reloads run one after the other, in the order they were asked for. */
   private reloading: Promise<unknown> = Promise.resolve();
   private closing: Promise<void> | undefined;
@@ -65,11 +79,12 @@ export class App {
     let running: App | undefined;
     const limits = (): Config => running?.config ?? config;
     const dashboard = config.dashboardHost === undefined ? undefined : new Dashboard(supervisor, { limits, access: apiAccess(config, log) });
-    const server = new SpliceServer(config, { log, connector: supervisor, dashboard });
+    const server = new SpliceServer(config, { log, connector: supervisor, dashboard, premade: options.inherited });
     const bound = await server.listen();
     record.setListening(bound);
     const app = new App(config, options, log, supervisor, server);
     running = app;
+    app.takeInherited(options.inherited);
     // Watching before "listening on" is said: an edit made as soon as a person (or a test) reads
     // that line is seen, not lost in between.
     if (options.watch !== false) {
@@ -117,6 +132,7 @@ export class App {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopWatching();
+      this.stopIdleWatch();
       await this.server.close();
       await this.supervisor.stopAll();
     })();
@@ -126,6 +142,29 @@ export class App {
   /** SIGKILLs every process group launched, at once: for an exit that cannot wait (a second Ctrl-C, a crash). */
   killNow(): void {
     this.supervisor.killAllNow();
+  }
+
+  /** Says which passed sockets were taken, closes the rest, and arms `exit_when_idle` (see StartAppOptions). */
+  private takeInherited(inherited: InheritedListeners | undefined): void {
+    if (inherited === undefined || inherited.sockets.length === 0) {
+      if (this.current.exitWhenIdle !== undefined) {
+        this.log.warn('exit_when_idle applies only when systemd starts norikae-splice (socket activation): it keeps running');
+      }
+      return;
+    }
+    const unclaimed = inherited.closeUnclaimed();
+    const taken = inherited.sockets.filter((socket) => !unclaimed.includes(socket));
+    this.log.info(`listening on ${taken.length} socket${taken.length === 1 ? '' : 's'} passed by systemd (${taken.map((socket) => socket.name).join(', ')})`);
+    for (const socket of unclaimed) {
+      this.log.warn(`a socket passed by systemd (${socket.name}${socket.address ? `, ${formatAddress(socket.address)}` : ''}) is not a listen address of the config; closed it. `
+        + 'Run `norikae-splice service install` again after editing `listen`.');
+    }
+    const { onIdle } = this.options;
+    if (onIdle === undefined) return;
+    this.stopIdleWatch = watchIdle(() => this.current.exitWhenIdle, () => !this.supervisor.busy() && this.server.openConnections === 0, () => {
+      this.log.info(`idle for ${this.current.exitWhenIdle} s (exit_when_idle): exiting; systemd starts norikae-splice again on the next connection`);
+      onIdle();
+    });
   }
 
   private async reloadNow(why: string): Promise<ReloadOutcome> {

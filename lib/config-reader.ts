@@ -8,14 +8,15 @@ import { findAddressClash, parseListenAddress, type ListenAddress } from './addr
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_DASHBOARD_HOST, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_COOLDOWN, DEFAULT_LISTEN, DEFAULT_MAX_HEAD_SIZE, DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT, expandHome, stateDir, type Config, type ConfigOptions, type ReadyChecks, type ServiceConfig } from './config.js';
 import { locateKey } from './config-position.js';
 import { ConfigError } from './errors.js';
+import { findTmux, TMUX_INSTALL } from './terminal.js';
 
 const TOP_LEVEL_KEYS = [
   'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',
-  'idle_cooldown', 'https',
+  'idle_cooldown', 'https', 'exit_when_idle', 'terminal',
 ];
 const SERVICE_KEYS = [
   'host', 'port', 'upstream', 'cwd', 'command', 'delay', 'env', 'ready_timeout', 'idle_timeout', 'stop_timeout', 'listen',
-  'ready', 'requires', 'stop', 'idle_cooldown', 'tls', 'https_redirect', 'forwarded_headers',
+  'ready', 'requires', 'stop', 'idle_cooldown', 'tls', 'https_redirect', 'forwarded_headers', 'terminal',
 ];
 const READY_KEYS = ['tcp', 'http', 'log'];
 /** The longest duration: 100 years is "never" for a dev server; more is a mistake, not a duration. */
@@ -37,6 +38,7 @@ export class ConfigReader {
       idleTimeout: this.seconds(doc.idle_timeout, ['idle_timeout'], false),
       stopTimeout: this.seconds(doc.stop_timeout, ['stop_timeout'], true) ?? DEFAULT_STOP_TIMEOUT,
       idleCooldown: this.seconds(doc.idle_cooldown, ['idle_cooldown'], true) ?? DEFAULT_IDLE_COOLDOWN,
+      terminal: this.boolean(doc.terminal, ['terminal']) ?? false,
     };
     const logDir = this.string(doc.log_dir, ['log_dir']);
     // Checked even when --listen replaces it: the file must stay valid without the flag.
@@ -52,6 +54,7 @@ export class ConfigReader {
       connectTimeout: this.seconds(doc.connect_timeout, ['connect_timeout'], false) ?? DEFAULT_CONNECT_TIMEOUT,
       logDir: logDir === undefined ? join(stateDir(), 'logs') : resolve(dirname(this.file), expandHome(logDir)),
       dashboardHost: this.dashboard(doc.dashboard),
+      exitWhenIdle: this.seconds(doc.exit_when_idle, ['exit_when_idle'], false),
       services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
     };
     this.checkHostsAreUnique(config.services, config.dashboardHost);
@@ -68,7 +71,7 @@ export class ConfigReader {
     name: string,
     value: unknown,
     path: string[],
-    defaults: { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number },
+    defaults: { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number; terminal: boolean },
   ): ServiceConfig {
     const raw = this.table(value, path);
     this.checkKeys(raw, path, SERVICE_KEYS);
@@ -113,6 +116,7 @@ export class ConfigReader {
       tls: this.tls(raw.tls, [...path, 'tls']),
       httpsRedirect: this.boolean(raw.https_redirect, [...path, 'https_redirect']) ?? false,
       forwardedHeaders: this.boolean(raw.forwarded_headers, [...path, 'forwarded_headers']) ?? true,
+      terminal: this.terminal(raw.terminal, [...path, 'terminal'], command, defaults.terminal),
     };
   }
 
@@ -120,6 +124,16 @@ export class ConfigReader {
   private tls(value: unknown, path: string[]): 'terminate' | 'passthrough' {
     if (value === undefined || value === 'terminate' || value === 'passthrough') return value ?? 'terminate';
     this.fail(path, `expected "terminate" (norikae-splice terminates TLS) or "passthrough" (the dev server does), got ${describe(value)}`);
+  }
+
+  /** `terminal = true` runs the command in tmux: refused where tmux is missing, and pointless without a command. */
+  private terminal(value: unknown, path: string[], command: string | undefined, fallback: boolean): boolean {
+    const terminal = this.boolean(value, path) ?? fallback;
+    if (!terminal || command === undefined) return false;
+    if (findTmux() === undefined) {
+      this.fail(value === undefined ? ['terminal'] : path, `terminal = true runs the command in tmux, which is not on PATH; install it with \`${TMUX_INSTALL}\` (or remove terminal = true)`);
+    }
+    return true;
   }
 
   private boolean(value: unknown, path: string[]): boolean | undefined {

@@ -43,6 +43,8 @@ export interface ServiceConfig {
   httpsRedirect: boolean;
   /** On connections norikae terminates, every request gets X-Forwarded-Proto/Host/For and Forwarded. */
   forwardedHeaders: boolean;
+  /** Run the command on a pseudo-terminal (a tmux session), which `norikae-splice attach` connects to. */
+  terminal: boolean;
 }
 
 export interface ReadyChecks {
@@ -70,6 +72,8 @@ export interface Config {
   logDir: string;
   /** The host norikae answers itself with the dashboard; undefined when switched off. */
   dashboardHost: string | undefined;
+  /** Seconds with no service running and no connection open after which a socket-activated norikae exits; undefined = never. */
+  exitWhenIdle: number | undefined;
   services: ServiceConfig[];
 }
 

@@ -65,6 +65,9 @@ export const ErrorCode = {
   SERVICE_NAME: 'NORIKAE_ERR_SERVICE_NAME',
   NO_PROJECT: 'NORIKAE_ERR_NO_PROJECT',
   HOSTS_FILE: 'NORIKAE_ERR_HOSTS_FILE',
+  // The startup service (`norikae-splice service`) and terminals (`attach`).
+  SERVICE_INSTALL: 'NORIKAE_ERR_SERVICE_INSTALL',
+  TERMINAL: 'NORIKAE_ERR_TERMINAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -113,6 +116,8 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.SERVICE_NAME]: 500,
   [ErrorCode.NO_PROJECT]: 500,
   [ErrorCode.HOSTS_FILE]: 500,
+  [ErrorCode.SERVICE_INSTALL]: 500,
+  [ErrorCode.TERMINAL]: 409,
 };
 
 export class NorikaeError extends Error {
@@ -131,6 +136,16 @@ export class NorikaeError extends Error {
 /** The HTTP status for any error: its own for ours, 500 for a bug. */
 export function statusOf(err: unknown): number {
   return err instanceof NorikaeError ? err.status : 500;
+}
+
+/** What a thrown value says, Error or not. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A bug's stack, for the log. */
+export function stackOf(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : String(err);
 }
 
 /** A config file that cannot be used; `line` and `column` are 1-based when known. */
@@ -418,6 +433,19 @@ export const setupErrors = {
     `found no dev server to run in ${dir} (looked for ${lookedFor}); give its command with --command "…{port}…"`),
   hostsFile: (message: string, cause?: unknown) => new SetupError(ErrorCode.HOSTS_FILE, message, { cause }),
 };
+/** The startup service cannot be written or set up here; the message says what to do instead. */
+export class ServiceInstallError extends NorikaeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.SERVICE_INSTALL, message, options);
+  }
+}
+
+/** A service's terminal cannot be had: not a `terminal = true` service, not running, or no tmux. */
+export class TerminalError extends NorikaeError {
+  constructor(message: string) {
+    super(ErrorCode.TERMINAL, message);
+  }
+}
 
 /** `text` as one shell word: as it is when that is safe, else in single quotes. */
 export function shellWord(text: string): string {

@@ -10,6 +10,7 @@ export type { ListenAddress } from './address.js';
 export type { Config, ConfigOptions, ReadyChecks, ServiceConfig } from './config.js';
 export type { ServiceInfo } from './supervisor.js';
 export { ConfigError, ErrorCode, NorikaeError, statusOf } from './errors.js';
+export { InheritedListeners, inheritedSockets, type InheritedSocket } from './socket-activation.js';
 
 /**
  * What `norikae-splice check` does: finds the config like the CLI (`file`, else ./norikae.toml

@@ -154,5 +154,7 @@ export function commandWithPort(command: string, port: number): string {
 export function describeExit(status: ExitStatus): string {
   if (status.error !== undefined) return `without starting (${status.error})`;
   if (status.signal !== null) return `on signal ${status.signal}`;
+  // A terminal service's shell stopped by a signal to its group says neither (see terminal.ts).
+  if (status.code === null) return 'on a signal';
   return `with code ${status.code}`;
 }

@@ -1,5 +1,6 @@
 // Binding a listener: server.listen as a promise, and what to do when the address cannot be had
-// (in use, a privileged port, not on this machine) said in the error itself.
+// (in use, a privileged port, not on this machine) said in the error itself. A listener may also
+// be made before us (systemd's socket activation): then it is listened on as it is, not bound.
 
 import type { AddressInfo, Server } from 'node:net';
 import createDebug from 'debug';
@@ -7,6 +8,12 @@ import { formatAddress, type ListenAddress } from './address.js';
 import { ListenError } from './errors.js';
 
 const debug = createDebug('norikae:listen');
+
+/** Listening sockets made before us, by listen address; whatever made them is not our concern here. */
+export interface PremadeListeners {
+  /** The socket made for `address` (HTTP, or `service`'s own `listen`), handed out once; none: bind it. */
+  take(address: ListenAddress, service?: string): { fd: number } | undefined;
+}
 
 /** Where `server` listens (port 0 resolved); none when it is not listening. */
 export function boundAddress(server: Server): ListenAddress[] {
@@ -16,15 +23,18 @@ export function boundAddress(server: Server): ListenAddress[] {
 
 /**
  * server.listen as a promise, with the errors a user can act on turned into advice; `service`
- * names the service whose own `listen` this is (none: an HTTP listener).
+ * names the service whose own `listen` this is (none: an HTTP listener). `premade`: a listening
+ * socket to take instead of binding (see PremadeListeners).
  */
-export function bind(server: Server, address: ListenAddress, service?: string, flag: '--listen' | '--https' = '--listen'): Promise<void> {
+export function bind(server: Server, address: ListenAddress, service?: string, flag: '--listen' | '--https' = '--listen', premade?: { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       reject(new ListenError(listenAdvice(address, err, service, flag), { cause: err }));
     };
     server.once('error', onError);
-    server.listen({ host: address.host, port: address.port, ipv6Only: address.host.includes(':') }, () => {
+    const where = premade ?? { host: address.host, port: address.port, ipv6Only: address.host.includes(':') };
+    if (premade !== undefined) debug('listening on fd %d for %s', premade.fd, formatAddress(address));
+    server.listen(where, () => {
       server.off('error', onError);
       server.on('error', (err) => debug('listener error %s', err.message));
       resolve();

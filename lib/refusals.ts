@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { type AnswerPage, internalErrorPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import type { ServiceConfig } from './config.js';
+import { messageOf } from './errors.js';
 import type { Log } from './log.js';
 
 const debug = createDebug('norikae:server');
@@ -60,14 +61,4 @@ export function refusals(context: { log: Log; notFound: (client: Socket, host: s
       },
     },
   };
-}
-
-/** What a thrown value says, Error or not. */
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** A bug's stack, for the log. */
-export function stackOf(err: unknown): string {
-  return err instanceof Error ? err.stack ?? err.message : String(err);
 }

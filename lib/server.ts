@@ -9,8 +9,8 @@ import { headErrorPage, httpsRedirectPage, notFoundPage, writeAnswer } from './a
 import { formatAddress, type ListenAddress } from './address.js';
 import { Certificates } from './certificates.js';
 import { type Config, type ServiceConfig } from './config.js';
-import { headErrors, LoopError, NorikaeError, type HeadError } from './errors.js';
-import { bind, boundAddress } from './listen.js';
+import { headErrors, LoopError, NorikaeError, stackOf, type HeadError } from './errors.js';
+import { bind, boundAddress, type PremadeListeners } from './listen.js';
 import { dataDir } from './local-ca.js';
 import { loadParser } from './llhttp.js';
 import { isOwnDial, loopSuspected, registerListener } from './loop-guard.js';
@@ -19,7 +19,7 @@ import { Router } from './router.js';
 import { ForwardedHeaders } from './forwarded.js';
 import { HeadDeadlines } from './head-deadlines.js';
 import { HeadSniffer, type SniffResult } from './sniff.js';
-import { type Refusal, type Refusals, refusals, stackOf } from './refusals.js';
+import { type Refusal, type Refusals, refusals } from './refusals.js';
 import { logSocketError, spliceSockets } from './splice.js';
 import { TlsEdge } from './tls-edge.js';
 
@@ -60,6 +60,8 @@ export interface SpliceServerOptions {
   log?: Log | undefined;
   /** The leaves for the names whose TLS is terminated here; default: the local CA in dataDir(). */
   certificates?: Certificates | undefined;
+  /** Sockets already listening (socket activation), taken at listen() instead of binding those addresses. */
+  premade?: PremadeListeners | undefined;
 }
 
 export class SpliceServer {
@@ -77,6 +79,7 @@ export class SpliceServer {
   private readonly dashboard: HostHandler | undefined;
   private readonly edge: TlsEdge;
   private readonly refusals: Refusals;
+  private premade: PremadeListeners | undefined;
 
   constructor(
     private config: Config,
@@ -91,6 +94,7 @@ export class SpliceServer {
       log: this.log,
       notFound: (client, host) => notFoundPage(host, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost, isTerminated(client) ? 'https' : 'http'),
     });
+    this.premade = options.premade;
     this.edge = new TlsEdge(options.certificates ?? new Certificates({ dir: dataDir(), hosts: () => this.claimedNames() }), this.log);
   }
 
@@ -117,7 +121,7 @@ export class SpliceServer {
       for (const [address, https] of [...this.config.listen.map((a) => [a, false] as const), ...this.config.https.map((a) => [a, true] as const)]) {
         const server = createServer(serverOptions, (socket) => this.onHttpConnection(socket));
         this.listeners.push({ server, address, https });
-        await bind(server, address, undefined, https ? '--https' : '--listen');
+        await bind(server, address, undefined, https ? '--https' : '--listen', this.premade?.take(address));
         registerListener(server);
       }
       for (const service of this.config.services) {
@@ -127,6 +131,8 @@ export class SpliceServer {
       await this.close();
       throw err;
     }
+    // Made sockets are for the start: a reload binds the listeners it adds.
+    this.premade = undefined;
     this.sniffing.start(this.config.headTimeout);
     return this.addresses();
   }
@@ -194,7 +200,7 @@ export class SpliceServer {
   private async bindService(service: ServiceConfig, address: ListenAddress): Promise<Listener> {
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(entry.service!, socket));
     const entry: Listener = { server, address, service };
-    await bind(server, address, service.name);
+    await bind(server, address, service.name, '--listen', this.premade?.take(address, service.name));
     registerListener(server);
     return entry;
   }
@@ -212,6 +218,11 @@ export class SpliceServer {
   /** The raw TCP addresses bound for `name`'s own `listen`. */
   serviceAddresses(name: string): ListenAddress[] {
     return this.listeners.flatMap(({ server, service }) => (service?.name === name ? boundAddress(server) : []));
+  }
+
+  /** Client connections open now (sniffing, answered or spliced). */
+  get openConnections(): number {
+    return this.clients.size;
   }
 
   /** Stops accepting and ends every open connection. */

@@ -19,6 +19,7 @@ import { groupAlive } from './process-group.js';
 import { readinessOf, waitUntilReady } from './readiness.js';
 import type { ServiceLog } from './service-log.js';
 import { ServiceUsage } from './service-usage.js';
+import type { TerminalHost } from './terminal.js';
 
 const debug = createDebug('norikae:service');
 
@@ -51,6 +52,8 @@ export const TRANSITIONS: { readonly [From in ServiceState]: readonly ServiceSta
 export interface RuntimeContext {
   readonly log: Log;
   readonly record: LaunchRecord | undefined;
+  /** Where `terminal = true` services run (tmux sessions). */
+  readonly terminals: TerminalHost;
   /** The running config's file, for the start command of the 503 page. */
   configFile(): string;
   /** The service's output: its log file and recent lines. */
@@ -350,7 +353,8 @@ export class ServiceRuntime {
     const command = commandWithPort(service.command!, this.port!);
     this.context.log.info(`launching ${this.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
     log.note(`launching on port ${this.port}: ${command}`);
-    const process = launchCommand({ name: this.name, command: service.command!, cwd: service.cwd, env: service.env, port: this.port! }, log);
+    const spec = { name: this.name, command: service.command!, cwd: service.cwd, env: service.env, port: this.port! };
+    const process = service.terminal ? this.context.terminals.launch(spec, log) : launchCommand(spec, log);
     this.process = process;
     this.launchedAs = launchSignature(service);
     this.launchIds.set(process, launchId);
@@ -437,7 +441,7 @@ export class ServiceRuntime {
 
 /** What a launch depends on: when it changes while the process runs, a restart would apply it. */
 export function launchSignature(service: ServiceConfig): string {
-  return configKey([service.command, service.cwd, service.env, service.port, service.upstream, service.stop]);
+  return configKey([service.command, service.cwd, service.env, service.port, service.upstream, service.stop, service.terminal]);
 }
 
 

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { formatAddress } from './address.js';
-import { DEFAULT_STOP_TIMEOUT, type Config, type ServiceConfig } from './config.js';
+import { DEFAULT_STOP_TIMEOUT, stateDir, type Config, type ServiceConfig } from './config.js';
 import { dialFirst } from './dial.js';
 import { controlErrors, LaunchError, NoServiceError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import type { LaunchRecord } from './launch-record.js';
@@ -20,6 +20,7 @@ import { launchSignature, ServiceRuntime, type RuntimeContext } from './service-
 import type { ServiceInfo } from './service-info.js';
 import { ServiceLog } from './service-log.js';
 import { signalGroup } from './process-group.js';
+import { TerminalHost, terminalSocket } from './terminal.js';
 
 export type { ServiceInfo } from './service-info.js';
 
@@ -64,6 +65,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     this.context = {
       log: this.log,
       record: options.record,
+      terminals: new TerminalHost(terminalSocket(stateDir(), config.file)),
       configFile: () => this.config.file,
       serviceLog: (runtime) => this.serviceLog(runtime),
       startDependencies: (runtime, signal) => this.startDependencies(runtime, signal),
@@ -216,6 +218,12 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     // Out of `runtimes` now, but stopAll must still wait for them: norikae may not exit first.
     this.removals.add(removals);
     await removals.finally(() => this.removals.delete(removals));
+  }
+
+  /** Whether any service has a process, a launch or a stop under way (what `exit_when_idle` waits out). */
+  busy(): boolean {
+    if (this.removals.size > 0) return true;
+    return [...this.runtimes.values()].some((runtime) => runtime.process !== undefined || runtime.launching || runtime.stopped !== undefined);
   }
 
   /** Stops every service norikae launched (on exit). */

@@ -23,7 +23,7 @@ export function chooseChromium(env: NodeJS.ProcessEnv, path = env.CHROMIUM_PATH 
 }
 
 /** CI services set CI=true (or 1); CI=false or an empty CI is a developer's machine. */
-function isCi(env: NodeJS.ProcessEnv): boolean {
+export function isCi(env: NodeJS.ProcessEnv): boolean {
   return env.CI !== undefined && !['', '0', 'false'].includes(env.CI.toLowerCase());
 }
 

@@ -54,6 +54,7 @@ delay = 2
       requires: [],
       stop: undefined,
       idleCooldown: 30,
+      terminal: false,
     });
   });
 
