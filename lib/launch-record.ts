@@ -7,7 +7,7 @@
 // process did to its environment. The file also names the norikae that owns it and where it
 // listens, for running-instance.ts.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ListenAddress } from './address.js';
@@ -57,6 +57,7 @@ export function realConfigPath(configFile: string): string {
 
 export class LaunchRecord {
   private entries: LaunchEntry[] = [];
+  private readonly launchIds = new Map<LaunchedProcess, string>();
   private listening: ListenAddress[] = [];
   /** This process's start time, read once: with its pid it names the record's owner (see running-instance.ts). */
   private readonly started = processStartTime(process.pid);
@@ -145,6 +146,24 @@ export class LaunchRecord {
     if (added.length === 0) return;
     entry.processes.push(...added);
     this.save();
+  }
+
+  /** Records a launched process, and follows the processes it starts (as its walks see them) until `ended`. */
+  launched(service: string, process: LaunchedProcess): void {
+    const launchId = randomUUID();
+    this.launchIds.set(process, launchId);
+    this.add({ launchId, service, process });
+    // What the first walk, at the spawn, saw already (a `setsid x &` forks at once), then each one seen later.
+    this.addProcesses(launchId, process.tree.seen());
+    process.onProcessesSeen = (ids) => this.addProcesses(launchId, ids);
+  }
+
+  /** A launched process is gone, or stopped: no longer anything to clean up after. */
+  ended(process: LaunchedProcess): void {
+    const launchId = this.launchIds.get(process);
+    if (launchId === undefined) return;
+    this.launchIds.delete(process);
+    this.remove(launchId);
   }
 
   remove(launchId: string): void {

@@ -4,7 +4,6 @@
 // a launch (dependencies, `delay`, readiness) takes that signal. Nothing compares tickets: a state
 // not in the table is a bug, and says so.
 
-import { randomUUID } from 'node:crypto';
 import createDebug from 'debug';
 import { configKey, type ServiceConfig } from './config.js';
 import { abortable } from './abortable.js';
@@ -101,7 +100,6 @@ export class ServiceRuntime {
   private afterStop: 'stopped' | 'held' = 'stopped';
   /** Where to dial it, the address that answered last first. */
   readonly hosts = new UpstreamHosts(() => this.service.upstream);
-  private readonly launchIds = new Map<LaunchedProcess, string>();
   /** The user's stops so far: a start or restart that sees it change was overtaken by one. */
   private holds = 0;
 
@@ -343,7 +341,6 @@ export class ServiceRuntime {
 
   private spawn(log: ServiceLog): LaunchedProcess {
     const { service } = this;
-    const launchId = randomUUID();
     const sinceIdleStop = performance.now() - this.usage.idleStoppedAt;
     if (sinceIdleStop < service.idleCooldown * 1000) {
       this.context.log.info(`${this.name} is launched again ${(sinceIdleStop / 1000).toFixed(1)} s after its idle stop: a client reconnected `
@@ -357,11 +354,7 @@ export class ServiceRuntime {
     const process = service.terminal ? this.context.terminals.launch(spec, log) : launchCommand(spec, log);
     this.process = process;
     this.launchedAs = launchSignature(service);
-    this.launchIds.set(process, launchId);
-    this.context.record?.add({ launchId, service: this.name, process });
-    // What the first walk, at the spawn, saw already (a `setsid x &` forks at once), then each one seen later.
-    this.context.record?.addProcesses(launchId, process.tree.seen());
-    process.onProcessesSeen = (ids) => this.context.record?.addProcesses(launchId, ids);
+    this.context.record?.launched(this.name, process);
     this.context.processChanged(this);
     void process.exited.then((status) => this.onExit(process, status));
     return process;
@@ -432,9 +425,7 @@ export class ServiceRuntime {
       this.port = this.service.port ?? this.port;
       this.context.processChanged(this);
     }
-    const launchId = this.launchIds.get(process);
-    if (launchId !== undefined) this.context.record?.remove(launchId);
-    this.launchIds.delete(process);
+    this.context.record?.ended(process);
     this.usage.stopIdleTimer();
   }
 }
