@@ -100,8 +100,8 @@ export class ServiceRuntime {
   private afterStop: 'stopped' | 'held' = 'stopped';
   /** Where to dial it, the address that answered last first. */
   readonly hosts = new UpstreamHosts(() => this.service.upstream);
-  /** The user's stops so far: a start or restart that sees it change was overtaken by one. */
-  private holds = 0;
+  /** The user's starts and restarts under way: the user's stop aborts them (it overtakes them). */
+  private readonly controls = new Set<AbortController>();
 
   constructor(
     service: ServiceConfig,
@@ -169,7 +169,7 @@ export class ServiceRuntime {
    * A restart sent meanwhile does not: this start follows the restart's launch.
    */
   start(): Promise<void> {
-    return this.startFor('start', this.holds);
+    return this.controlled((overtaken) => this.startFor('start', overtaken));
   }
 
   /**
@@ -177,7 +177,7 @@ export class ServiceRuntime {
    * the user's stop, which sticks until they start it again.
    */
   async stop(cause: CancelCause, reason: string): Promise<void> {
-    if (cause === 'held') this.holds++;
+    if (cause === 'held') for (const control of this.controls) control.abort();
     this.cancel(cause);
     const after = cause === 'held' ? 'held' : 'stopped';
     if (this.process === undefined && this.stopping === undefined) {
@@ -193,15 +193,27 @@ export class ServiceRuntime {
   }
 
   /** Stop, then start; a stop the user sends meanwhile wins (see start), before or after the launch began. */
-  async restart(): Promise<void> {
-    const holds = this.holds;
-    await this.stop('restarted', 'restart');
-    if (this.holds !== holds) throw controlErrors.overtaken(this.name, 'restart');
-    await this.startFor('restart', holds);
+  restart(): Promise<void> {
+    return this.controlled(async (overtaken) => {
+      await this.stop('restarted', 'restart');
+      if (overtaken.aborted) throw controlErrors.overtaken(this.name, 'restart');
+      await this.startFor('restart', overtaken);
+    });
   }
 
-  /** The launch of a start or restart that began when the user had stopped it `holds` times. */
-  private async startFor(action: 'start' | 'restart', holds: number): Promise<void> {
+  /** Runs the user's start or restart with a signal that the user's stop aborts while it runs. */
+  private async controlled(run: (overtaken: AbortSignal) => Promise<void>): Promise<void> {
+    const control = new AbortController();
+    this.controls.add(control);
+    try {
+      await run(control.signal);
+    } finally {
+      this.controls.delete(control);
+    }
+  }
+
+  /** The launch of a start or restart; `overtaken` aborts when the user stops it meanwhile. */
+  private async startFor(action: 'start' | 'restart', overtaken: AbortSignal): Promise<void> {
     if (this.state === 'held') this.moveTo('stopped');
     this.afterStop = 'stopped';
     this.crashes.forgive();
@@ -209,7 +221,7 @@ export class ServiceRuntime {
       await this.ensureRunning();
     } catch (err) {
       const stoppedMeanwhile = err instanceof LaunchCancelledError || err instanceof ServiceStoppedError;
-      if (stoppedMeanwhile && this.holds !== holds) throw controlErrors.overtaken(this.name, action);
+      if (stoppedMeanwhile && overtaken.aborted) throw controlErrors.overtaken(this.name, action);
       throw err;
     }
   }
