@@ -6,11 +6,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import createDebug from 'debug';
 import { headErrorPage, httpsRedirectPage, notFoundPage, writeAnswer } from './answers.js';
-import { formatAddress, type ListenAddress } from './address.js';
+import type { ListenAddress } from './address.js';
 import { Certificates } from './certificates.js';
 import { type Config, type ServiceConfig } from './config.js';
 import { headErrors, LoopError, NorikaeError, stackOf, type HeadError } from './errors.js';
 import { bind, boundAddress, type PremadeListeners } from './listen.js';
+import { ServiceListeners } from './service-listeners.js';
 import { dataDir } from './local-ca.js';
 import { loadParser } from './llhttp.js';
 import { isOwnDial, loopSuspected, registerListener } from './loop-guard.js';
@@ -42,14 +43,12 @@ export interface HostHandler {
   accept(socket: Socket, head: readonly Buffer[], host: string): void;
 }
 
-/** A bound listener: an HTTP one, or a service's raw TCP one (`service` set; a reload may move it to another service). */
+/** A bound HTTP listener (services' own raw TCP listeners are ServiceListeners'). */
 interface Listener {
   server: Server;
-  /** As configured (port 0 unresolved): what a reload compares. */
   address: ListenAddress;
-  service?: ServiceConfig;
   /** One of the `https` listeners (it serves plain HTTP too, as the HTTP ones serve TLS). */
-  https?: boolean;
+  https: boolean;
 }
 
 export interface SpliceServerOptions {
@@ -65,8 +64,10 @@ export interface SpliceServerOptions {
 }
 
 export class SpliceServer {
-  /** HTTP listeners, then the raw TCP listeners of services (`service` set). */
+  /** The HTTP listeners (`listen` and `https`); they change only at a restart. */
   private listeners: Listener[] = [];
+  /** Services' own raw TCP listeners, which a reload changes. */
+  private readonly serviceListeners: ServiceListeners;
   /** Open client connections, so close() can end them. */
   private readonly clients = new Set<Socket>();
   /** Connections still sending their first head, and when to give up on them. */
@@ -95,6 +96,7 @@ export class SpliceServer {
       notFound: (client, host) => notFoundPage(host, this.config.services, client.localPort, this.dashboard && this.config.dashboardHost, isTerminated(client) ? 'https' : 'http'),
     });
     this.premade = options.premade;
+    this.serviceListeners = new ServiceListeners((service, socket) => this.onTcpConnection(service, socket), this.log);
     this.edge = new TlsEdge(options.certificates ?? new Certificates({ dir: dataDir(), hosts: () => this.claimedNames() }), this.log);
   }
 
@@ -124,9 +126,7 @@ export class SpliceServer {
         await bind(server, address, undefined, https ? '--https' : '--listen', this.premade?.take(address));
         registerListener(server);
       }
-      for (const service of this.config.services) {
-        for (const address of service.listen) this.listeners.push(await this.bindService(service, address));
-      }
+      await this.serviceListeners.listen(this.config.services, this.premade);
     } catch (err) {
       await this.close();
       throw err;
@@ -145,79 +145,30 @@ export class SpliceServer {
    * running config as it was. The HTTP listen addresses stay as they are until a restart.
    */
   async reconfigure(config: Config): Promise<void> {
-    const current = new Map(this.listeners.filter((entry) => entry.service !== undefined).map((entry) => [formatAddress(entry.address), entry]));
-    const wanted = config.services.flatMap((service) => service.listen.map((address) => ({ service, address })));
-    const wantedKeys = new Set(wanted.map(({ address }) => formatAddress(address)));
-    const bound: Listener[] = [];
-    /** Listeners this edit drops that held a port a new one needs (0.0.0.0:P → 127.0.0.1:P). */
-    const released: Listener[] = [];
-    try {
-      for (const { service, address } of wanted) {
-        if (current.has(formatAddress(address))) continue;
-        for (const [key, entry] of current) {
-          if (entry.address.port !== address.port || wantedKeys.has(key)) continue;
-          // Closing a listener frees its port at once; its open connections stay.
-          entry.server.close();
-          current.delete(key);
-          released.push(entry);
-        }
-        bound.push(await this.bindService(service, address));
-      }
-    } catch (err) {
-      for (const entry of bound) entry.server.close();
-      // A refused edit changes nothing: the released addresses are listened on again.
-      for (const entry of released) {
-        const index = this.listeners.indexOf(entry);
-        try {
-          this.listeners[index] = await this.bindService(entry.service!, entry.address);
-        } catch (rebindError) {
-          this.listeners.splice(index, 1);
-          this.log.error(`${entry.service!.name}: cannot listen on ${formatAddress(entry.address)} again: ${(rebindError as Error).message}`);
-        }
-      }
-      throw err;
-    }
+    const applyListeners = await this.serviceListeners.prepare(config.services);
     // From here to the connector's swap nothing is awaited: no connection sees half a reload.
     const old = this.config;
     this.config = config;
     this.router = new Router(config.services);
     this.redirects = config.services.some((service) => service.httpsRedirect);
-    const kept: Listener[] = [];
-    for (const { service, address } of wanted) {
-      const entry = current.get(formatAddress(address));
-      if (entry === undefined) continue;
-      entry.service = service;
-      current.delete(formatAddress(address));
-      kept.push(entry);
-    }
-    for (const entry of current.values()) entry.server.close();
-    this.listeners = [...this.listeners.filter((entry) => entry.service === undefined), ...kept, ...bound];
+    applyListeners();
     if (old.headTimeout !== config.headTimeout && this.sniffing.started) this.sniffing.start(config.headTimeout);
     await this.connector.reconfigure?.(config);
   }
 
-  /** Binds one raw TCP listener of `service` (a server that fails to bind holds nothing to close). */
-  private async bindService(service: ServiceConfig, address: ListenAddress): Promise<Listener> {
-    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onTcpConnection(entry.service!, socket));
-    const entry: Listener = { server, address, service };
-    await bind(server, address, service.name, '--listen', this.premade?.take(address, service.name));
-    registerListener(server);
-    return entry;
-  }
-
   /** The HTTP addresses actually bound (port 0 resolved). */
   addresses(): ListenAddress[] {
-    return this.listeners.flatMap(({ server, service, https }) => (service === undefined && https !== true ? boundAddress(server) : []));
+    return this.listeners.flatMap(({ server, https }) => (https ? [] : boundAddress(server)));
   }
 
   /** The `https` addresses actually bound (port 0 resolved). */
   httpsAddresses(): ListenAddress[] {
-    return this.listeners.flatMap(({ server, https }) => (https === true ? boundAddress(server) : []));
+    return this.listeners.flatMap(({ server, https }) => (https ? boundAddress(server) : []));
   }
 
   /** The raw TCP addresses bound for `name`'s own `listen`. */
   serviceAddresses(name: string): ListenAddress[] {
-    return this.listeners.flatMap(({ server, service }) => (service?.name === name ? boundAddress(server) : []));
+    return this.serviceListeners.addresses(name);
   }
 
   /** Client connections open now (sniffing, answered or spliced). */
@@ -233,7 +184,7 @@ export class SpliceServer {
       else resolve();
     }));
     for (const client of this.clients) client.destroy();
-    await Promise.all(closing);
+    await Promise.all([...closing, this.serviceListeners.close()]);
     this.listeners.length = 0;
   }
 
