@@ -9,7 +9,7 @@ import { configKey, type ServiceConfig } from './config.js';
 import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
 import { UpstreamHosts } from './dial.js';
-import { controlErrors, LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
+import { LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
 import { commandWithPort, describeExit, launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
@@ -100,8 +100,6 @@ export class ServiceRuntime {
   private afterStop: 'stopped' | 'held' = 'stopped';
   /** Where to dial it, the address that answered last first. */
   readonly hosts = new UpstreamHosts(() => this.service.upstream);
-  /** The user's starts and restarts under way: the user's stop aborts them (it overtakes them). */
-  private readonly controls = new Set<AbortController>();
 
   constructor(
     service: ServiceConfig,
@@ -163,13 +161,12 @@ export class ServiceRuntime {
     }
   }
 
-  /**
-   * Launches it now (the user's start), overriding a hold and a crash-loop back-off. A stop the
-   * user sends before it is running wins: this start then fails with an `overtaken` ControlError.
-   * A restart sent meanwhile does not: this start follows the restart's launch.
-   */
-  start(): Promise<void> {
-    return this.controlled((overtaken) => this.startFor('start', overtaken));
+  /** Launches it now (the user's start), overriding a hold and a crash-loop back-off. */
+  async start(): Promise<void> {
+    if (this.state === 'held') this.moveTo('stopped');
+    this.afterStop = 'stopped';
+    this.crashes.forgive();
+    await this.ensureRunning();
   }
 
   /**
@@ -177,7 +174,6 @@ export class ServiceRuntime {
    * the user's stop, which sticks until they start it again.
    */
   async stop(cause: CancelCause, reason: string): Promise<void> {
-    if (cause === 'held') for (const control of this.controls) control.abort();
     this.cancel(cause);
     const after = cause === 'held' ? 'held' : 'stopped';
     if (this.process === undefined && this.stopping === undefined) {
@@ -192,38 +188,11 @@ export class ServiceRuntime {
     if (this.state === 'stopping') this.moveTo(this.afterStop);
   }
 
-  /** Stop, then start; a stop the user sends meanwhile wins (see start), before or after the launch began. */
-  restart(): Promise<void> {
-    return this.controlled(async (overtaken) => {
-      await this.stop('restarted', 'restart');
-      if (overtaken.aborted) throw controlErrors.overtaken(this.name, 'restart');
-      await this.startFor('restart', overtaken);
-    });
-  }
-
-  /** Runs the user's start or restart with a signal that the user's stop aborts while it runs. */
-  private async controlled(run: (overtaken: AbortSignal) => Promise<void>): Promise<void> {
-    const control = new AbortController();
-    this.controls.add(control);
-    try {
-      await run(control.signal);
-    } finally {
-      this.controls.delete(control);
-    }
-  }
-
-  /** The launch of a start or restart; `overtaken` aborts when the user stops it meanwhile. */
-  private async startFor(action: 'start' | 'restart', overtaken: AbortSignal): Promise<void> {
-    if (this.state === 'held') this.moveTo('stopped');
-    this.afterStop = 'stopped';
-    this.crashes.forgive();
-    try {
-      await this.ensureRunning();
-    } catch (err) {
-      const stoppedMeanwhile = err instanceof LaunchCancelledError || err instanceof ServiceStoppedError;
-      if (stoppedMeanwhile && overtaken.aborted) throw controlErrors.overtaken(this.name, action);
-      throw err;
-    }
+  /** Stop, then start; `overtaken` (the user's stop, sent meanwhile) ends it between the two. */
+  async restart(overtaken?: AbortSignal): Promise<void> {
+    await this.stop('restarted', 'restart');
+    overtaken?.throwIfAborted();
+    await this.start();
   }
 
   /** Takes a reloaded config; a running process keeps its port (the new one applies at the next launch). */

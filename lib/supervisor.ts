@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { formatAddress } from './address.js';
 import { DEFAULT_STOP_TIMEOUT, stateDir, type Config, type ServiceConfig } from './config.js';
 import { dialFirst } from './dial.js';
-import { controlErrors, LaunchError, NoServiceError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
+import { controlErrors, LaunchCancelledError, LaunchError, NoServiceError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
 import { findPortOwner } from './port-owner.js';
@@ -53,6 +53,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   private readonly context: RuntimeContext;
   private config: Config;
   private refusedReload: string | undefined;
+  /** The user's starts and restarts under way, per service: the user's stop aborts them. */
+  private readonly controls = new Map<ServiceRuntime, Set<AbortController>>();
 
   constructor(
     config: Config,
@@ -155,7 +157,7 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   /** Launches a service now (from the dashboard or the CLI), and lets requests launch it again. */
   async start(name: string): Promise<ServiceInfo> {
     const runtime = this.controllable(name);
-    await runtime.start();
+    await this.overtakable(runtime, 'start', () => runtime.start());
     return this.info(name)!;
   }
 
@@ -168,13 +170,37 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
       const owner = findPortOwner(runtime.port);
       throw controlErrors.notLaunchedHere(name, runtime.port, owner ? `pid ${owner.pid} (${owner.command})` : 'a process of its own');
     }
+    for (const control of this.controls.get(runtime) ?? []) control.abort();
     await runtime.stop('held', 'stopped by you');
     return this.info(name)!;
   }
 
+  /** Stop, then start; a stop the user sends meanwhile wins (see overtakable), before or after the launch began. */
   async restart(name: string): Promise<ServiceInfo> {
-    await this.controllable(name).restart();
+    const runtime = this.controllable(name);
+    await this.overtakable(runtime, 'restart', (overtaken) => runtime.restart(overtaken));
     return this.info(name)!;
+  }
+
+  /**
+   * Runs the user's start or restart of `runtime`. A stop the user sends before it is done wins
+   * (it aborts `overtaken`): the start then fails with an `overtaken` ControlError (409) instead
+   * of bringing the service back. A restart sent meanwhile does not: a start follows its launch.
+   */
+  private async overtakable(runtime: ServiceRuntime, action: 'start' | 'restart', run: (overtaken: AbortSignal) => Promise<void>): Promise<void> {
+    const control = new AbortController();
+    const controls = this.controls.get(runtime) ?? new Set();
+    this.controls.set(runtime, controls.add(control));
+    try {
+      await run(control.signal);
+    } catch (err) {
+      const stoppedMeanwhile = err === control.signal.reason || err instanceof LaunchCancelledError || err instanceof ServiceStoppedError;
+      if (stoppedMeanwhile && control.signal.aborted) throw controlErrors.overtaken(runtime.name, action);
+      throw err;
+    } finally {
+      controls.delete(control);
+      if (controls.size === 0) this.controls.delete(runtime);
+    }
   }
 
   /** The last reload was refused, and why; undefined once a good edit applied (or the file is back as it runs). */
