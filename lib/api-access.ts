@@ -9,11 +9,10 @@
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
-import { isIPv4, isIPv6, type Socket } from 'node:net';
-import { endianness } from 'node:os';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import { addressKey, tcpSocketsAsync } from './proc-net.js';
 
 /** The key file of the norikae running `configFile` (one per config file, like its launch record). */
 export function apiKeyFile(stateDir: string, configFile: string): string {
@@ -99,46 +98,10 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 export async function peerUid(socket: Socket): Promise<number | undefined> {
   const { remoteAddress, remotePort, localAddress, localPort } = socket;
   if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return undefined;
-  const peer = `${addressKey(remoteAddress)} ${remotePort}`;
-  const us = `${addressKey(localAddress)} ${localPort}`;
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = await readFile(table, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid …
-      const fields = line.trim().split(/\s+/);
-      if (fields.length < 8) continue;
-      if (procAddress(fields[1]!) === peer && procAddress(fields[2]!) === us) return Number(fields[7]);
-    }
-  }
-  return undefined;
-}
-
-/** `HEX:PORT` of /proc/net/tcp{,6} as `addressKey port`. Each 32-bit word of the address is printed in the host's byte order. */
-function procAddress(field: string): string | undefined {
-  const [hex, port] = field.split(':');
-  if (hex === undefined || port === undefined || (hex.length !== 8 && hex.length !== 32)) return undefined;
-  const bytes = Buffer.alloc(hex.length / 2);
-  for (let word = 0; word < hex.length / 8; word++) {
-    const value = Number.parseInt(hex.slice(word * 8, word * 8 + 8), 16);
-    if (endianness() === 'LE') bytes.writeUInt32LE(value, word * 4);
-    else bytes.writeUInt32BE(value, word * 4);
-  }
-  const text = bytes.length === 4 ? [...bytes].join('.') : (bytes.toString('hex').match(/.{4}/g) ?? []).join(':');
-  return `${addressKey(text)} ${Number.parseInt(port, 16)}`;
-}
-
-/** One spelling per address: IPv4 as IPv4-mapped IPv6, IPv6 as the URL standard writes it. */
-function addressKey(address: string): string {
-  const v6 = isIPv4(address) ? `::ffff:${address}` : address;
-  if (!isIPv6(v6)) return address;
-  try {
-    return new URL(`http://[${v6}]/`).hostname;
-  } catch {
-    return address;
-  }
+  const peer = addressKey(remoteAddress);
+  const us = addressKey(localAddress);
+  // The peer's own socket: local end the client's address, remote end ours.
+  const found = (await tcpSocketsAsync()).find(({ local, remote }) => local.port === remotePort && remote.port === localPort
+    && addressKey(local.host) === peer && addressKey(remote.host) === us);
+  return found?.uid;
 }

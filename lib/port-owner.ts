@@ -9,15 +9,13 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { DEFAULT_UPSTREAM_HOST } from './dial.js';
+import { TCP_LISTEN, tcpSockets } from './proc-net.js';
 
 export interface PortOwner {
   pid: number;
   /** The command line, arguments joined by spaces, on one line. */
   command: string;
 }
-
-/** TCP_LISTEN in /proc/net/tcp's `st` column. */
-const LISTEN = '0A';
 
 /** The process listening on `port` on any address, or undefined when none can be found. */
 export function findPortOwner(port: number): PortOwner | undefined {
@@ -52,24 +50,7 @@ export function findPortOwner(port: number): PortOwner | undefined {
 
 /** Inodes of the IPv4 and IPv6 TCP sockets listening on `port`. */
 function socketInodes(port: number): Set<string> {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(table, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-      const fields = line.trim().split(/\s+/);
-      if (fields.length < 10) continue;
-      const localPort = fields[1]!.slice(fields[1]!.lastIndexOf(':') + 1);
-      if (localPort === hexPort && fields[3] === LISTEN && fields[9] !== '0') inodes.add(fields[9]!);
-    }
-  }
-  return inodes;
+  return new Set(tcpSockets().filter((socket) => socket.local.port === port && socket.state === TCP_LISTEN && socket.inode !== '0').map((socket) => socket.inode));
 }
 
 function commandLine(pid: number): string {

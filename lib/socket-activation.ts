@@ -5,10 +5,10 @@
 // (`http-8080`, `tcp-pg-5433`, see listenerFdName) and by the address it is bound to (read from
 // /proc); SpliceServer then listens on it instead of binding. A socket no address claims is closed.
 
-import { closeSync, readFileSync, readlinkSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { closeSync, readlinkSync } from 'node:fs';
 import type { ListenAddress } from './address.js';
 import type { PremadeListeners } from './listen.js';
+import { tcpSockets } from './proc-net.js';
 
 /** The first descriptor passed (SD_LISTEN_FDS_START). */
 const FIRST_FD = 3;
@@ -101,52 +101,5 @@ function socketAddress(fd: number): ListenAddress | undefined {
   } catch {
     return undefined;
   }
-  if (inode === undefined) return undefined;
-  for (const [table, family] of [['/proc/net/tcp', 4], ['/proc/net/tcp6', 6]] as const) {
-    let text: string;
-    try {
-      text = readFileSync(table, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-      const fields = line.trim().split(/\s+/);
-      if (fields[9] !== inode) continue;
-      const [hexHost, hexPort] = fields[1]!.split(':') as [string, string];
-      return { host: family === 4 ? ipv4(hexHost) : ipv6(hexHost), port: parseInt(hexPort, 16) };
-    }
-  }
-  return undefined;
-}
-
-/** /proc/net/tcp's address: one 32-bit word in host byte order (little-endian here). */
-function ipv4(hex: string): string {
-  const word = Buffer.from(hex, 'hex').readUInt32LE(0);
-  const bytes = Buffer.alloc(4);
-  bytes.writeUInt32BE(word);
-  return [...bytes].join('.');
-}
-
-/** /proc/net/tcp6's address: four such words; shown as Node shows it (`::1`, `::ffff:127.0.0.1` kept as is). */
-function ipv6(hex: string): string {
-  const bytes = Buffer.alloc(16);
-  for (let i = 0; i < 4; i++) bytes.writeUInt32BE(Buffer.from(hex.slice(i * 8, i * 8 + 8), 'hex').readUInt32LE(0), i * 4);
-  const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2).toString(16));
-  const full = groups.join(':');
-  // The longest run of zero groups becomes "::", as in RFC 5952.
-  let best: [number, number] = [-1, 0];
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > best[1]) best = [i, j - i];
-    i = j;
-  }
-  if (best[1] < 2) return full;
-  const text = `${groups.slice(0, best[0]).join(':')}::${groups.slice(best[0] + best[1]).join(':')}`;
-  return isIP(text) === 6 ? text : full;
+  return inode === undefined ? undefined : tcpSockets().find((socket) => socket.inode === inode)?.local;
 }
