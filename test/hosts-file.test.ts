@@ -1,8 +1,6 @@
 // `norikae-splice hosts sync | clean` on temporary hosts files only (never the real /etc/hosts).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { parseConfig } from '../lib/config-file.js';
 import { ErrorCode, type NorikaeError } from '../lib/errors.js';
 import { BLOCK_BEGIN, BLOCK_END, exactHostNames, unifiedDiff, updateHostsFile, withBlock } from '../lib/hosts-file.js';
-import { CLI } from './helpers.js';
+import { runCli } from './helpers.js';
 
 const CONFIG = `[service.shop]
 host = ["shop.localhost", "*.shop.localhost", "Shop.test"]
@@ -110,15 +108,7 @@ describe('updateHostsFile', () => {
 
 describe('norikae-splice hosts (the CLI)', () => {
   /** Runs the CLI; `uid` runs it as that user (for a root test run, to meet a permission error). */
-  async function run(args: string[], cwd: string, uid?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' }, ...(uid === undefined ? {} : { uid, gid: uid }) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    return { code, stdout, stderr };
-  }
+  const run = (args: string[], cwd: string, uid?: number) => runCli(args, { cwd, uid });
 
   test('sync --dry-run prints the diff; sync writes; a second sync says it is up to date; clean removes it', async (t) => {
     const dir = folder(t);

@@ -2,15 +2,14 @@
 // `systemd-analyze verify`, and what install/uninstall/status do where systemctl cannot run.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { loadConfig } from '../lib/config-file.js';
 import { runServiceCommand, type ServiceCommandOptions } from '../lib/service-install.js';
-import { CLI } from './helpers.js';
+import { CLI, runCli } from './helpers.js';
 import { requireTool, SYSTEMD_ANALYZE } from './system-tools.js';
 
 const TOML = 'listen = ["127.0.0.1:8080", "[::1]:8080"]\n[service.pg]\nlisten = 5433\nport = 5432\n[service.web]\nport = 3000\n';
@@ -22,14 +21,8 @@ function tempDir(t: TestContext, name = 'norikae-service-'): string {
 }
 
 /** The CLI with HOME and XDG_CONFIG_HOME in `home`, so nothing of the real user's is touched. */
-async function runCli(args: string[], home: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), DEBUG: '' } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
+function runHome(args: string[], home: string): ReturnType<typeof runCli> {
+  return runCli(args, { env: { HOME: home, XDG_CONFIG_HOME: join(home, '.config') } });
 }
 
 /** systemd-analyze verify on the files; its status and everything it said. */
@@ -42,7 +35,7 @@ describe('norikae-splice service install', () => {
   test('--dry-run prints one socket unit per listener, named, and the service with absolute paths; writes nothing', async (t) => {
     const home = tempDir(t);
     writeFileSync(join(home, 'norikae.toml'), TOML);
-    const run = await runCli(['service', 'install', '--dry-run', '--config', join(home, 'norikae.toml')], home);
+    const run = await runHome(['service', 'install', '--dry-run', '--config', join(home, 'norikae.toml')], home);
     assert.equal(run.code, 0, run.stderr);
     const unitDir = join(home, '.config', 'systemd', 'user');
     for (const [name, listen, fdName] of [
@@ -68,7 +61,7 @@ describe('norikae-splice service install', () => {
     writeFileSync(join(home, 'norikae.toml'), TOML.replace('listen = ["127.0.0.1:8080", "[::1]:8080"]', 'listen = 8080'));
     for (const system of [false, true]) {
       const unitDir = join(home, system ? 'system' : 'user');
-      const run = await runCli(['service', 'install', '--config', join(home, 'norikae.toml'), '--unit-dir', unitDir, ...(system ? ['--system'] : [])], home);
+      const run = await runHome(['service', 'install', '--config', join(home, 'norikae.toml'), '--unit-dir', unitDir, ...(system ? ['--system'] : [])], home);
       assert.equal(run.code, 0, run.stderr);
       const files = readdirSync(unitDir).sort();
       assert.deepEqual(files, ['norikae-splice-http-8080.socket', 'norikae-splice-tcp-pg-5433.socket', 'norikae-splice.service']);
@@ -85,9 +78,9 @@ describe('norikae-splice service install', () => {
     const home = tempDir(t);
     const unitDir = join(home, 'units');
     writeFileSync(join(home, 'norikae.toml'), TOML);
-    assert.equal((await runCli(['service', 'install', '--config', join(home, 'norikae.toml'), '--unit-dir', unitDir], home)).code, 0);
+    assert.equal((await runHome(['service', 'install', '--config', join(home, 'norikae.toml'), '--unit-dir', unitDir], home)).code, 0);
     writeFileSync(join(home, 'norikae.toml'), 'listen = 9090\n[service.web]\nport = 3000\n');
-    const run = await runCli(['service', 'install', '--config', join(home, 'norikae.toml'), '--unit-dir', unitDir], home);
+    const run = await runHome(['service', 'install', '--config', join(home, 'norikae.toml'), '--unit-dir', unitDir], home);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(readdirSync(unitDir).sort(), ['norikae-splice-http-9090.socket', 'norikae-splice.service']);
   });
@@ -95,7 +88,7 @@ describe('norikae-splice service install', () => {
   test('port 0 cannot be a startup service\'s listener', async (t) => {
     const home = tempDir(t);
     writeFileSync(join(home, 'norikae.toml'), 'listen = "127.0.0.1:0"\n');
-    const run = await runCli(['service', 'install', '--dry-run', '--config', join(home, 'norikae.toml')], home);
+    const run = await runHome(['service', 'install', '--dry-run', '--config', join(home, 'norikae.toml')], home);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /127\.0\.0\.1:0: a startup service needs fixed ports, not 0/);
   });
@@ -136,12 +129,12 @@ describe('where systemd does not run', () => {
     const unitDir = join(home, 'units');
     writeFileSync(join(home, 'norikae.toml'), TOML);
     const config = join(home, 'norikae.toml');
-    assert.equal((await runCli(['service', 'status', '--config', config, '--unit-dir', unitDir], home)).code, 1);
-    assert.equal((await runCli(['service', 'install', '--config', config, '--unit-dir', unitDir], home)).code, 0);
-    const status = await runCli(['service', 'status', '--config', config, '--unit-dir', unitDir], home);
+    assert.equal((await runHome(['service', 'status', '--config', config, '--unit-dir', unitDir], home)).code, 1);
+    assert.equal((await runHome(['service', 'install', '--config', config, '--unit-dir', unitDir], home)).code, 0);
+    const status = await runHome(['service', 'status', '--config', config, '--unit-dir', unitDir], home);
     assert.equal(status.code, 0);
     assert.match(status.stdout, /installed: .*norikae-splice\.service/);
-    const uninstall = await runCli(['service', 'uninstall', '--config', config, '--unit-dir', unitDir], home);
+    const uninstall = await runHome(['service', 'uninstall', '--config', config, '--unit-dir', unitDir], home);
     assert.equal(uninstall.code, 0, uninstall.stderr);
     assert.deepEqual(readdirSync(unitDir), []);
   });

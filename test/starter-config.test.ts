@@ -1,8 +1,6 @@
 // `norikae-splice init`: the starter config, where it goes, and that it never overwrites a file.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { parseConfig } from '../lib/config-file.js';
 import { configWarnings } from '../lib/config-warnings.js';
 import { starterConfig, starterConfigFile } from '../lib/starter-config.js';
-import { CLI } from './helpers.js';
+import { runCli } from './helpers.js';
 
 function folder(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'norikae-init-'));
@@ -18,15 +16,7 @@ function folder(t: TestContext): string {
   return dir;
 }
 
-async function run(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
+const run = (args: string[], cwd: string, env: NodeJS.ProcessEnv) => runCli(args, { cwd, env });
 
 describe('the starter config', () => {
   test('is a valid config with no warnings, listening where it was asked to', () => {
