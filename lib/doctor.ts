@@ -15,12 +15,14 @@ import { ConfigError, shellWord } from './errors.js';
 import { isLoopbackAddress, resolutionFix, resolveNames, type Lookup } from './host-resolution.js';
 import { exactHostNames } from './hosts-file.js';
 import { launchRecordFile, liveLaunches } from './launch-record.js';
+import { dataDir, loadCa, permits, rootFile } from './local-ca.js';
 import { findPortOwner, type PortOwner } from './port-owner.js';
 import { groupMembers, processGroupOf } from './process-group.js';
 import { runningInstance, type RunningInstance } from './running-instance.js';
+import { trustedIn } from './trust-store.js';
 
 export interface DoctorCheck {
-  /** Which check: `config`, `running`, `listen`, `resolve`, `commands`, `ports`, `launch-record`. */
+  /** Which check: `config`, `running`, `listen`, `resolve`, `commands`, `ports`, `launch-record`, `https`. */
   name: string;
   ok: boolean;
   /** What was found, in one line. */
@@ -60,9 +62,9 @@ type Check = (context: DoctorContext) => DoctorCheck[] | Promise<DoctorCheck[]>;
 
 /**
  * The checks after the config's own, in the order they are shown. A new one is a function of the
- * context returning its entries: the HTTPS issue's "is the local CA trusted" check goes here.
+ * context returning its entries.
  */
-export const DOCTOR_CHECKS: Check[] = [checkRunning, checkListeners, checkResolution, checkCommands, checkPorts, checkLaunchRecord];
+export const DOCTOR_CHECKS: Check[] = [checkRunning, checkListeners, checkResolution, checkCommands, checkPorts, checkLaunchRecord, checkLocalCa];
 
 /** Runs every check; a check that throws (a bug) is reported as failed, and the others still run. */
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
@@ -94,6 +96,36 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     }
   }
   return report(checks);
+}
+
+/**
+ * The local CA behind HTTPS: made, able to sign every configured name, and trusted where browsers
+ * look. Without `https` listeners it is only advice (TLS on the plain port still uses it), so it
+ * fails only when the config asks for HTTPS.
+ */
+async function checkLocalCa({ config }: DoctorContext): Promise<DoctorCheck[]> {
+  const required = config.https.length > 0;
+  const dir = dataDir();
+  const ca = await loadCa(dir).catch((err: unknown) => err as Error);
+  if (ca instanceof Error) return [{ name: 'https', ok: false, message: ca.message, fix: 'norikae-splice trust --renew' }];
+  if (ca === undefined) {
+    return [advice(required, `no local CA yet in ${dir} (it is made on the first HTTPS connection)`, 'norikae-splice trust (makes it, and trusts it)')];
+  }
+  const names = config.services.flatMap((service) => service.tls === 'passthrough' ? [] : service.hosts.map((host) => host.replace(/^\*\./, 'x.')));
+  const outside = names.filter((name) => !permits(ca, name));
+  if (outside.length > 0) {
+    return [{ name: 'https', ok: false, message: `the local CA may not sign for ${outside.join(', ')}`, fix: 'norikae-splice trust --renew (a CA that covers them, trusted again)' }];
+  }
+  const places = trustedIn(ca.rootPem);
+  if (places.length === 0) {
+    return [advice(required, `the local CA (${rootFile(dir)}) is trusted nowhere this check can see: browsers will warn`, 'norikae-splice trust')];
+  }
+  return [{ name: 'https', ok: true, message: `the local CA is trusted in ${places.join(', ')}` }];
+}
+
+/** A finding that fails the check only when `required`; otherwise its fix is said as advice. */
+function advice(required: boolean, message: string, fix: string): DoctorCheck {
+  return required ? { name: 'https', ok: false, message, fix } : { name: 'https', ok: true, message: `${message}; for HTTPS: ${fix}` };
 }
 
 /** One line a check: ✓ or ✗, its name, what was found, and the fix. */
@@ -150,6 +182,11 @@ async function checkListeners({ config, running, unprivilegedPortStart }: Doctor
       checks.push({ name: 'listen', ok: true, message: `${what}: bound by the norikae-splice that runs this config` });
       continue;
     }
+    if (owner !== undefined && isSystemd(owner)) {
+      // The startup service's socket unit: systemd holds the port and hands it to norikae-splice.
+      checks.push({ name: 'listen', ok: true, message: `${what}: held by systemd for the startup service (socket activation)` });
+      continue;
+    }
     const error = await tryBind(address);
     if (error === undefined) {
       checks.push({ name: 'listen', ok: true, message: `${what} can be bound` });
@@ -164,6 +201,11 @@ async function checkListeners({ config, running, unprivilegedPortStart }: Doctor
     }
   }
   return checks;
+}
+
+/** systemd itself (the system's pid 1, or a user's `systemd --user`): what holds a socket unit's port. */
+function isSystemd(owner: PortOwner): boolean {
+  return owner.pid === 1 || /(^|\/)systemd( |$)/.test(owner.command);
 }
 
 /** The fix for a port below the unprivileged start: the sysctl (now, and at every boot), setcap, or the startup service. */

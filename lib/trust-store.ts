@@ -5,7 +5,7 @@
 // store's need root, and are run through sudo (which asks) when we are not root.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** The nickname of the root in NSS databases, and its file name in the Debian store. */
@@ -78,6 +78,27 @@ export function untrustSteps(rootPath: string, options: TrustOptions): TrustStep
     }
   }
   return steps;
+}
+
+/**
+ * Where the root `rootPem` is trusted now, of the places `trust` puts it that can be read without
+ * root: the Debian/Ubuntu system store's file, and each NSS database of this user (with certutil).
+ */
+export function trustedIn(rootPem: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  const places: string[] = [];
+  const same = (text: string): boolean => text.replace(/\s+/g, '') === rootPem.replace(/\s+/g, '');
+  try {
+    if (same(readFileSync(DEBIAN_FILE, 'latin1'))) places.push(`the system store (${DEBIAN_FILE})`);
+  } catch {
+    // Not there, or not Debian.
+  }
+  if (onPath('certutil', env)) {
+    for (const db of nssDatabases(home(env)).filter((candidate) => candidate.exists)) {
+      const listed = spawnSync('certutil', ['-L', '-d', `sql:${db.dir}`, '-n', NSS_NICKNAME, '-a'], { encoding: 'utf8', env, timeout: 10_000 });
+      if (listed.status === 0 && same(listed.stdout)) places.push(db.what);
+    }
+  }
+  return places;
 }
 
 /** What is missing for the browsers' stores, if anything: said instead of steps that cannot run. */

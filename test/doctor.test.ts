@@ -14,7 +14,8 @@ import { privilegedPortFix, readUnprivilegedPortStart, runDoctor, type DoctorChe
 import { resolutionFix } from '../lib/host-resolution.js';
 import { launchRecordFile } from '../lib/launch-record.js';
 import { bootId, groupAlive, processStartTime, signalGroup } from '../lib/process-group.js';
-import { CLI, closeServer, delay, freePort, listenOn } from './helpers.js';
+import { chooseTool } from './chromium.js';
+import { CLI, closeServer, delay, freePort, listenOn, runCli } from './helpers.js';
 
 const loopback = async (): Promise<string[]> => ['127.0.0.1', '::1'];
 
@@ -44,7 +45,7 @@ describe('runDoctor', () => {
     const { dir, file, state } = await setup(t, `[service.web]\ncwd = "."\ncommand = "${process.execPath} server.js {port}"\n`);
     const report = await runDoctor({ config: file, lookup: loopback, stateDir: state });
     assert.equal(report.ok, true, JSON.stringify(report, null, 2));
-    assert.deepEqual(report.checks.map((check) => check.name), ['config', 'running', 'listen', 'resolve', 'commands', 'ports', 'launch-record']);
+    assert.deepEqual(report.checks.map((check) => check.name), ['config', 'running', 'listen', 'resolve', 'commands', 'ports', 'launch-record', 'https']);
     for (const check of report.checks) {
       assert.deepEqual(Object.keys(check), ['name', 'ok', 'message']);
       assert.equal(typeof check.message, 'string');
@@ -213,5 +214,46 @@ describe('norikae-splice doctor (the CLI)', () => {
     assert.match(lines, new RegExp(`^✓ running: norikae-splice runs this config \\(pid ${norikae.pid}\\)`, 'm'));
     assert.equal(lines.trimEnd().split('\n').length, report.checks.length, 'one line a check');
     for (const check of report.checks.filter((entry) => !entry.ok)) assert.ok(lines.includes(`✗ ${check.name}: ${check.message} — fix: ${check.fix}`));
+  });
+});
+
+describe('doctor: the local CA behind HTTPS', () => {
+  const CERTUTIL = chooseTool(process.env, 'certutil', 'apt-get install libnss3-tools');
+
+  test('with `https` configured: no CA fails, an untrusted one fails, one trusted in an NSS database passes', { skip: CERTUTIL.skip }, async (t) => {
+    const home = mkdtempSync(join(tmpdir(), 'norikae-doctor-ca-'));
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const env = { HOME: home, XDG_DATA_HOME: join(home, 'data'), XDG_STATE_HOME: join(home, 'state'), XDG_CONFIG_HOME: join(home, 'config') };
+    writeFileSync(join(home, 'norikae.toml'), `listen = ${await freePort()}\nhttps = ${await freePort()}\n[service.web]\nport = ${await freePort()}\n`);
+    const https = async (): Promise<DoctorCheck> => {
+      const result = await runCli(['doctor', '--json', '--config', 'norikae.toml'], { cwd: home, env });
+      return (JSON.parse(result.stdout) as DoctorReport).checks.find((check) => check.name === 'https')!;
+    };
+    const none = await https();
+    assert.equal(none.ok, false);
+    assert.match(none.message, /no local CA yet/);
+    assert.match(none.fix!, /norikae-splice trust/);
+
+    assert.equal((await runCli(['ca', '--config', 'norikae.toml'], { cwd: home, env })).code, 0);
+    const untrusted = await https();
+    assert.equal(untrusted.ok, false);
+    assert.match(untrusted.message, /trusted nowhere/);
+
+    const trusted = await runCli(['trust', '--no-system', '--config', 'norikae.toml'], { cwd: home, env });
+    assert.equal(trusted.code, 0, trusted.stderr);
+    const ok = await https();
+    assert.equal(ok.ok, true, ok.message);
+    assert.match(ok.message, /trusted in Chrome\/Chromium/);
+  });
+
+  test('without `https` configured, a missing CA is advice, not a failure', async (t) => {
+    const home = mkdtempSync(join(tmpdir(), 'norikae-doctor-ca-'));
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const env = { HOME: home, XDG_DATA_HOME: join(home, 'data'), XDG_STATE_HOME: join(home, 'state') };
+    writeFileSync(join(home, 'norikae.toml'), `listen = ${await freePort()}\n[service.web]\nport = ${await freePort()}\n`);
+    const result = await runCli(['doctor', '--json', '--config', 'norikae.toml'], { cwd: home, env });
+    const check = (JSON.parse(result.stdout) as DoctorReport).checks.find((entry) => entry.name === 'https')!;
+    assert.equal(check.ok, true);
+    assert.match(check.message, /no local CA yet .*for HTTPS: norikae-splice trust/);
   });
 });
