@@ -204,7 +204,7 @@ async function checkListeners({ config, running, unprivilegedPortStart }: Doctor
 }
 
 /** systemd itself (the system's pid 1, or a user's `systemd --user`): what holds a socket unit's port. */
-function isSystemd(owner: PortOwner): boolean {
+export function isSystemd(owner: PortOwner): boolean {
   return owner.pid === 1 || /(^|\/)systemd( |$)/.test(owner.command);
 }
 

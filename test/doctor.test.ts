@@ -10,7 +10,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { privilegedPortFix, readUnprivilegedPortStart, runDoctor, type DoctorCheck, type DoctorReport } from '../lib/doctor.js';
+import { isSystemd, privilegedPortFix, readUnprivilegedPortStart, runDoctor, type DoctorCheck, type DoctorReport } from '../lib/doctor.js';
 import { resolutionFix } from '../lib/host-resolution.js';
 import { launchRecordFile } from '../lib/launch-record.js';
 import { bootId, groupAlive, processStartTime, signalGroup } from '../lib/process-group.js';
@@ -256,4 +256,12 @@ describe('doctor: the local CA behind HTTPS', () => {
     assert.equal(check.ok, true);
     assert.match(check.message, /no local CA yet .*for HTTPS: norikae-splice trust/);
   });
+});
+
+test('a port held by systemd (the startup service\'s socket unit) is told apart from another program\'s', () => {
+  assert.equal(isSystemd({ pid: 1, command: '/sbin/init splash' }), true);
+  assert.equal(isSystemd({ pid: 1234, command: '/lib/systemd/systemd --user' }), true);
+  assert.equal(isSystemd({ pid: 1234, command: 'systemd --user' }), true);
+  assert.equal(isSystemd({ pid: 1234, command: '/usr/bin/systemd-socket-activate -l 8080 node x.js' }), false);
+  assert.equal(isSystemd({ pid: 1234, command: 'node server.js' }), false);
 });
