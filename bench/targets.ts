@@ -198,7 +198,7 @@ export async function startHaproxy(upstreamPort: number, dir: string, options: {
 }
 
 /** Sends `question` (if any) over IPC and waits for the message of type `type`. */
-async function reply<T>(child: ChildProcess, question: string | undefined, type: string, timeoutMs: number): Promise<T> {
+export async function reply<T>(child: ChildProcess, question: string | undefined, type: string, timeoutMs: number): Promise<T> {
   const answer = new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`no "${type}" from pid ${child.pid} within ${timeoutMs} ms`)), timeoutMs);
     const onMessage = (message: { type?: string }): void => {
@@ -251,7 +251,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** One connect attempt through lib/dial.ts, whose self-connect guard matters here: freePort() ports are ephemeral. */
-function accepts(port: number): Promise<boolean> {
+export function accepts(port: number): Promise<boolean> {
   return dial('127.0.0.1', port, 1000).then((socket) => (socket.destroy(), true), () => false);
 }
 
