@@ -40,7 +40,11 @@ export function renderMarkdown(results: BenchResults, source: string): string {
     `| ${machine.cpu} | ${machine.cores} | ${machine.node} | ${machine.kernel} | ${machine.haproxy ?? 'not installed'} | ${machine.wrk ?? 'not installed'} | ` +
       `${results.loadAverage[0].toFixed(2)} → ${results.loadAverage[1].toFixed(2)} |`,
     '',
+    `How loaded the machine was: its 1-minute load average was ${results.loadAverage[0].toFixed(2)} when the run started and ` +
+      `${results.loadAverage[1].toFixed(2)} when it ended, on ${machine.cores} cores shared with other work (the bench itself adds about 2 while it runs).`,
+    '',
     ...peerLines(results),
+    ...Object.entries(results.failures ?? {}).map(([target, failure]) => `**${target} failed a measure**: ${failure}. Its figures for it are missing below.\n`),
     ...(settings.quick ? ['**A `--quick` run**: one short round of each load, fewer idle connections; rough numbers.', ''] : []),
     '## Targets',
     '',
@@ -284,7 +288,11 @@ function websocketRow(results: BenchResults, target: TargetName): string {
     const v = addedLatencyUs(results, target, key);
     return v === undefined ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(1)} µs`;
   };
-  return `| ${target} | ${median(samples.map((s) => s.p50Us)).toFixed(1)} µs | ${median(samples.map((s) => s.p99Us)).toFixed(1)} µs | ${added('p50Us')} | ${added('p99Us')} |`;
+  const med = (key: 'p50Us' | 'p99Us'): string => {
+    const values = samples.map((s) => s[key] ?? Number.NaN).filter(Number.isFinite);
+    return values.length === 0 ? 'failed' : `${median(values).toFixed(1)} µs`;
+  };
+  return `| ${target} | ${med('p50Us')} | ${med('p99Us')} | ${added('p50Us')} | ${added('p99Us')} |`;
 }
 
 function idleRow(name: string, idle: IdleMemory): string {

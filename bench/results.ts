@@ -106,6 +106,8 @@ export interface BenchResults {
   /** Through norikae (judged), and the same server started and polled by the bench itself (the floor). */
   coldStart: { trials: ColdStartTiming[]; direct: ColdStartTiming[]; concurrent?: ConcurrentColdStart };
   scale?: ScaleResults;
+  /** What failed for a peer (a WebSocket it dropped, say): said on the page; its figures are missing. */
+  failures?: Partial<Record<TargetName, string>>;
 }
 
 /** `count` cold services asked for at once through norikae, and the same servers started at once by the bench. */
@@ -187,7 +189,9 @@ export function addedLatencyUs(results: BenchResults, target: TargetName, key: k
   const own = rounds[target];
   const direct = rounds.direct;
   if (own === undefined || direct === undefined) return undefined;
-  return median(own.map((sample, i) => sample[key] - direct[i]![key]));
+  // A failed round is stored as null (NaN in the run): left out.
+  const added = own.map((sample, i) => (sample[key] ?? Number.NaN) - (direct[i]?.[key] ?? Number.NaN)).filter(Number.isFinite);
+  return added.length === 0 ? undefined : median(added);
 }
 
 export function bytesPerConnection(idle: IdleMemory): number {

@@ -156,9 +156,20 @@ async function bench(): Promise<BenchResults> {
 
   say('WebSocket echo');
   const websocket: Partial<Record<TargetName, LatencySample[]>> = {};
+  /** A peer that drops a WebSocket must not end the run: its failure is recorded, once per target. */
+  const failures: Partial<Record<TargetName, string>> = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const target of targets) {
-      (websocket[target.name] ??= []).push(await websocketRoundTrips(target.port, WS_MESSAGES, 200, 30_000));
+      let sample: LatencySample;
+      try {
+        sample = await websocketRoundTrips(target.port, WS_MESSAGES, 200, 30_000);
+      } catch (err) {
+        say(`WebSocket echo through ${target.name} failed: ${(err as Error).message}`);
+        failures[target.name] ??= `WebSocket echo: ${(err as Error).message}`;
+        // Not a number: JSON keeps it as null, which the report reads as "not measured".
+        sample = { p50Us: Number.NaN, p99Us: Number.NaN };
+      }
+      (websocket[target.name] ??= []).push(sample);
     }
   }
 
@@ -180,7 +191,13 @@ async function bench(): Promise<BenchResults> {
   for (const target of targets) {
     if (target.pid === undefined) continue;
     say(`${idleCount} idle connections through ${target.name}`);
-    idle[target.name] = await idleMemory(target.port, target.pid, idleCount, target.heapUsed);
+    try {
+      idle[target.name] = await idleMemory(target.port, target.pid, idleCount, target.heapUsed);
+    } catch (err) {
+      say(`idle connections through ${target.name} failed: ${(err as Error).message}`);
+      if (target.name === 'norikae') throw err;
+      failures[target.name] ??= `idle connections: ${(err as Error).message.split('\n')[0]}`;
+    }
   }
 
   say('scale');
@@ -200,6 +217,7 @@ async function bench(): Promise<BenchResults> {
     idle: { requested: IDLE_CONNECTIONS, limitNote, norikae: idle.norikae!, haproxy: idle.haproxy, nodeFloor: idle['node-floor'], byTarget: idle },
     coldStart: { trials: coldTrials, direct: coldDirect, concurrent: { count: CONCURRENT_COLD, trials: concurrentTrials, direct: concurrentDirect } },
     scale,
+    failures,
   };
 }
 
