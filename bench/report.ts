@@ -135,6 +135,8 @@ export function renderMarkdown(results: BenchResults, source: string): string {
       'its /etc/hosts sync off, its state in a temporary folder); http-proxy in `bench/http-proxy.ts` (`ws: true`, a keep-alive agent); Caddy `caddy run` on a ' +
       'Caddyfile with `reverse_proxy` (no admin endpoint, no automatic HTTPS' + (settings.caddyMaxProcs === undefined ? '' : `, \`GOMAXPROCS=${settings.caddyMaxProcs}\` like haproxy's one thread`) + '). ' +
       'They keep their upstream connections alive, so in the new-connection load their upstream accepts per request are below 1.',
+    '- The upstream and the cold-start servers listen on ports below the kernel\'s ephemeral range (24000–32767), as dev servers do (3000, 5173, 8080): ' +
+      'a port in the range can be taken as some client\'s source port by the time it is used, and dialling one makes norikae check for a self-connect (`lib/dial.ts`), which a real config does not.',
 
     ...(has('node-floor')
       ? ['- node-floor (`bench/node-floor.ts`) is the naive Node splicer, `net.createServer` + `net.connect` + `pipe` both ways ' +

@@ -6,7 +6,7 @@
 // bench/results/<date>.json and latest.json, then docs/benchmarks.md and docs/benchmarks.svg.
 // `--quick` (or BENCH_QUICK=1): one short round of each, fewer idle connections and scale runs,
 // for development; its numbers are not the page's. Knobs (environment): BENCH_ROUNDS (3),
-// BENCH_SECONDS per run (2), BENCH_HAPROXY_THREADS (1), BENCH_CADDY_GOMAXPROCS (1),
+// BENCH_SECONDS per run (2), BENCH_HAPROXY_THREADS (1), BENCH_CADDY_GOMAXPROCS (1), BENCH_TOOLS=wrk,
 // BENCH_CPU_PROF=1 (norikae writes a --cpu-prof profile to bench/results/profiles/).
 
 import { execFileSync } from 'node:child_process';
@@ -22,7 +22,7 @@ import { npmVersion, startCaddy, startHttpProxy, startPortless } from './peers.j
 import { writeReport } from './report.js';
 import { checks, type BenchResults, type ColdStartTiming, type IdleMemory, type LatencySample, type Machine, type TargetName, type ThroughputLoad } from './results.js';
 import { measureScale } from './scale.js';
-import { fdCount, freePort, rssOf, startHaproxy, startNodeFloor, startNorikae, startUpstream, stopAll, type ColdService } from './targets.js';
+import { fdCount, freeLowPort, rssOf, startHaproxy, startNodeFloor, startNorikae, startUpstream, stopAll, type ColdService } from './targets.js';
 
 const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
 const ROUNDS = envInteger('BENCH_ROUNDS', QUICK ? 1 : 3);
@@ -107,7 +107,7 @@ async function bench(): Promise<BenchResults> {
 
   const upstream = await startUpstream();
   const cold: ColdService[] = [];
-  for (let i = 0; i < COLD_TRIALS + CONCURRENT_COLD; i++) cold.push({ name: `cold${i}`, port: await freePort(), stampFile: join(workDir, `cold${i}.stamp`) });
+  for (let i = 0; i < COLD_TRIALS + CONCURRENT_COLD; i++) cold.push({ name: `cold${i}`, port: await freeLowPort(), stampFile: join(workDir, `cold${i}.stamp`) });
   const profileArgs = process.env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'profiles')}`] : [];
   const norikae = await startNorikae(upstream.port, workDir, cold, profileArgs);
   const haproxy = machine.haproxy === undefined
@@ -127,7 +127,9 @@ async function bench(): Promise<BenchResults> {
     ...(caddy ? [{ name: 'caddy' as const, port: caddy.port, pid: caddy.pid }] : []),
   ];
   // Quick runs take the judged tool only.
-  const tools = machine.wrk === undefined ? (['autocannon'] as const) : QUICK ? (['wrk'] as const) : (['wrk', 'autocannon'] as const);
+  // BENCH_TOOLS=wrk leaves autocannon out (quick runs do): wrk's numbers are the judged ones.
+  const wrkOnly = QUICK || process.env.BENCH_TOOLS === 'wrk';
+  const tools = machine.wrk === undefined ? (['autocannon'] as const) : wrkOnly ? (['wrk'] as const) : (['wrk', 'autocannon'] as const);
 
   say('warm-up');
   for (const target of targets) {
@@ -178,13 +180,13 @@ async function bench(): Promise<BenchResults> {
   const coldDirect: ColdStartTiming[] = [];
   for (const [i, service] of cold.slice(0, COLD_TRIALS).entries()) {
     coldTrials.push(await coldStartTrial(norikae.port, `${service.name}.localhost`, service.stampFile, 10_000));
-    coldDirect.push(await coldStartDirect(await freePort(), join(workDir, `direct${i}.stamp`), 10_000));
+    coldDirect.push(await coldStartDirect(await freeLowPort(), join(workDir, `direct${i}.stamp`), 10_000));
   }
   say(`${CONCURRENT_COLD} cold starts at once`);
   const concurrentServices = cold.slice(COLD_TRIALS).map((service) => ({ host: `${service.name}.localhost`, stampFile: service.stampFile }));
   const concurrentTrials = await coldStartConcurrent(norikae.port, concurrentServices, 30_000);
   const directPorts: number[] = [];
-  for (let i = 0; i < CONCURRENT_COLD; i++) directPorts.push(await freePort());
+  for (let i = 0; i < CONCURRENT_COLD; i++) directPorts.push(await freeLowPort());
   const concurrentDirect = await coldStartDirectConcurrent(directPorts, directPorts.map((_, i) => join(workDir, `direct-concurrent${i}.stamp`)), 30_000);
 
   const idle: Partial<Record<TargetName, IdleMemory>> = {};
