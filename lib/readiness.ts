@@ -23,12 +23,26 @@ const BACKOFF_OVER_MS = 2000;
 /** A health check is a request the starting server has to answer: ask less often. */
 const HTTP_POLL_INTERVAL_MS = 50;
 
-/** The wait before the next check, `elapsedMs` after the first (an HTTP health check: always HTTP_POLL_INTERVAL_MS). */
-export function pollIntervalMs(elapsedMs: number, http: boolean): number {
+/**
+ * Launches polling their ports at once share a budget of about 4,000 probes a second (~0.5 of a
+ * core): twenty services launched together by twenty first requests each polled every
+ * millisecond, and the probes alone took more than norikae's one core, which then noticed a
+ * ready server ~100 ms late.
+ */
+const SHARED_POLL_MS = 0.25;
+/** Launches waiting on a `tcp` check right now (see SHARED_POLL_MS). */
+let tcpPollers = 0;
+
+/**
+ * The wait before the next check, `elapsedMs` after the first, while `pollers` launches poll
+ * (an HTTP health check: always HTTP_POLL_INTERVAL_MS).
+ */
+export function pollIntervalMs(elapsedMs: number, http: boolean, pollers = 1): number {
   if (http) return HTTP_POLL_INTERVAL_MS;
-  if (elapsedMs <= FAST_POLL_FOR_MS) return FAST_POLL_MS;
-  const backedOff = FAST_POLL_MS + ((elapsedMs - FAST_POLL_FOR_MS) / BACKOFF_OVER_MS) * (SLOW_POLL_MS - FAST_POLL_MS);
-  return Math.min(SLOW_POLL_MS, backedOff);
+  const backedOff = elapsedMs <= FAST_POLL_FOR_MS
+    ? FAST_POLL_MS
+    : Math.min(SLOW_POLL_MS, FAST_POLL_MS + ((elapsedMs - FAST_POLL_FOR_MS) / BACKOFF_OVER_MS) * (SLOW_POLL_MS - FAST_POLL_MS));
+  return Math.max(backedOff, pollers * SHARED_POLL_MS);
 }
 
 export interface ReadinessCheck {
@@ -98,6 +112,7 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
       resolve();
     };
   });
+  let counted = false;
   try {
     let failing: string[] = [];
     const http = check.checks.http !== undefined;
@@ -105,6 +120,8 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
     const delayEnd = performance.now() + Math.min(check.delayMs, check.timeoutMs);
     if (exit === undefined && !signal.aborted && delayEnd > performance.now()) await sleep(delayEnd - performance.now());
     const firstCheck = performance.now();
+    if (!http) tcpPollers++;
+    counted = !http;
     for (;;) {
       // Before the exit: a stop kills the process, and the stop, not the exit, is why it ended.
       if (signal.aborted) return { state: 'cancelled' };
@@ -116,9 +133,10 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
       // A round the deadline cut short says "no answer" where the one before heard a 503, say:
       // the 504 page gives the reasons of the last round that ran in full.
       if (performance.now() < deadline || failing.length === 0) failing = round;
-      if (!signal.aborted && exit === undefined) await sleep(Math.min(pollIntervalMs(performance.now() - firstCheck, http), Math.max(0, deadline - performance.now())));
+      if (!signal.aborted && exit === undefined) await sleep(Math.min(pollIntervalMs(performance.now() - firstCheck, http, tcpPollers), Math.max(0, deadline - performance.now())));
     }
   } finally {
+    if (counted) tcpPollers--;
     signal.removeEventListener('abort', onAbort);
   }
 }

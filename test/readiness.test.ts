@@ -22,6 +22,18 @@ describe('pollIntervalMs', () => {
     assert.equal(pollIntervalMs(3_600_000, false), 5);
   });
 
+  test('launches polling at once share a budget: twenty together each wait 5 ms, and never less than their own schedule', () => {
+    assert.equal(pollIntervalMs(0, false, 1), 1);
+    assert.equal(pollIntervalMs(0, false, 4), 1);
+    assert.equal(pollIntervalMs(0, false, 20), 5);
+    assert.equal(pollIntervalMs(0, false, 40), 10);
+    assert.equal(pollIntervalMs(10_000, false, 2), 5);
+    for (let pollers = 1; pollers <= 50; pollers++) {
+      assert.ok(pollIntervalMs(0, false, pollers) >= pollIntervalMs(0, false, pollers - 1 || 1));
+      assert.ok(1000 / pollIntervalMs(0, false, pollers) * pollers <= 4000 + 1e-6, `${pollers} pollers`);
+    }
+  });
+
   test('an HTTP health check is a request the server must answer: every 50 ms throughout', () => {
     for (const elapsed of [0, 500, 10_000]) assert.equal(pollIntervalMs(elapsed, true), 50);
   });
