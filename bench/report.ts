@@ -102,6 +102,13 @@ export function renderMarkdown(results: BenchResults, source: string): string {
       return [idleRow(name, idle)];
     }),
     '',
+    ...results.targets.flatMap((target) => {
+      const idle = idleOf(results, target);
+      // A proxy that keeps the client connections holds at least one descriptor for each.
+      return idle !== undefined && idle.fdsAfter - idle.fdsBefore < idle.connections / 2
+        ? [`${target} did not keep the idle connections open (its descriptors did not grow): it closed each after its answer, so its per-connection figure is not comparable.`, '']
+        : [];
+    }),
     ...(results.idle.limitNote ? [`N is ${results.idle.limitNote}.`, ''] : []),
     '## Cold start',
     '',
@@ -152,7 +159,7 @@ export function renderMarkdown(results: BenchResults, source: string): string {
     '- The 1 MiB load is the least steady: it is bound by copying through the kernel, and where the scheduler happens to place ' +
       'the long-lived processes matters. In side runs, two identical node-floor processes started one after the other differed ' +
       'by up to 1.5× on it, round after round. Read its column as rough.',
-    '- Run it: `npm run bench` (`-- --quick` for a short development run; `BENCH_ROUNDS`, `BENCH_SECONDS`, `BENCH_HAPROXY_THREADS`, `BENCH_CADDY_GOMAXPROCS`, `BENCH_CPU_PROF=1`). ' +
+    '- Run it: `npm run bench` (`-- --quick` for a short development run; `BENCH_TOOLS=wrk` leaves autocannon out; `BENCH_ROUNDS`, `BENCH_SECONDS`, `BENCH_HAPROXY_THREADS`, `BENCH_CADDY_GOMAXPROCS`, `BENCH_CPU_PROF=1`). ' +
       'Regenerate this page from a stored run: `node dist/bench/report.js bench/results/FILE.json`.',
     '',
   ];
