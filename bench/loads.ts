@@ -204,6 +204,16 @@ export async function coldStartDirect(port: number, stampFile: string, limitMs: 
   }
 }
 
+/** `services` cold services asked for at once through norikae, each on its own connection. */
+export async function coldStartConcurrent(port: number, services: readonly { host: string; stampFile: string }[], limitMs: number): Promise<ColdStartTiming[]> {
+  return Promise.all(services.map((service) => coldStartTrial(port, service.host, service.stampFile, limitMs)));
+}
+
+/** The floor of coldStartConcurrent: the same servers started at once by the bench, each asked every millisecond. */
+export async function coldStartDirectConcurrent(ports: readonly number[], stampFiles: readonly string[], limitMs: number): Promise<ColdStartTiming[]> {
+  return Promise.all(ports.map((port, i) => coldStartDirect(port, stampFiles[i]!, limitMs)));
+}
+
 /** One GET with its own connection; resolves when the whole 200 response has arrived. */
 function getOnce(port: number, host: string, limitMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {

@@ -87,7 +87,7 @@ export interface Upstream {
 }
 
 export async function startUpstream(): Promise<Upstream> {
-  const child = track(fork(join(here, 'upstream.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const child = track(fork(join(here, 'upstream.js'), [String(await freeLowPort())], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await reply<{ port: number }>(child, undefined, 'listening', 5000);
   return {
     port: port.port,
@@ -198,7 +198,7 @@ export async function startHaproxy(upstreamPort: number, dir: string, options: {
 }
 
 /** Sends `question` (if any) over IPC and waits for the message of type `type`. */
-async function reply<T>(child: ChildProcess, question: string | undefined, type: string, timeoutMs: number): Promise<T> {
+export async function reply<T>(child: ChildProcess, question: string | undefined, type: string, timeoutMs: number): Promise<T> {
   const answer = new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`no "${type}" from pid ${child.pid} within ${timeoutMs} ms`)), timeoutMs);
     const onMessage = (message: { type?: string }): void => {
@@ -240,6 +240,27 @@ export function cpuOf(pid: number): { userUs: number; sysUs: number } {
   return { userUs: (Number(fields[11]) * 1e6) / clockTicks, sysUs: (Number(fields[12]) * 1e6) / clockTicks };
 }
 
+/**
+ * A free port below the kernel's ephemeral range, as dev servers use (3000, 5173, 8080…): one in
+ * the range may be taken as the source port of some client connection by the time it is used,
+ * minutes of loads later, and dialling one costs norikae a self-connect check a real config
+ * does not pay (lib/dial.ts). 24000–32767, clear of the scale configs' 21000–21999.
+ */
+export async function freeLowPort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 24_000 + Math.floor(Math.random() * 8_768);
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!bound) continue;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+  throw new Error('no free port in 24000–32767 after 200 tries');
+}
+
 /** A port nothing listens on: bound, read and released. */
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -251,7 +272,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** One connect attempt through lib/dial.ts, whose self-connect guard matters here: freePort() ports are ephemeral. */
-function accepts(port: number): Promise<boolean> {
+export function accepts(port: number): Promise<boolean> {
   return dial('127.0.0.1', port, 1000).then((socket) => (socket.destroy(), true), () => false);
 }
 

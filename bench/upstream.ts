@@ -19,6 +19,11 @@ const server = createServer((req, res) => {
 // Idle keep-alive connections must survive the 10 000-connection memory measurement.
 server.keepAliveTimeout = 10 * 60_000;
 server.on('connection', () => accepts++);
+// Said, not swallowed: a full run once found this server hanging up on every request.
+server.on('clientError', (err, socket) => {
+  if (!socket.destroyed) process.stderr.write(`upstream: client error ${(err as NodeJS.ErrnoException).code ?? err.message}\n`);
+  socket.destroy();
+});
 
 const wss = new WebSocketServer({ server, perMessageDeflate: false });
 wss.on('connection', (ws) => {
@@ -26,7 +31,8 @@ wss.on('connection', (ws) => {
   ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
 });
 
-server.listen(0, '127.0.0.1', () => {
+// The port the bench chose (below the ephemeral range, like a dev server's), or any.
+server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
   process.send!({ type: 'listening', port: (server.address() as AddressInfo).port });
 });
 process.on('message', (message) => {

@@ -2,7 +2,7 @@
 // edit changed (in the reload line).
 
 import { formatAddress, serviceUrl } from './address.js';
-import { configKey, type Config } from './config.js';
+import { sameConfig, type Config } from './config.js';
 
 /** One line per service: where it is reached (on the first HTTP listener's `port`) and where it goes. */
 export function routingTable(config: Config, port: number | undefined): string[] {
@@ -22,11 +22,11 @@ export function routingTable(config: Config, port: number | undefined): string[]
 
 /** `added a, b; removed c; changed d` between two configs, or '' when no service changed. */
 export function describeChanges(before: Config, after: Config): string {
-  const old = new Map(before.services.map((service) => [service.name, configKey(service)]));
-  const now = new Map(after.services.map((service) => [service.name, configKey(service)]));
+  const old = new Map(before.services.map((service) => [service.name, service]));
+  const now = new Map(after.services.map((service) => [service.name, service]));
   const added = [...now.keys()].filter((name) => !old.has(name));
   const removed = [...old.keys()].filter((name) => !now.has(name));
-  const changed = [...now.keys()].filter((name) => old.has(name) && old.get(name) !== now.get(name));
+  const changed = [...now.keys()].filter((name) => old.has(name) && !sameConfig(old.get(name), now.get(name)));
   return [
     added.length ? `added ${added.join(', ')}` : '',
     removed.length ? `removed ${removed.join(', ')}` : '',

@@ -10,7 +10,8 @@ import { basename, dirname } from 'node:path';
 import createDebug from 'debug';
 
 const debug = createDebug('norikae:config-watcher');
-const SETTLE_MS = 100;
+/** Quiet time after the last event before the reload; the bench takes it off its reload timings. */
+export const SETTLE_MS = 100;
 
 /** Calls `onChange` after `file` changed (and has been quiet for a moment); returns a stop function. */
 export function watchConfigFile(file: string, onChange: () => void): () => void {

@@ -62,6 +62,31 @@ function commandLine(pid: number): string {
   }
 }
 
+/**
+ * Whether `port` can be bound on every address right now: the cheap test before a launch.
+ * findPortOwner reads the kernel's whole TCP table, which on a busy machine (tens of thousands of
+ * sockets in TIME_WAIT) takes tens of milliseconds of blocked event loop per launch; a bind
+ * probe takes microseconds and settles the usual case, a free port. False when the bind fails for
+ * any reason (then the full search names the holder, if it can). The probe listens for the
+ * moment it takes to learn that; a connection in that moment is closed at once.
+ */
+export async function portIsBindable(port: number): Promise<boolean> {
+  // `::` takes IPv4 too (dual stack); a machine without IPv6 is asked on 0.0.0.0 instead.
+  const first = await bindProbe(port, '::');
+  if (first === 'ok') return true;
+  if (first !== 'EAFNOSUPPORT' && first !== 'EADDRNOTAVAIL') return false;
+  return (await bindProbe(port, '0.0.0.0')) === 'ok';
+}
+
+/** 'ok', or the error code of listening on `host:port`. */
+function bindProbe(port: number, host: string): Promise<string> {
+  return new Promise((resolve) => {
+    const server = createServer((socket) => socket.destroy());
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve('ok')));
+  });
+}
+
 /** A port nothing listens on right now, for a service configured without one. */
 export function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // Deciding a launch is ready. By default the port accepts a connection; a service may ask for an
 // HTTP health check (any status below 500) or a line of its output matching a pattern instead,
-// or several of these (all must hold). We poll every few milliseconds instead of sleeping
-// a fixed time, so a server that binds in 300 ms is served in about 300 ms. `delay` (Norikae's
+// or several of these (all must hold). We poll every millisecond or few (pollIntervalMs) instead
+// of sleeping a fixed time, so a server that binds in 300 ms is served in about 300 ms. `delay` (Norikae's
 // key) only postpones the first check.
 
 import { request } from 'node:http';
@@ -12,12 +12,42 @@ import type { ExitStatus, LaunchedProcess } from './launch.js';
 import { groupAlive } from './process-group.js';
 import { startTimer } from './timer.js';
 
-/** A refused connect on loopback costs microseconds; polling often puts the first response close behind the bind. */
-const POLL_INTERVAL_MS = 5;
+/**
+ * The port is asked every millisecond while most dev servers are still starting, then less and
+ * less often, down to every 5 ms from 2.5 s on: the first response lands close behind the bind of
+ * a fast server, while a slow one (or twenty launched at once) is not asked a thousand times a
+ * second for long. A refused connect costs Node ~0.1 ms of CPU.
+ */
+const FAST_POLL_MS = 1;
+const FAST_POLL_FOR_MS = 500;
+const SLOW_POLL_MS = 5;
+const BACKOFF_OVER_MS = 2000;
 /** A health check is a request the starting server has to answer: ask less often. */
 const HTTP_POLL_INTERVAL_MS = 50;
 /** How often the group of a shell that exited is looked at (a walk of /proc). */
 const GROUP_POLL_MS = 50;
+
+/**
+ * Launches polling their ports at once share a budget of about 4,000 probes a second (~0.5 of a
+ * core): twenty services launched together by twenty first requests each polled every
+ * millisecond, and the probes alone took more than norikae's one core, which then noticed a
+ * ready server ~100 ms late.
+ */
+const SHARED_POLL_MS = 0.25;
+/** Launches waiting on a `tcp` check right now (see SHARED_POLL_MS). */
+let tcpPollers = 0;
+
+/**
+ * The wait before the next check, `elapsedMs` after the first, while `pollers` launches poll
+ * (an HTTP health check: always HTTP_POLL_INTERVAL_MS).
+ */
+export function pollIntervalMs(elapsedMs: number, http: boolean, pollers = 1): number {
+  if (http) return HTTP_POLL_INTERVAL_MS;
+  const backedOff = elapsedMs <= FAST_POLL_FOR_MS
+    ? FAST_POLL_MS
+    : Math.min(SLOW_POLL_MS, FAST_POLL_MS + ((elapsedMs - FAST_POLL_FOR_MS) / BACKOFF_OVER_MS) * (SLOW_POLL_MS - FAST_POLL_MS));
+  return Math.max(backedOff, pollers * SHARED_POLL_MS);
+}
 
 export interface ReadinessCheck {
   /** Addresses the service may listen on, tried in order (127.0.0.1 and ::1 by default). */
@@ -93,9 +123,10 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
       resolve();
     };
   });
+  let counted = false;
   try {
     let failing: string[] = [];
-    const interval = check.checks.http === undefined ? POLL_INTERVAL_MS : HTTP_POLL_INTERVAL_MS;
+    const http = check.checks.http !== undefined;
     /** The shell exited and nothing of its group is left: nothing can become ready. Once the shell is gone, the group is looked at every poll. */
     let orphaned = false;
     // A shell that exits with 0 while its group lives on put its server in the background; one
@@ -107,6 +138,9 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
       // After the shell's exit, the group is looked at again every so often; before, its exit wakes the sleep.
       await sleep(exit === undefined ? delayEnd - performance.now() : Math.min(GROUP_POLL_MS, delayEnd - performance.now()));
     }
+    const firstCheck = performance.now();
+    if (!http) tcpPollers++;
+    counted = !http;
     for (;;) {
       // Before the exit: a stop kills the process, and the stop, not the exit, is why it ended.
       if (signal.aborted) return { state: 'cancelled' };
@@ -118,11 +152,13 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
       // A round the deadline cut short says "no answer" where the one before heard a 503, say:
       // the 504 page gives the reasons of the last round that ran in full.
       if (performance.now() < deadline || failing.length === 0) failing = round;
-      // A shell that left its server in the background (`server &`): the group is read from /proc, so not every 5 ms.
+      // A shell that left its server in the background (`server &`): the group is read from /proc, so not every few ms.
+      const interval = pollIntervalMs(performance.now() - firstCheck, http, tcpPollers);
       const pause = exit === undefined ? interval : Math.max(interval, GROUP_POLL_MS);
       if (!signal.aborted && !ended()) await sleep(Math.min(pause, Math.max(0, deadline - performance.now())));
     }
   } finally {
+    if (counted) tcpPollers--;
     signal.removeEventListener('abort', onAbort);
   }
 }

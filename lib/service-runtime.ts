@@ -13,7 +13,7 @@ import { LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStopp
 import { commandWithPort, describeExit, launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
-import { findFreePort, findPortOwner, type PortOwner } from './port-owner.js';
+import { findFreePort, findPortOwner, portIsBindable, type PortOwner } from './port-owner.js';
 import { groupAlive } from './process-group.js';
 import { readinessOf, waitUntilReady } from './readiness.js';
 import type { ServiceLog } from './service-log.js';
@@ -281,10 +281,13 @@ export class ServiceRuntime {
     }
     if (process === undefined) {
       this.port ??= service.port ?? await findFreePort();
+      // The full search for a holder only when the port cannot be bound (see portIsBindable).
+      const bindable = await portIsBindable(this.port);
       // Nothing is awaited from here to the spawn: a stop either came before (and ends this
       // launch here) or comes after (and finds the process to stop).
       signal.throwIfAborted();
-      this.checkPortIsFree();
+      if (bindable) this.portHeldBy = undefined;
+      else this.checkPortIsFree();
       process = this.spawn(log);
     } else {
       debug('%s: port refused while pid %d runs; waiting for it', this.name, process.pid);

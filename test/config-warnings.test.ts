@@ -67,6 +67,21 @@ describe('configWarnings', () => {
     assert.deepEqual(warningsFor(dir, toml('./bin')).map((w) => w.message), ['"./bin" (the program of its command) is not an executable file']);
   });
 
+  test('a lookup made once serves every service alike, but a relative PATH entry is looked up in each service\'s own cwd', (t) => {
+    const dir = workspace(t);
+    mkdirSync(join(dir, 'a', 'bin'), { recursive: true });
+    mkdirSync(join(dir, 'b'));
+    writeFileSync(join(dir, 'a', 'bin', 'mine'), '#!/bin/sh\n');
+    chmodSync(join(dir, 'a', 'bin', 'mine'), 0o755);
+    const service = (name: string, command: string, cwd: string) => `[service.${name}]\nport = ${3000 + name.length}\ncommand = "${command}"\ncwd = "${cwd}"\n\n`;
+    // `bin` (relative) is a/bin for a and b/bin for b: the same program, found for one only.
+    const toml = service('a', 'mine', join(dir, 'a')) + service('bb', 'mine', join(dir, 'b')) + service('ccc', 'tool', join(dir, 'a')) + service('dddd', 'tool', join(dir, 'b'));
+    const warnings = warningsFor(dir, toml, `bin${':'}${join(dir, 'bin')}`);
+    assert.deepEqual(warnings.map((w) => `${w.service}: ${w.message}`), ['bb: "mine" (the program of its command) is not on PATH, so the launch will fail with "not found"']);
+    // The same with absolute entries only: the answer for one cwd is every cwd's.
+    assert.deepEqual(warningsFor(dir, toml, join(dir, 'bin')).map((w) => w.service), ['a', 'bb']);
+  });
+
   test('when in doubt, nothing: builtins, keywords, quotes, expansions, subshells, PATH set by the command, no PATH at all', (t) => {
     const dir = workspace(t);
     const toml = (command: string) => `[service.web]\nport = 3000\ncommand = ${JSON.stringify(command)}\n`;

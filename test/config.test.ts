@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { configKey, sameConfig } from '../lib/config.js';
 import { findConfigFile, loadConfig, parseConfig } from '../lib/config-file.js';
 import { ConfigError } from '../lib/errors.js';
@@ -339,6 +340,40 @@ describe('configKey and sameConfig', () => {
     assert.equal(configKey({ b: 1, a: { d: 2, c: 3 } }), configKey({ a: { c: 3, d: 2 }, b: 1 }));
     assert.ok(!sameConfig(service('env = { A = "1" }'), service('env = { A = "2" }')));
     assert.ok(!sameConfig({ hosts: ['a', 'b'] }, { hosts: ['b', 'a'] }));
+  });
+
+  test('the key is JSON.stringify with sorted keys and RegExps as text, and sameConfig agrees with it, for any value', () => {
+    const reference = (value: unknown): string => JSON.stringify(value, (_key, item: unknown) => {
+      if (item instanceof RegExp) return String(item);
+      if (item === null || typeof item !== 'object' || Array.isArray(item)) return item;
+      return Object.fromEntries(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    });
+    const leaf = fc.oneof(fc.string(), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined),
+      fc.string().map((source) => new RegExp(source.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&'), 'i')));
+    // Not array-index names: an object puts those first whatever their order, which the reference's
+    // Object.fromEntries then does too (configKey sorts them with the others, which is as stable).
+    const name = fc.string().filter((text) => !/^(0|[1-9][0-9]*)$/.test(text));
+    const { tree } = fc.letrec((tie) => ({
+      tree: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('tree')), fc.dictionary(name, tie('tree'))),
+    }));
+    fc.assert(fc.property(fc.dictionary(name, tree), (value) => assert.equal(configKey(value), reference(value))), { numRuns: 500 });
+    // sameConfig walks both values instead of writing them out: it must agree with the keys.
+    const reorder = (value: unknown): unknown => (Array.isArray(value) ? value.map(reorder)
+      : value !== null && typeof value === 'object' && !(value instanceof RegExp)
+        ? Object.fromEntries(Object.entries(value).reverse().map(([key, item]) => [key, reorder(item)])) : value);
+    fc.assert(fc.property(fc.dictionary(name, tree), fc.dictionary(name, tree), (a, other) => {
+      assert.equal(sameConfig(a, reorder(a)), true);
+      assert.equal(sameConfig(a, other), configKey(a) === configKey(other));
+      const mixed = { ...(reorder(a) as object), ...other };
+      assert.equal(sameConfig(a, mixed), configKey(a) === configKey(mixed));
+      assert.equal(sameConfig(mixed, a), configKey(a) === configKey(mixed));
+    }), { numRuns: 500 });
+    const config = service('command = "npm run dev"\nenv = { B = "2", A = "1" }\nready = { log = "ready" }');
+    assert.equal(configKey(config), reference(config));
+    assert.equal(configKey(config.services[0]), reference(config.services[0]));
+    assert.ok(!sameConfig({ a: 1, b: undefined }, { a: 1, c: 2 }));
+    assert.ok(sameConfig({ a: 1, b: undefined }, { a: 1 }));
+    assert.ok(sameConfig([undefined], [null]));
   });
 
   test('any changed setting of a service makes another key', () => {

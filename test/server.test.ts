@@ -14,7 +14,7 @@ import { dial } from '../lib/dial.js';
 import type { UpstreamConnector } from '../lib/server.js';
 import {
   captureClientHello, closed, closeServer, connectTo, delay, exchange, freePort, getHead, listenOn, parseResponse, readAll, startHttpUpstream,
-  startSplicer,
+  startSplicer, waitFor,
 } from './helpers.js';
 
 /** Two upstreams and a splicer routing app/*.app/api hosts to them. */
@@ -185,6 +185,44 @@ describe('opaque splice', () => {
     const head = 'GET / HTTP/1.1\r\nHost: h.localhost\r\n\r\n';
     socket.end(head);
     assert.equal((await reply).toString(), `HTTP/1.1 200 OK\r\n\r\nsaw ${head.length} bytes`);
+  });
+
+  test('backpressure: a client that stops reading stops the upstream, and norikae holds no more than a bounded buffer', async (t) => {
+    const total = 64 * 1024 * 1024;
+    let upstreamSocket: Socket | undefined;
+    const upstream = createServer((socket) => {
+      upstreamSocket = socket;
+      socket.on('error', () => {});
+      // 64 MiB at once, once the head is in: far more than every socket buffer on the way together.
+      socket.once('data', () => socket.write(Buffer.alloc(total, 0x61)));
+    });
+    await listenOn(upstream);
+    t.after(() => closeServer(upstream));
+    const { port } = await startSplicer(t, `[service.b]\nhost = "b.localhost"\nport = ${(upstream.address() as { port: number }).port}\n`);
+    const socket = await connectTo(t, port);
+    socket.on('error', () => {});
+    let received = 0;
+    let stopped = false;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      // Reads the first MiB, then stops reading until resumed below.
+      if (!stopped && received >= 1024 * 1024) {
+        stopped = true;
+        socket.pause();
+      }
+    });
+    socket.write(getHead('b.localhost'));
+    await waitFor(() => received >= 1024 * 1024, 'the first MiB');
+    // Let whatever would flow, flow: without backpressure norikae would take all 64 MiB meanwhile.
+    await delay(1500);
+    const left = upstreamSocket!.writableLength;
+    assert.ok(left > total / 2, `the upstream could write all but ${left} bytes: norikae read what the client did not`);
+    // And it resumes: the client reads again and everything arrives.
+    socket.resume();
+    await waitFor(() => received === total, `all 64 MiB (got ${received})`, 30_000);
+    // The upstream's server closes (an after-hook) only once its connection is gone.
+    socket.destroy();
+    upstreamSocket!.destroy();
   });
 
   test('a reset from the upstream closes the client, and a client reset closes the upstream', async (t) => {
