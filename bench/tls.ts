@@ -7,6 +7,7 @@
 // resolver, so wrk (which takes both the address and the SNI from its URL) sends SNI `localhost`
 // and norikae routes the ClientHello by it. The clients do not verify certificates (wrk does not).
 
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ForwardedHeaders } from '../lib/forwarded.js';
 import { BROWSER_HEAD, measureThroughput } from './loads.js';
 import type { TlsLoad, TlsResults, TlsTarget } from './results.js';
-import { accepts, cliPath, freePort, reply, spawnNode, spawnTracked, type Upstream } from './targets.js';
+import { accepts, cliPath, exited, freePort, reply, spawnNode, spawnTracked, type Upstream } from './targets.js';
 
 /** The SNI name and the service's host: it must resolve to 127.0.0.1 for wrk. */
 export const TLS_HOST = 'localhost';
@@ -42,7 +43,22 @@ export async function measureTls(upstream: Upstream, dir: string, options: TlsOp
   const forwarded = await forwardedMicrobench(options.forwardedRounds, options.forwardedHeads);
   const norikae = await startNorikaeTls(upstream.port, dir);
   const leafFile = join(dir, 'tls-data', 'norikae', 'leaves', `${TLS_HOST}.pem`);
-  const servers: { name: TlsTarget; port: number; pid: number }[] = [{ name: 'norikae', ...norikae }];
+  const servers: { name: TlsTarget; port: number; pid: number; child: ChildProcess }[] = [{ name: 'norikae', ...norikae }];
+  try {
+    return await measureServers(upstream, dir, options, say, servers, leafFile, forwarded);
+  } finally {
+    // Not left running through the rest of the bench (its idle connections and memory figures).
+    await Promise.all(servers.map(({ child }) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited(child, 5000).catch(() => undefined);
+    }));
+  }
+}
+
+async function measureServers(
+  upstream: Upstream, dir: string, options: TlsOptions, say: (line: string) => void,
+  servers: { name: TlsTarget; port: number; pid: number; child: ChildProcess }[], leafFile: string, forwarded: TlsResults['forwarded'],
+): Promise<TlsResults> {
   if (options.haproxyThreads !== undefined) servers.push({ name: 'haproxy', ...await startHaproxyTls(upstream.port, dir, leafFile, options.haproxyThreads) });
   servers.push({ name: 'tls-floor', ...await startTlsFloor(upstream.port, leafFile) });
 
@@ -72,7 +88,7 @@ export async function measureTls(upstream: Upstream, dir: string, options: TlsOp
 }
 
 /** norikae's CLI with `localhost` → the upstream (TLS terminated, the default); its leaf minted by a first request. */
-async function startNorikaeTls(upstreamPort: number, dir: string): Promise<{ port: number; pid: number }> {
+async function startNorikaeTls(upstreamPort: number, dir: string): Promise<{ port: number; pid: number; child: ChildProcess }> {
   const configFile = join(dir, 'norikae-tls.toml');
   writeFileSync(configFile, [
     `log_dir = ${JSON.stringify(join(dir, 'tls-logs'))}`, '',
@@ -98,7 +114,7 @@ async function startNorikaeTls(upstreamPort: number, dir: string): Promise<{ por
   // The first handshake makes the CA and mints the leaf; the second is verified against the new root.
   await httpsGet(port, undefined);
   await httpsGet(port, readFileSync(join(dir, 'tls-data', 'norikae', 'root-ca.pem'), 'utf8'));
-  return { port, pid: child.pid! };
+  return { port, pid: child.pid!, child };
 }
 
 /** One GET / over HTTPS with SNI TLS_HOST; verified against `ca` when given. */
@@ -115,7 +131,7 @@ function httpsGet(port: number, ca: string | undefined): Promise<void> {
 }
 
 /** haproxy terminating TLS with norikae's leaf (certificate and key in one PEM, as haproxy wants), foreground. */
-async function startHaproxyTls(upstreamPort: number, dir: string, leafFile: string, threads: number): Promise<{ port: number; pid: number }> {
+async function startHaproxyTls(upstreamPort: number, dir: string, leafFile: string, threads: number): Promise<{ port: number; pid: number; child: ChildProcess }> {
   const port = await freePort();
   const configFile = join(dir, 'haproxy-tls.cfg');
   writeFileSync(configFile, [
@@ -131,15 +147,15 @@ async function startHaproxyTls(upstreamPort: number, dir: string, leafFile: stri
     if (child.exitCode !== null || performance.now() > deadline) throw new Error(`haproxy (TLS) did not start:\n${child.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  return { port, pid: child.pid! };
+  return { port, pid: child.pid!, child };
 }
 
-async function startTlsFloor(upstreamPort: number, leafFile: string): Promise<{ port: number; pid: number }> {
+async function startTlsFloor(upstreamPort: number, leafFile: string): Promise<{ port: number; pid: number; child: ChildProcess }> {
   const child = spawnNode(join(here, 'tls-floor.js'), [String(upstreamPort), leafFile], []);
   const { port } = await reply<{ port: number }>(child, undefined, 'listening', 10_000).catch((err: Error) => {
     throw new Error(`tls-floor did not start: ${err.message}\n${child.output()}`);
   });
-  return { port, pid: child.pid! };
+  return { port, pid: child.pid!, child };
 }
 
 /** A short API request head, with a client-sent X-Forwarded-For the rewriter must drop. */
