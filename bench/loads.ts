@@ -21,6 +21,11 @@ export interface LoadSpec {
   path: string;
   newConnectionPerRequest: boolean;
   unit: 'req/s' | 'MiB/s';
+  /**
+   * HTTPS to `https://localhost:PORT` (bench/tls.ts): `localhost` is the one name that resolves
+   * here, so wrk sends it as SNI; no Host header is added (the URL's is the right one).
+   */
+  https?: boolean;
 }
 
 /** What a load generator reports about one run: the part of a RunSample it measures itself. */
@@ -61,10 +66,10 @@ async function runWrk(spec: LoadSpec, port: number, dir: string): Promise<ToolRe
   const script = join(dir, 'wrk-json.lua');
   writeFileSync(script, WRK_SCRIPT);
   const child = spawnTracked('wrk', [
-    '-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '-s', script, '-H', `Host: ${BENCH_HOST}`,
+    '-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '-s', script, ...(spec.https ? [] : ['-H', `Host: ${BENCH_HOST}`]),
     // The upstream then closes after its answer and wrk reconnects: one connection per request.
     ...(spec.newConnectionPerRequest ? ['-H', 'Connection: close'] : []),
-    `http://127.0.0.1:${port}${spec.path}`,
+    spec.https ? `https://localhost:${port}${spec.path}` : `http://127.0.0.1:${port}${spec.path}`,
   ]);
   const code = await exited(child, (spec.seconds + 15) * 1000);
   const line = /^WRKJSON (.*)$/m.exec(child.output());
@@ -77,10 +82,11 @@ const autocannonCli = createRequire(import.meta.url).resolve('autocannon/autocan
 
 async function runAutocannon(spec: LoadSpec, port: number): Promise<ToolResult> {
   const child = spawnTracked(process.execPath, [
-    autocannonCli, '-c', String(spec.connections), '-d', String(spec.seconds), '-j', '-n', '-H', `host=${BENCH_HOST}`,
+    autocannonCli, '-c', String(spec.connections), '-d', String(spec.seconds), '-j', '-n', ...(spec.https ? [] : ['-H', `host=${BENCH_HOST}`]),
     // autocannon reconnects when the server closes: the upstream's accept count confirms it.
     ...(spec.newConnectionPerRequest ? ['-H', 'connection=close'] : []),
-    `http://127.0.0.1:${port}${spec.path}`,
+    // Its SNI is the URL's host name; it does not verify the certificate.
+    spec.https ? `https://localhost:${port}${spec.path}` : `http://127.0.0.1:${port}${spec.path}`,
   ]);
   let stdout = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -8,8 +8,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
-  acceptsPerRequest, addedLatencyUs, bytesPerConnection, checks, HTTP_PEERS, idleOf, median, medianOf, overheadOverFloor, primaryLoad, ratio,
-  type BenchResults, type ColdStartTiming, type IdleMemory, type TargetName, type ThroughputLoad,
+  acceptsPerRequest, addedLatencyUs, bytesPerConnection, checks, HTTP_PEERS, idleOf, median, medianOf, overheadOverFloor, primaryLoad, ratio, tlsRatio,
+  type BenchResults, type TlsLoad, type TlsTarget, type ColdStartTiming, type IdleMemory, type TargetName, type ThroughputLoad,
 } from './results.js';
 
 const docsDir = fileURLToPath(new URL('../../docs/', import.meta.url));
@@ -133,6 +133,7 @@ export function renderMarkdown(results: BenchResults, source: string): string {
       'whose speed changes by up to 1.7× from one second to the next when other work shares its host.',
     '',
     ...scaleSection(results),
+    ...tlsSection(results),
     '## How it is measured',
     '',
     '- Every process is its own: the upstream (`bench/upstream.ts`: `/` answers 30 bytes, `/1mib` 1 MiB, plus a `ws` echo), ' +
@@ -164,6 +165,37 @@ export function renderMarkdown(results: BenchResults, source: string): string {
     '',
   ];
   return lines.join('\n');
+}
+
+/** HTTPS through norikae, haproxy and the Node TLS floor, and the forwarded-header rewriter (bench/tls.ts). */
+function tlsSection(results: BenchResults): string[] {
+  const tls = results.tls;
+  if (tls === undefined) return [];
+  const cell = (load: TlsLoad, target: TlsTarget): string => {
+    const samples = load.rounds[target];
+    return samples === undefined ? '—' : `${median(samples.map((sample) => sample.value)).toFixed(0)} req/s`;
+  };
+  const times = (value: number | undefined): string => (value === undefined ? '—' : `${value.toFixed(2)}×`);
+  const { roundsUs } = tls.forwarded;
+  return [
+    '## HTTPS',
+    '',
+    `Each server terminates TLS in front of the same upstream; medians over the rounds, measured by ${tls.client}. ` +
+      'norikae uses its own local CA (in a temporary `XDG_DATA_HOME`) and mints the leaf for `localhost` on the first handshake; ' +
+      `haproxy (${tls.haproxyMode}) and tls-floor (\`bench/tls-floor.ts\`: \`tls.createServer\` + \`net.connect\` + \`pipe\`) load that same certificate and key. ` +
+      '"New TLS handshake per request" sends `Connection: close`: every request pays a full handshake (wrk resumes no session). ' +
+      'The name is `localhost` because it is the one name this machine resolves, and wrk takes both its address and its SNI from the URL.',
+    '',
+    `| load | tool | ${tls.targets.join(' | ')} | norikae / tls-floor | norikae / haproxy |`,
+    `| --- | --- |${' ---: |'.repeat(tls.targets.length + 2)}`,
+    ...tls.loads.map((load) => `| ${load.title} | ${load.tool} | ${tls.targets.map((target) => cell(load, target)).join(' | ')} | ` +
+      `${times(tlsRatio(load, 'norikae', 'tls-floor'))} | ${times(tlsRatio(load, 'norikae', 'haproxy'))} |`),
+    '',
+    `Forwarded-header rewriter (\`lib/forwarded.ts\`, what norikae adds to every request it decrypts): one \`ForwardedHeaders\` fed ${tls.forwarded.heads} request heads ` +
+      `(a Chrome head and a short API head in turn, ${tls.forwarded.headBytes.toFixed(0)} bytes on average), one write each, timed to the end of its output: ` +
+      `${roundsUs.map((us) => us.toFixed(2)).join(', ')} µs per request; fastest **${Math.min(...roundsUs).toFixed(2)} µs**, median ${median(roundsUs).toFixed(2)} µs.`,
+    '',
+  ];
 }
 
 interface Column {

@@ -108,6 +108,38 @@ export interface BenchResults {
   scale?: ScaleResults;
   /** What failed for a peer (a WebSocket it dropped, say): said on the page; its figures are missing. */
   failures?: Partial<Record<TargetName, string>>;
+  /** HTTPS through norikae terminating TLS, haproxy terminating TLS and the Node TLS floor (bench/tls.ts). */
+  tls?: TlsResults;
+}
+
+/** The HTTPS section's servers, in round order: norikae and haproxy terminate TLS, tls-floor is bench/tls-floor.ts. */
+export const TLS_TARGETS = ['norikae', 'haproxy', 'tls-floor'] as const;
+export type TlsTarget = (typeof TLS_TARGETS)[number];
+
+export interface TlsLoad {
+  kind: 'tls-keepalive-50' | 'tls-new-connection';
+  title: string;
+  tool: 'wrk' | 'autocannon';
+  connections: number;
+  rounds: Partial<Record<TlsTarget, RunSample[]>>;
+}
+
+export interface TlsResults {
+  /** Who measured, and how the SNI name got to the servers. */
+  client: string;
+  haproxyMode: string;
+  targets: TlsTarget[];
+  loads: TlsLoad[];
+  /** ForwardedHeaders over a stream of typical request heads, µs per request, per round. */
+  forwarded: { heads: number; headBytes: number; roundsUs: number[] };
+}
+
+/** `a` over `b` on an HTTPS load, as ratio() does it: the median of per-round ratios. */
+export function tlsRatio(load: TlsLoad, a: TlsTarget, b: TlsTarget): number | undefined {
+  const as = load.rounds[a];
+  const bs = load.rounds[b];
+  if (as === undefined || bs === undefined) return undefined;
+  return median(as.map((sample, i) => sample.value / bs[i]!.value));
 }
 
 /** `count` cold services asked for at once through norikae, and the same servers started at once by the bench. */
@@ -284,5 +316,12 @@ export function checks(results: BenchResults): Check[] {
   const concurrent = results.coldStart.concurrent;
   atMost(`${concurrent?.count ?? 20} cold services at once: the worst over its floor (rank-paired)`, 5, 'ms',
     concurrent && Math.max(...overheadOverFloor(concurrent.trials, concurrent.direct)), 1);
+  for (const load of results.tls?.loads ?? []) {
+    atLeast(`${load.title}: norikae / tls-floor (${load.tool})`, 1.0, tlsRatio(load, 'norikae', 'tls-floor'));
+    reference(`${load.title}: norikae / haproxy (${load.tool})${results.tls!.targets.includes('haproxy') ? '' : ' (haproxy not installed)'}`, tlsRatio(load, 'norikae', 'haproxy'));
+  }
+  if (results.tls !== undefined) {
+    atMost('forwarded-header rewriter per HTTPS request (fastest round)', 2, 'µs', Math.min(...results.tls.forwarded.roundsUs), 2);
+  }
   return list;
 }

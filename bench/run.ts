@@ -2,7 +2,8 @@
 // against, haproxy in `mode tcp` (when installed) and node-floor (the naive Node `net` + `pipe`
 // splicer); and the tools a user would pick instead, portless, http-proxy and Caddy (when
 // installed). Measures them in interleaved rounds (direct, norikae, haproxy, node-floor, portless,
-// http-proxy, caddy, direct, …), then cold starts and the scale runs (bench/scale.ts); writes
+// http-proxy, caddy, direct, …), then HTTPS (bench/tls.ts: norikae, haproxy and a Node floor
+// terminating TLS), cold starts and the scale runs (bench/scale.ts); writes
 // bench/results/<date>.json and latest.json, then docs/benchmarks.md and docs/benchmarks.svg.
 // `--quick` (or BENCH_QUICK=1): one short round of each, fewer idle connections and scale runs,
 // for development; its numbers are not the page's. Knobs (environment): BENCH_ROUNDS (3),
@@ -22,6 +23,7 @@ import { npmVersion, startCaddy, startHttpProxy, startPortless } from './peers.j
 import { writeReport } from './report.js';
 import { checks, type BenchResults, type ColdStartTiming, type IdleMemory, type LatencySample, type Machine, type TargetName, type ThroughputLoad } from './results.js';
 import { measureScale } from './scale.js';
+import { measureTls } from './tls.js';
 import { fdCount, freeLowPort, rssOf, startHaproxy, startNodeFloor, startNorikae, startUpstream, stopAll, type ColdService } from './targets.js';
 
 const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
@@ -156,6 +158,13 @@ async function bench(): Promise<BenchResults> {
     }
   }
 
+  // HTTPS: its own servers (norikae with a local CA of its own, haproxy and the Node floor terminating TLS).
+  say('HTTPS');
+  const tls = await measureTls(upstream, workDir, {
+    rounds: ROUNDS, seconds: SECONDS, tool: tools[0], haproxyThreads: machine.haproxy === undefined ? undefined : HAPROXY_THREADS,
+    forwardedRounds: SCALE.sniffRounds, forwardedHeads: SCALE.sniffIterations,
+  }, say);
+
   say('WebSocket echo');
   const websocket: Partial<Record<TargetName, LatencySample[]>> = {};
   /** A peer that drops a WebSocket must not end the run: its failure is recorded, once per target. */
@@ -220,6 +229,7 @@ async function bench(): Promise<BenchResults> {
     coldStart: { trials: coldTrials, direct: coldDirect, concurrent: { count: CONCURRENT_COLD, trials: concurrentTrials, direct: concurrentDirect } },
     scale,
     failures,
+    tls,
   };
 }
 

@@ -16,7 +16,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export const BENCH_HOST = 'bench.localhost';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const cliPath = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
+/** The compiled CLI, which the bench runs as a user would. */
+export const cliPath = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
 
 const children = new Set<ChildProcess>();
 
