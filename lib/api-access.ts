@@ -8,10 +8,11 @@
 // trades it once (POST /api/session) for an HttpOnly, SameSite=Strict cookie.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import { replaceFile } from './atomic-file.js';
 import { addressKey, tcpSocketsAsync } from './proc-net.js';
 
 /** The key file of the norikae running `configFile` (one per config file, like its launch record). */
@@ -28,9 +29,7 @@ export function configId(configFile: string): string {
 export function createApiKey(file: string): string {
   const key = randomBytes(32).toString('base64url');
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${key}\n`, { mode: 0o600 });
-  renameSync(temporary, file);
+  replaceFile(file, `${key}\n`, 0o600);
   return key;
 }
 

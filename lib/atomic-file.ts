@@ -8,10 +8,12 @@ import { chownSync, closeSync, fchmodSync, fsyncSync, openSync, realpathSync, re
 import { basename, dirname, join } from 'node:path';
 
 /**
- * Writes `text` to `file` atomically. A new file gets `mode` (default 0644). Throws the system's
- * error (EACCES, EROFS…) for the caller to explain; nothing is left behind when it does.
+ * Writes `text` to `file` atomically. Without `mode`, the file keeps its mode (a new one gets
+ * 0644); with it, the file gets `mode` whatever it had (a secret is not loosened by an old file's
+ * mode). Throws the system's error (EACCES, EROFS…) for the caller to explain; nothing is left
+ * behind when it does.
  */
-export function replaceFile(file: string, text: string, mode = 0o644): void {
+export function replaceFile(file: string, text: string, mode?: number): void {
   const target = resolveLink(file);
   const existing = statOf(target);
   const temporary = join(dirname(target), `.${basename(target)}.norikae-${process.pid}.tmp`);
@@ -19,7 +21,7 @@ export function replaceFile(file: string, text: string, mode = 0o644): void {
   try {
     try {
       // Set after opening: the mode given to open is narrowed by the umask.
-      fchmodSync(fd, existing === undefined ? mode : existing.mode & 0o7777);
+      fchmodSync(fd, mode ?? (existing === undefined ? 0o644 : existing.mode & 0o7777));
       writeSync(fd, text);
       fsyncSync(fd);
     } finally {

@@ -9,9 +9,10 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { replaceFile } from './atomic-file.js';
 import { caErrors } from './errors.js';
 import { x509 } from './x509.js';
-import { KEY_ALGORITHM, loadOrCreateCa, type LocalCa, permits, rootFile, serialNumber, SIGNING_ALGORITHM, withNewline, writeAtomically } from './local-ca.js';
+import { KEY_ALGORITHM, loadOrCreateCa, type LocalCa, permits, rootFile, serialNumber, SIGNING_ALGORITHM, withNewline } from './local-ca.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** What browsers accept at most for a TLS server certificate (Apple's 398-day rule, less a day). */
@@ -143,7 +144,7 @@ export class Certificates {
       leaf = await mintLeaf(ca, name, this.now(), this.leafDays);
       this.minted++;
       mkdirSync(join(this.options.dir, 'leaves'), { recursive: true, mode: 0o700 });
-      writeAtomically(file, `${leaf.certPem}${leaf.keyPem}`, 0o600);
+      replaceFile(file, `${leaf.certPem}${leaf.keyPem}`, 0o600);
     }
     const entry = { leaf, context: createSecureContext({ cert: leaf.certPem, key: leaf.keyPem }) };
     this.leaves.delete(name);

@@ -409,5 +409,5 @@ export class TerminalError extends NorikaeError {
 
 /** `text` as one shell word: as it is when that is safe, else in single quotes. */
 export function shellWord(text: string): string {
-  return /^[\w./~+:@%-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+  return /^[\w./~+:@%,=-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }

@@ -6,11 +6,12 @@
 // and ::1. Which names it covers is read back from the root itself: nothing else is kept.
 
 import { createPublicKey, randomBytes, webcrypto } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName, GeneralSubtree, GeneralSubtrees, id_ce_nameConstraints, NameConstraints } from '@peculiar/asn1-x509';
+import { replaceFile } from './atomic-file.js';
 import { expandHome } from './config.js';
 import { caErrors } from './errors.js';
 import { x509 } from './x509.js';
@@ -132,8 +133,8 @@ export async function createCa(dir: string, hosts: Iterable<string>): Promise<Lo
   const keyPem = withNewline(x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'));
   const rootPem = withNewline(root.toString('pem'));
   // Key first, each written whole and renamed into place: a reader never sees half a file.
-  writeAtomically(join(dir, KEY_FILE), keyPem, 0o600);
-  writeAtomically(rootFile(dir), rootPem, 0o644);
+  replaceFile(join(dir, KEY_FILE), keyPem, 0o600);
+  replaceFile(rootFile(dir), rootPem, 0o644);
   return { dir, root, rootPem, key: keys.privateKey, permittedNames: names };
 }
 
@@ -166,18 +167,6 @@ export function serialNumber(): string {
   const bytes = randomBytes(16);
   bytes[0] = bytes[0]! & 0x7f;
   return bytes.toString('hex');
-}
-
-/** Writes `text` to a temporary file with `mode` and renames it over `path`. */
-export function writeAtomically(path: string, text: string, mode: number): void {
-  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(temporary, text, { mode, flag: 'wx' });
-  try {
-    renameSync(temporary, path);
-  } catch (err) {
-    rmSync(temporary, { force: true });
-    throw err;
-  }
 }
 
 /** PEM text as a file holds it: ending in a newline (x509's toString leaves it off). */

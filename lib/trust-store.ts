@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { shellWord } from './errors.js';
 
 /** The nickname of the root in NSS databases, and its file name in the Debian store. */
 export const NSS_NICKNAME = 'norikae-splice local CA';
@@ -159,8 +160,4 @@ function onPath(program: string, env: NodeJS.ProcessEnv): boolean {
 
 function home(env: NodeJS.ProcessEnv): string {
   return env.HOME ?? '/';
-}
-
-function shellWord(text: string): string {
-  return /^[\w./~+:@%,=-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
