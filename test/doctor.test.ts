@@ -15,7 +15,7 @@ import { resolutionFix } from '../lib/host-resolution.js';
 import { launchRecordFile } from '../lib/launch-record.js';
 import { bootId, groupAlive, processStartTime, signalGroup } from '../lib/process-group.js';
 import { chooseTool } from './chromium.js';
-import { CLI, closeServer, delay, freePort, listenOn, runCli } from './helpers.js';
+import { CLI, cliForOtherUsers, closeServer, delay, freePort, listenOn, runCli } from './helpers.js';
 
 const loopback = async (): Promise<string[]> => ['127.0.0.1', '::1'];
 
@@ -112,7 +112,7 @@ describe('runDoctor', () => {
     chmodSync(dir, 0o755);
     // As root the bind would succeed: the CLI then runs as nobody.
     const uid = process.getuid?.() === 0 ? 65534 : undefined;
-    const child = spawn(process.execPath, [CLI, 'doctor', '--json', '--config', file], {
+    const child = spawn(process.execPath, [uid === undefined ? CLI : cliForOtherUsers(t), 'doctor', '--json', '--config', file], {
       cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', XDG_STATE_HOME: join(dir, 'state') }, ...(uid === undefined ? {} : { uid, gid: uid }),
     });
     let stdout = '';

@@ -2,14 +2,14 @@
 // socket clients. Everything started here is closed through `t.after`, so a failed assertion
 // cannot leave a server or a socket behind.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Certificates } from '../lib/certificates.js';
@@ -244,12 +244,12 @@ export function runWithInput(command: string, args: string[], input: string): Pr
   });
 }
 
-/** The compiled CLI run to its end: its exit code and everything it printed. `uid` runs it as that user (the suite runs as root). */
+/** The compiled CLI run to its end: its exit code and everything it printed. `uid` runs it as that user (the suite runs as root), with `cli` from cliForOtherUsers. */
 export async function runCli(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; cli?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [options.cli ?? CLI, ...args], {
     cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...options.env },
     ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
   });
@@ -259,4 +259,21 @@ export async function runCli(
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const [code] = (await once(child, 'exit')) as [number | null];
   return { code, stdout, stderr };
+}
+
+/**
+ * The CLI as another user can run it. The checkout may sit in a folder only we may enter (a clone
+ * in `mktemp -d` is 0700), so dist/, node_modules/ and package.json are linked (hard links, else
+ * copies) into a folder every user may read, removed after the test.
+ */
+export function cliForOtherUsers(t: TestContext): string {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  for (const part of ['dist', 'node_modules', 'package.json']) {
+    const linked = spawnSync('cp', ['-al', join(root, part), dir]);
+    if (linked.status !== 0) execFileSync('cp', ['-a', join(root, part), dir]);
+  }
+  return join(dir, 'dist', 'bin', 'norikae-splice.js');
 }

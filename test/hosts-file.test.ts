@@ -8,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { parseConfig } from '../lib/config-file.js';
 import { ErrorCode, type NorikaeError } from '../lib/errors.js';
 import { BLOCK_BEGIN, BLOCK_END, exactHostNames, unifiedDiff, updateHostsFile, withBlock } from '../lib/hosts-file.js';
-import { runCli } from './helpers.js';
+import { cliForOtherUsers, runCli } from './helpers.js';
 
 const CONFIG = `[service.shop]
 host = ["shop.localhost", "*.shop.localhost", "Shop.test"]
@@ -107,8 +107,7 @@ describe('updateHostsFile', () => {
 });
 
 describe('norikae-splice hosts (the CLI)', () => {
-  /** Runs the CLI; `uid` runs it as that user (for a root test run, to meet a permission error). */
-  const run = (args: string[], cwd: string, uid?: number) => runCli(args, { cwd, uid });
+  const run = (args: string[], cwd: string) => runCli(args, { cwd });
 
   test('sync --dry-run prints the diff; sync writes; a second sync says it is up to date; clean removes it', async (t) => {
     const dir = folder(t);
@@ -141,7 +140,8 @@ describe('norikae-splice hosts (the CLI)', () => {
     chmodSync(dir, 0o755);
     if (asRoot) chownSync(dir, 0, 0);
     chmodSync(dir, 0o555);
-    const result = await run(['hosts', 'sync', '--hosts-file', join(dir, 'hosts'), '--config', join(dir, 'norikae.toml')], tmpdir(), uid);
+    const args = ['hosts', 'sync', '--hosts-file', join(dir, 'hosts'), '--config', join(dir, 'norikae.toml')];
+    const result = await runCli(args, { cwd: tmpdir(), uid, cli: uid === undefined ? undefined : cliForOtherUsers(t) });
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`cannot write ${dir}/hosts: permission denied\\. It belongs to root; run it with sudo .*: sudo env "PATH=\\$PATH" norikae-splice hosts sync --config ${dir}/norikae\\.toml --hosts-file ${dir}/hosts\\n`));
     assert.equal(readFileSync(join(dir, 'hosts'), 'utf8'), SYSTEM_HOSTS);
