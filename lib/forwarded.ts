@@ -10,8 +10,27 @@ import { isIP } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 import { RequestStreamParser, STREAM_SLICE } from './llhttp-stream.js';
 
-/** The headers we set, lower-case: any the client sent under these names is dropped. */
-const OURS = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'forwarded']);
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
+
+const EMPTY = Buffer.alloc(0);
+
+/** Host values whose lines one connection keeps. */
+const LINES_CACHED = 8;
+
+/** What a header name is to the rewrite (nameOf). */
+const OTHER = 0;
+const HOST = 1;
+/** One of the headers we set: any the client sent under these names is dropped. */
+const DROPPED = 2;
+/** Lower-case names as bytes, by length (each of these names has a length of its own). */
+const NAMES = new Map<number, [Buffer, number]>(
+  [['host', HOST], ['x-forwarded-proto', DROPPED], ['x-forwarded-host', DROPPED], ['x-forwarded-for', DROPPED], ['forwarded', DROPPED]]
+    .map(([name, kind]) => [(name as string).length, [Buffer.from(name as string, 'latin1'), kind as number]]),
+);
 
 export interface ForwardedOptions {
   /** The client's address (the TCP peer of the TLS connection). */
@@ -28,6 +47,9 @@ export class ForwardedHeaders extends Transform {
   private headSize = 0;
   private readonly forwardedFor: string;
   private readonly clientAddress: string;
+  /** Our lines by Host value (`ourHeaders`), and for a head with no Host. */
+  private readonly linesByHost = new Map<string, Buffer>();
+  private noHostLines: Buffer | undefined;
 
   constructor(private readonly options: ForwardedOptions) {
     super();
@@ -37,7 +59,8 @@ export class ForwardedHeaders extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
-      for (let offset = 0; offset < chunk.length; offset += STREAM_SLICE) this.feed(chunk.subarray(offset, offset + STREAM_SLICE));
+      if (chunk.length <= STREAM_SLICE) this.feed(chunk);
+      else for (let offset = 0; offset < chunk.length; offset += STREAM_SLICE) this.feed(chunk.subarray(offset, offset + STREAM_SLICE));
       callback();
     } catch (err) {
       callback(err as Error);
@@ -67,16 +90,17 @@ export class ForwardedHeaders extends Transform {
         this.hold(rest);
         return;
       }
-      this.hold(rest.subarray(0, step.at));
-      rest = rest.subarray(step.at);
+      // Usually the chunk is one whole head: then no views are made.
+      const whole = step.at === rest.length;
+      const before = whole ? rest : rest.subarray(0, step.at);
+      rest = whole ? EMPTY : rest.subarray(step.at);
       if (step.kind === 'request-end') {
+        this.hold(before);
         this.state = 'head';
         continue;
       }
-      this.push(this.rewrite(Buffer.concat(this.head, this.headSize)));
-      this.head = [];
-      this.headSize = 0;
-      this.state = step.upgrade ? 'tunnel' : 'body';
+      this.push(this.rewrite(this.wholeHead(before)));
+      this.state = step.upgrade ? 'tunnel' : step.bodyless ? 'head' : 'body';
       if (step.upgrade) this.release();
     }
   }
@@ -88,45 +112,112 @@ export class ForwardedHeaders extends Transform {
       this.push(bytes);
       return;
     }
-    this.headSize += bytes.length;
-    if (this.headSize > this.options.maxHeadSize) throw new Error(`a request head on a TLS connection is larger than ${this.options.maxHeadSize} bytes; the connection is closed`);
+    this.countHead(bytes.length);
     // A copy: the socket's buffer may be reused once this chunk is handled.
     this.head.push(Buffer.from(bytes));
   }
 
-  /** A complete head (llhttp accepted it) with the client's forwarding headers replaced by ours. */
+  /** The head that `last` completes; a head that came in one read (the usual case) is not copied. */
+  private wholeHead(last: Buffer): Buffer {
+    this.countHead(last.length);
+    if (this.head.length === 0) return last;
+    this.head.push(last);
+    const head = Buffer.concat(this.head, this.headSize);
+    this.head = [];
+    return head;
+  }
+
+  private countHead(bytes: number): void {
+    this.headSize += bytes;
+    if (this.headSize > this.options.maxHeadSize) throw new Error(`a request head on a TLS connection is larger than ${this.options.maxHeadSize} bytes; the connection is closed`);
+  }
+
+  /**
+   * A complete head (llhttp accepted it) with the client's forwarding headers left out and ours
+   * added before its blank line. Byte ranges are copied, nothing is decoded but the Host value:
+   * this runs for every request on the connection.
+   */
   private rewrite(head: Buffer): Buffer {
-    const lines = head.toString('latin1').split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
+    this.headSize = 0;
     // llhttp skips empty lines before a request line (RFC 9112 §2.2); they are dropped here.
-    while (lines[0] === '' && lines.length > 3) lines.shift();
-    // The head ends with an empty line, and split() leaves one more empty string after it.
-    const kept = [lines[0]!];
-    let host: string | undefined;
-    let dropping = false;
-    for (const line of lines.slice(1, -2)) {
-      // An obsolete folded line continues the header before it.
-      if (line.startsWith(' ') || line.startsWith('\t')) {
-        if (!dropping) kept.push(line);
-        continue;
+    let start = 0;
+    while (head[start] === CR || head[start] === LF) start++;
+    // llhttp (strict) took only CRLF line ends and no folded lines: every line is a header, and
+    // the head ends with a blank CRLF line.
+    const blank = head.length - 2;
+    /** Pairs of [from, to) offsets of `head` that are kept, in order. */
+    const kept: number[] = [];
+    let keepFrom = start;
+    let hostFrom = -1;
+    let hostTo = -1;
+    for (let line = head.indexOf(LF, start) + 1; line < blank;) {
+      const next = head.indexOf(LF, line) + 1;
+      const colon = head.indexOf(COLON, line);
+      const name = nameOf(head, line, colon);
+      if (name === HOST) {
+        hostFrom = colon + 1;
+        hostTo = next - 2;
       }
-      const colon = line.indexOf(':');
-      const name = line.slice(0, colon).toLowerCase();
-      dropping = OURS.has(name);
-      if (dropping) continue;
-      if (name === 'host') host = line.slice(colon + 1).trim();
-      kept.push(line);
+      if (name === DROPPED) {
+        if (line > keepFrom) kept.push(keepFrom, line);
+        keepFrom = next;
+      }
+      line = next;
     }
-    kept.push('X-Forwarded-Proto: https');
-    if (host !== undefined) kept.push(`X-Forwarded-Host: ${host}`);
-    kept.push(`X-Forwarded-For: ${this.clientAddress}`);
-    kept.push(`Forwarded: for=${this.forwardedFor}${host === undefined ? '' : `;host=${quoted(host)}`};proto=https`);
-    return Buffer.from(`${kept.join('\r\n')}\r\n\r\n`, 'latin1');
+    if (blank > keepFrom) kept.push(keepFrom, blank);
+    const ours = this.ourHeaders(head, hostFrom, hostTo);
+    let size = ours.length;
+    for (let i = 0; i < kept.length; i += 2) size += kept[i + 1]! - kept[i]!;
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (let i = 0; i < kept.length; i += 2) at += head.copy(out, at, kept[i]!, kept[i + 1]!);
+    ours.copy(out, at);
+    return out;
+  }
+
+  /**
+   * Our header lines and the blank line, for the Host value at `from`..`to` of `head` (-1: none).
+   * A connection sends the same Host or few over and over: the lines are made once per value.
+   */
+  private ourHeaders(head: Buffer, from: number, to: number): Buffer {
+    if (from === -1) return (this.noHostLines ??= this.linesFor(undefined));
+    while (from < to && (head[from] === SP || head[from] === HTAB)) from++;
+    while (to > from && (head[to - 1] === SP || head[to - 1] === HTAB)) to--;
+    const host = head.toString('latin1', from, to);
+    let lines = this.linesByHost.get(host);
+    if (lines === undefined) {
+      // Bounded: a client cycling through Host values only makes us build lines each time.
+      if (this.linesByHost.size === LINES_CACHED) this.linesByHost.clear();
+      this.linesByHost.set(host, (lines = this.linesFor(host)));
+    }
+    return lines;
+  }
+
+  private linesFor(host: string | undefined): Buffer {
+    const lines = ['X-Forwarded-Proto: https'];
+    if (host !== undefined) lines.push(`X-Forwarded-Host: ${host}`);
+    lines.push(`X-Forwarded-For: ${this.clientAddress}`);
+    lines.push(`Forwarded: for=${this.forwardedFor}${host === undefined ? '' : `;host=${quoted(host)}`};proto=https`);
+    return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
   }
 
   private release(): void {
     this.parser?.destroy();
     this.parser = undefined;
   }
+}
+
+/**
+ * What the header name at `from`..`to` of `head` is: HOST, DROPPED or OTHER. Case-insensitive:
+ * `| 0x20` lower-cases ASCII letters and leaves `-` as it is, and llhttp let only token bytes
+ * through, none of which `| 0x20` turns into a letter or `-` of these names.
+ */
+function nameOf(head: Buffer, from: number, to: number): number {
+  const known = NAMES.get(to - from);
+  if (known === undefined) return OTHER;
+  const [name, kind] = known;
+  for (let i = 0; i < name.length; i++) if ((head[from + i]! | 0x20) !== name[i]) return OTHER;
+  return kind;
 }
 
 /** An RFC 7230 quoted-string. */

@@ -82,7 +82,9 @@ const requestArbitrary: fc.Arbitrary<RequestSpec> = fc.record({
   headers: fc.tuple(
     fc.constantFrom('app.localhost', 'app.localhost:8443', 'a.b.test'),
     fc.array(fc.tuple(fc.oneof(token.filter((name) => !['content-length', 'transfer-encoding', 'host', 'upgrade', 'connection'].includes(name.toLowerCase())),
-      fc.constantFrom('X-Forwarded-For', 'x-forwarded-proto', 'X-FORWARDED-HOST', 'Forwarded')), text), { maxLength: 6 }),
+      // Ours in any case, and names of the same lengths that are not ours (the rewrite looks names up by length).
+      fc.constantFrom('X-Forwarded-For', 'x-forwarded-proto', 'X-FORWARDED-HOST', 'Forwarded', 'fORWARDED', 'X-Forwarded-Fox',
+        'X-Forwarded-Prot0', 'Y-Forwarded-Host', 'Forwardex', 'Hosts', 'Hos')), text), { maxLength: 6 }),
   ).map(([host, rest]) => [['Host', host] as [string, string], ...rest]),
   body: fc.oneof(
     fc.constant({ kind: 'none' as const }),
@@ -100,7 +102,7 @@ describe('the forwarded-headers stage', () => {
     }), { numRuns: 300 });
   });
 
-  test('byte at a time, an IPv6 client, a folded forwarding header, empty lines before a request', async () => {
+  test('byte at a time, an IPv6 client, empty lines before a request', async () => {
     const input = Buffer.from('GET /a HTTP/1.1\r\nHost: app.localhost\r\nX-Forwarded-For: 6.6.6.6\r\nAccept: */*\r\n\r\n'
       + '\r\nGET /b HTTP/1.1\r\nHost: app.localhost\r\n\r\n', 'latin1');
     const output = await through([...input].map((byte) => Buffer.from([byte])), '::ffff:127.0.0.1');
@@ -110,6 +112,21 @@ describe('the forwarded-headers stage', () => {
       + 'X-Forwarded-For: 127.0.0.1\r\nForwarded: for=127.0.0.1;host="app.localhost";proto=https\r\n\r\n');
     const v6 = await through([Buffer.from('GET / HTTP/1.1\r\nHost: x.localhost\r\n\r\n')], '::1');
     assert.match(v6, /X-Forwarded-For: ::1\r\nForwarded: for="\[::1\]";host="x\.localhost";proto=https\r\n/);
+  });
+
+  test('Host in any case and with blanks around it, no Host, many Hosts on one connection, a bodyless POST', async () => {
+    const ours = (host: string): string => `X-Forwarded-Proto: https\r\nX-Forwarded-Host: ${host}\r\nX-Forwarded-For: 127.0.0.1\r\n`
+      + `Forwarded: for=127.0.0.1;host="${host}";proto=https\r\n\r\n`;
+    assert.equal(await through([Buffer.from('GET / HTTP/1.1\r\nhOsT:\t app.localhost \t\r\nX-Forwarded-Host: evil\r\n\r\n')]),
+      `GET / HTTP/1.1\r\nhOsT:\t app.localhost \t\r\n${ours('app.localhost')}`);
+    assert.equal(await through([Buffer.from('GET / HTTP/1.0\r\nForwarded: for=6.6.6.6\r\n\r\n')]),
+      'GET / HTTP/1.0\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 127.0.0.1\r\nForwarded: for=127.0.0.1;proto=https\r\n\r\n');
+    // More Host values than the stage keeps lines for, each twice: every head still gets its own.
+    const hosts = Array.from({ length: 20 }, (_, i) => `h${i}.localhost`);
+    const sequence = [...hosts, ...hosts.reverse()];
+    const heads = sequence.map((host) => `POST /${host} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n\r\n`);
+    assert.equal(await through(heads.map((head) => Buffer.from(head))),
+      sequence.map((host) => `POST /${host} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n${ours(host)}`).join(''));
   });
 
   test('after an Upgrade request, the rest passes unparsed (WebSocket frames are not HTTP)', async () => {
@@ -123,7 +140,17 @@ describe('the forwarded-headers stage', () => {
   test('a request llhttp refuses, or a head over the cap, is an error (the connection ends), never passed on unmarked', async () => {
     await assert.rejects(through([Buffer.from('GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\nNOT HTTP AT ALL\r\n\r\n')]), /could not be read/);
     await assert.rejects(through([Buffer.from(`GET / HTTP/1.1\r\nHost: a.localhost\r\nX-Big: ${'x'.repeat(2000)}\r\n\r\n`)], '127.0.0.1', 1024), /larger than 1024/);
-    await assert.rejects(through([Buffer.from('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n')]), /could not be read/);
+    // A folded header line and bare LF line ends (the rewrite relies on llhttp refusing both).
+    await assert.rejects(through([Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=6.6.6.6\r\n ;proto=http\r\n\r\n')]), /could not be read/);
+    await assert.rejects(through([Buffer.from('GET / HTTP/1.1\r\nHost: a\nX-Forwarded-For: 6.6.6.6\r\n\r\n')]), /could not be read/);
+    // Framing llhttp refuses once the head is read: not even that head is passed on.
+    const passed: Buffer[] = [];
+    const smuggling = new ForwardedHeaders({ clientAddress: '127.0.0.1', maxHeadSize: 16384 });
+    smuggling.on('data', (chunk: Buffer) => passed.push(chunk));
+    const refused = once(smuggling, 'error');
+    smuggling.write(Buffer.from('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n'));
+    assert.match(String((await refused)[0]), /could not be read/);
+    assert.deepEqual(passed, []);
   });
 });
 
