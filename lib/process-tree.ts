@@ -7,10 +7,10 @@
 // re-parented to init and cannot be told from anyone else's: without cgroups, the walk while the
 // parents live is what there is.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { signalGroup, type ProcessId } from './process-group.js';
+import { signalGroup, statFields, type ProcessId } from './process-group.js';
 
 /** How often running launches are walked. */
 const WALK_INTERVAL_MS = 1000;
@@ -37,13 +37,10 @@ function readProcesses(): Map<number, ProcessEntry> {
   }
   for (const entry of entries) {
     if (entry.charCodeAt(0) < 0x30 || entry.charCodeAt(0) > 0x39) continue;
-    try {
-      const text = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      table.set(Number(entry), { ppid: Number(fields[1]), pgrp: Number(fields[2]), started: fields[19]!, zombie: fields[0] === 'Z' });
-    } catch {
-      // Gone meanwhile.
-    }
+    const fields = statFields(Number(entry));
+    // Gone meanwhile.
+    if (fields === undefined) continue;
+    table.set(Number(entry), { ppid: Number(fields[1]), pgrp: Number(fields[2]), started: fields[19]!, zombie: fields[0] === 'Z' });
   }
   return table;
 }
