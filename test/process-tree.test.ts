@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { processStartTime, statFields } from '../lib/process-group.js';
+import { LaunchTree, watchTree, watchWalkCount } from '../lib/process-tree.js';
 
 /** `sleep 30` leading a group of its own (as a launch's shell does), SIGKILLed after the test. */
 function sleeper(t: TestContext, command = 'sleep'): ChildProcess & { pid: number } {
@@ -18,7 +19,33 @@ function sleeper(t: TestContext, command = 'sleep'): ChildProcess & { pid: numbe
   return child as ChildProcess & { pid: number };
 }
 
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 describe('process trees', () => {
+  test('launches in one turn share one walk of /proc, on the next turn, not one walk each at the spawn', async (t) => {
+    const children = Array.from({ length: 20 }, () => sleeper(t));
+    const before = watchWalkCount();
+    const trees = children.map((child) => new LaunchTree(child.pid, [{ pid: child.pid, started: processStartTime(child.pid)! }]));
+    const unwatch = trees.map((tree) => watchTree(tree));
+    t.after(() => unwatch.forEach((stop) => stop()));
+    assert.equal(watchWalkCount() - before, 0, 'no walk while the launches are under way');
+    await nextTurn();
+    assert.equal(watchWalkCount() - before, 1, 'one walk for the twenty');
+    // The walk did its work: each tree still knows its process, which lives.
+    for (const [i, tree] of trees.entries()) assert.deepEqual(tree.alive().map(({ pid }) => pid), [children[i]!.pid]);
+  });
+
+  test('a tree no longer watched before its first walk is not walked', async (t) => {
+    const child = sleeper(t);
+    const before = watchWalkCount();
+    const unwatch = watchTree(new LaunchTree(child.pid, [{ pid: child.pid, started: processStartTime(child.pid)! }]));
+    unwatch();
+    await nextTurn();
+    assert.equal(watchWalkCount() - before, 0);
+  });
+
   test('statFields reads the fields after a command name with spaces and parentheses', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'norikae-stat-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
