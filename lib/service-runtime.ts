@@ -10,7 +10,7 @@ import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
 import { UpstreamHosts } from './dial.js';
 import { LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
-import { commandWithPort, describeExit, launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
+import { commandWithPort, describeExit, launchCommand, runStopCommand, spawnTurn, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
 import { findFreePort, findPortOwner, portIsBindable, type PortOwner } from './port-owner.js';
@@ -293,6 +293,8 @@ export class ServiceRuntime {
     }
     if (process === undefined) {
       this.port ??= service.port ?? await findFreePort();
+      // Launches at once spawn one per turn (see spawnTurn); the bind probe resolves within the turn.
+      await spawnTurn();
       // The full search for a holder only when the port cannot be bound (see portIsBindable).
       const bindable = await portIsBindable(this.port);
       // Nothing is awaited from here to the spawn: a stop either came before (and ends this
