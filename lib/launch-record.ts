@@ -153,7 +153,7 @@ export class LaunchRecord {
     const launchId = randomUUID();
     this.launchIds.set(process, launchId);
     this.add({ launchId, service, process });
-    // The shell, then each process the walks see (the first comes on the next turn: a `setsid x &` forks at once).
+    // The shell, then each process the walk once a second sees.
     this.addProcesses(launchId, process.tree.seen());
     process.onProcessesSeen = (ids) => this.addProcesses(launchId, ids);
   }

@@ -146,10 +146,7 @@ export class LaunchTree {
 /** Trees walked once a second while their launch runs; one walk of /proc serves them all. */
 const watched = new Set<LaunchTree>();
 let walker: NodeJS.Timeout | undefined;
-/** Trees not walked yet: their first walk comes on the next turn of the event loop, one for all of them. */
-const unwalked = new Set<LaunchTree>();
-let firstWalk: NodeJS.Immediate | undefined;
-/** Walks of /proc by the watch, for tests: launches at once share one. */
+/** Walks of /proc by the watch, for tests: launches do not add any. */
 let watchWalks = 0;
 
 /** How many times the watch has walked /proc so far. */
@@ -157,28 +154,19 @@ export function watchWalkCount(): number {
   return watchWalks;
 }
 
-function walk(): Map<number, ProcessEntry> {
-  watchWalks++;
-  return readProcesses();
-}
-
 /**
- * Walks `tree` soon and then once a second, until the returned function is called. The first walk
- * is not at the spawn itself: twenty services launched by twenty first requests walked /proc
- * twenty times (milliseconds each, with the event loop blocked) while their clients waited.
+ * Walks `tree` once a second, with every other running launch, until the returned function is
+ * called; the first walk is the next of those, not one at the spawn. A walk reads every process
+ * of the system with the event loop blocked, milliseconds on a quiet machine and hundreds of them
+ * on a loaded one: twenty services launched by twenty first requests walked /proc twenty times
+ * while their clients waited. At the spawn the shell has hardly run, so that walk found nothing.
  */
 export function watchTree(tree: LaunchTree): () => void {
   watched.add(tree);
-  unwalked.add(tree);
-  firstWalk ??= setImmediate(() => {
-    firstWalk = undefined;
-    const table = walk();
-    for (const each of unwalked) each.refresh(table);
-    unwalked.clear();
-  });
   if (walker === undefined) {
     walker = setInterval(() => {
-      const table = walk();
+      watchWalks++;
+      const table = readProcesses();
       for (const each of watched) {
         each.refresh(table);
         // All gone: nothing more will be seen of it.
@@ -193,11 +181,6 @@ export function watchTree(tree: LaunchTree): () => void {
   }
   return () => {
     watched.delete(tree);
-    unwalked.delete(tree);
-    if (unwalked.size === 0 && firstWalk !== undefined) {
-      clearImmediate(firstWalk);
-      firstWalk = undefined;
-    }
     if (watched.size === 0) {
       clearInterval(walker);
       walker = undefined;

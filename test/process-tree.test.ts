@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import { waitFor } from './helpers.js';
 import { processStartTime, statFields } from '../lib/process-group.js';
 import { LaunchTree, watchTree, watchWalkCount } from '../lib/process-tree.js';
 
@@ -24,26 +25,19 @@ function nextTurn(): Promise<void> {
 }
 
 describe('process trees', () => {
-  test('launches in one turn share one walk of /proc, on the next turn, not one walk each at the spawn', async (t) => {
+  test('launches do not walk /proc at the spawn: twenty at once wait for the walk once a second, one for all', async (t) => {
     const children = Array.from({ length: 20 }, () => sleeper(t));
     const before = watchWalkCount();
     const trees = children.map((child) => new LaunchTree(child.pid, [{ pid: child.pid, started: processStartTime(child.pid)! }]));
     const unwatch = trees.map((tree) => watchTree(tree));
     t.after(() => unwatch.forEach((stop) => stop()));
-    assert.equal(watchWalkCount() - before, 0, 'no walk while the launches are under way');
     await nextTurn();
-    assert.equal(watchWalkCount() - before, 1, 'one walk for the twenty');
+    assert.equal(watchWalkCount() - before, 0, 'no walk at the launches');
+    // Within a second or so, one walk; bounded generously for a loaded machine.
+    await waitFor(() => watchWalkCount() > before, 'the walk once a second', 10_000);
+    assert.ok(watchWalkCount() - before <= 10, 'not one walk per launch');
     // The walk did its work: each tree still knows its process, which lives.
     for (const [i, tree] of trees.entries()) assert.deepEqual(tree.alive().map(({ pid }) => pid), [children[i]!.pid]);
-  });
-
-  test('a tree no longer watched before its first walk is not walked', async (t) => {
-    const child = sleeper(t);
-    const before = watchWalkCount();
-    const unwatch = watchTree(new LaunchTree(child.pid, [{ pid: child.pid, started: processStartTime(child.pid)! }]));
-    unwatch();
-    await nextTurn();
-    assert.equal(watchWalkCount() - before, 0);
   });
 
   test('statFields reads the fields after a command name with spaces and parentheses', (t) => {
