@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { waitFor } from './helpers.js';
 import { processStartTime, statFields } from '../lib/process-group.js';
-import { LaunchTree, watchTree, watchWalkCount } from '../lib/process-tree.js';
+import { LaunchTree, PROCESSES_PER_TURN, readProcessesInTurns, watchTree, watchWalkCount } from '../lib/process-tree.js';
 
 /** `sleep 30` leading a group of its own (as a launch's shell does), SIGKILLed after the test. */
 function sleeper(t: TestContext, command = 'sleep'): ChildProcess & { pid: number } {
@@ -38,6 +38,23 @@ describe('process trees', () => {
     assert.ok(watchWalkCount() - before <= 10, 'not one walk per launch');
     // The walk did its work: each tree still knows its process, which lives.
     for (const [i, tree] of trees.entries()) assert.deepEqual(tree.alive().map(({ pid }) => pid), [children[i]!.pid]);
+  });
+
+  test('the watch reads /proc a few processes per turn of the event loop, not all in one', async (t) => {
+    // Enough processes of our own that the walk takes several turns even on an empty machine.
+    for (let i = 0; i < PROCESSES_PER_TURN * 2; i++) sleeper(t);
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    const table = await readProcessesInTurns();
+    counting = false;
+    assert.ok(table.size > PROCESSES_PER_TURN * 2, `${table.size} processes`);
+    assert.ok(turns >= Math.floor((table.size - 1) / PROCESSES_PER_TURN), `${table.size} processes read over ${turns} turns`);
+    assert.equal(table.get(process.pid)?.ppid, process.ppid, 'this process, with its parent');
   });
 
   test('statFields reads the fields after a command name with spaces and parentheses', (t) => {
