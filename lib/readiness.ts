@@ -29,10 +29,13 @@ const HTTP_POLL_INTERVAL_MS = 50;
 const GROUP_POLL_MS = 50;
 
 /**
- * Launches polling their ports at once share a budget of about 4,000 probes a second (~0.5 of a
- * core): twenty services launched together by twenty first requests each polled every
- * millisecond, and the probes alone took more than norikae's one core, which then noticed a
- * ready server ~100 ms late.
+ * Launches polling their ports at once share a budget of about 4,000 rounds a second, each the
+ * same for every launch (a round tries each address until one accepts: up to two connects, ~75 µs
+ * of CPU each when refused, so up to ~0.6 of a core): twenty services launched together by twenty
+ * first requests each polled every millisecond, and the probes alone took more than norikae's
+ * one core. Twenty at once are each asked every 5 ms; in traces of that bench no launch was
+ * starved of probes (its first round after the bind accepted): what delayed them was the event
+ * loop blocked by spawns and walks of /proc (see spawnTurn, process-tree.ts).
  */
 const SHARED_POLL_MS = 0.25;
 /** Launches waiting on a `tcp` check right now (see SHARED_POLL_MS). */
