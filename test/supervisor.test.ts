@@ -32,6 +32,16 @@ describe('launch on demand', () => {
     assert.deepEqual({ connection: second.connection, connections: second.connections }, { connection: 2, connections: 2 });
   });
 
+  test('after a ready.http check too, the first client comes over the probe\'s connection, not the health check\'s', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 200 --healthy-after 300"\n`
+      + 'ready = { http = "/healthz" }\n');
+    const first = JSON.parse((await h.get('app.localhost')).body) as { connection: number; connections: number; healthy: boolean };
+    assert.equal(first.healthy, true);
+    // Each round opens a probe, then a GET /healthz of its own; the last round's probe, kept open
+    // while its health check passed, is the one the client came over: no connection after that check.
+    assert.equal(first.connection, first.connections - 1, `came on connection ${first.connection} of ${first.connections}`);
+  });
+
   test('of twenty clients waiting for one launch, one takes the probe\'s connection, the others dial', async (t) => {
     const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 200"\n`);
     const responses = await Promise.all(Array.from({ length: 20 }, () => h.get('app.localhost')));
