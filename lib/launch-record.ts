@@ -153,7 +153,7 @@ export class LaunchRecord {
     const launchId = randomUUID();
     this.launchIds.set(process, launchId);
     this.add({ launchId, service, process });
-    // What the first walk, at the spawn, saw already (a `setsid x &` forks at once), then each one seen later.
+    // The shell, then each process the walk once a second sees.
     this.addProcesses(launchId, process.tree.seen());
     process.onProcessesSeen = (ids) => this.addProcesses(launchId, ids);
   }

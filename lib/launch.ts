@@ -78,6 +78,29 @@ export class LaunchedProcess {
   }
 }
 
+/**
+ * Launches at once spawn one per turn of the event loop. A spawn blocks the event loop until the
+ * new process has run far enough to exec its shell, and while twenty dev servers boot on two
+ * cores that is tens of milliseconds each: twenty first requests, each launching a service,
+ * spawned all twenty in one turn, and no probe, accept or splice ran for seconds. One per turn,
+ * the services launched first are probed and served between the later spawns.
+ */
+const spawnQueue: (() => void)[] = [];
+let spawnTurns: NodeJS.Immediate | undefined;
+
+/** Resolves on the turn this caller may spawn on: the next one, or a later one while others wait. */
+export function spawnTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    spawnQueue.push(resolve);
+    spawnTurns ??= setImmediate(nextSpawn);
+  });
+}
+
+function nextSpawn(): void {
+  spawnQueue.shift()!();
+  spawnTurns = spawnQueue.length > 0 ? setImmediate(nextSpawn) : undefined;
+}
+
 /** Spawns the service's command; output goes to `log`. Throws LaunchError if it cannot start. */
 export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProcess {
   if (spec.cwd !== undefined && !isDirectory(spec.cwd)) {

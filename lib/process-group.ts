@@ -3,7 +3,7 @@
 // service" means "signal the group until no live member is left". Zombies do not count: they are
 // already dead, and whether anyone reaps them is up to the init process, not us.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -110,12 +110,34 @@ export function bootId(): string | undefined {
 
 /** State, process group and start time of a process from /proc/PID/stat, if it still exists. */
 function readStat(pid: number): { state: string; pgrp: number; startTime: string } | undefined {
+  const fields = statFields(pid);
+  return fields === undefined ? undefined : { state: fields[0]!, pgrp: Number(fields[2]), startTime: fields[19]! };
+}
+
+/**
+ * A /proc/PID/stat line is a few hundred bytes: one buffer serves every read. readFileSync would
+ * fstat each file (size 0 in /proc) and allocate 64 KiB for it; a walk of /proc at a launch read
+ * every process that way, and twenty launches at once kept the event loop busy for most of a second.
+ */
+const statBuffer = Buffer.allocUnsafe(4096);
+
+/**
+ * The fields of /proc/PID/stat from the state on (field 3, at index 0), if the process exists.
+ * The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+ */
+export function statFields(pid: number): string[] | undefined {
+  let text: string;
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0]!, pgrp: Number(fields[2]), startTime: fields[19]! };
+    const fd = openSync(`/proc/${pid}/stat`, 'r');
+    try {
+      const length = readSync(fd, statBuffer, 0, statBuffer.length, 0);
+      // A line this long is not one the kernel writes; read it whole anyway.
+      text = length < statBuffer.length ? statBuffer.toString('latin1', 0, length) : readFileSync(`/proc/${pid}/stat`, 'latin1');
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return undefined;
   }
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
 }

@@ -7,10 +7,10 @@
 // re-parented to init and cannot be told from anyone else's: without cgroups, the walk while the
 // parents live is what there is.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { signalGroup, type ProcessId } from './process-group.js';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { signalGroup, statFields, type ProcessId } from './process-group.js';
 
 /** How often running launches are walked. */
 const WALK_INTERVAL_MS = 1000;
@@ -19,33 +19,54 @@ const EXIT_POLL_MS = 25;
 /** How long processes may take to go after SIGKILL before a stop gives up on them. */
 const KILL_WAIT_MS = 2000;
 
-interface ProcessEntry {
+export interface ProcessEntry {
   ppid: number;
   pgrp: number;
   started: string;
   zombie: boolean;
 }
 
+/** Processes the watch reads per turn of the event loop (see readProcessesInTurns). */
+export const PROCESSES_PER_TURN = 32;
+
 /** Every process of the system, from one walk of /proc (empty without /proc). */
 function readProcesses(): Map<number, ProcessEntry> {
   const table = new Map<number, ProcessEntry>();
+  for (const pid of processIds()) readProcess(table, pid);
+  return table;
+}
+
+/**
+ * The same, read PROCESSES_PER_TURN at a time with a turn of the event loop between: the watch
+ * of running launches walks /proc once a second, and all at once that blocked every connection
+ * for milliseconds on a quiet machine with a few hundred processes, and for hundreds of them on
+ * a loaded one. Not a snapshot: a process that forks or exits meanwhile is seen by the next walk.
+ */
+export async function readProcessesInTurns(): Promise<Map<number, ProcessEntry>> {
+  const table = new Map<number, ProcessEntry>();
+  const pids = processIds();
+  for (let i = 0; i < pids.length; i++) {
+    if (i > 0 && i % PROCESSES_PER_TURN === 0) await nextTurn();
+    readProcess(table, pids[i]!);
+  }
+  return table;
+}
+
+function processIds(): number[] {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return table;
+    return [];
   }
-  for (const entry of entries) {
-    if (entry.charCodeAt(0) < 0x30 || entry.charCodeAt(0) > 0x39) continue;
-    try {
-      const text = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      table.set(Number(entry), { ppid: Number(fields[1]), pgrp: Number(fields[2]), started: fields[19]!, zombie: fields[0] === 'Z' });
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return table;
+  return entries.filter((entry) => entry.charCodeAt(0) >= 0x30 && entry.charCodeAt(0) <= 0x39).map(Number);
+}
+
+function readProcess(table: Map<number, ProcessEntry>, pid: number): void {
+  const fields = statFields(pid);
+  // Gone meanwhile.
+  if (fields === undefined) return;
+  table.set(pid, { ppid: Number(fields[1]), pgrp: Number(fields[2]), started: fields[19]!, zombie: fields[0] === 'Z' });
 }
 
 /** The processes of one launch: its group (while one of ours is in it) and every descendant seen. */
@@ -149,24 +170,25 @@ export class LaunchTree {
 /** Trees walked once a second while their launch runs; one walk of /proc serves them all. */
 const watched = new Set<LaunchTree>();
 let walker: NodeJS.Timeout | undefined;
+/** Walks of /proc by the watch, for tests: launches do not add any. */
+let watchWalks = 0;
 
-/** Walks `tree` now and then once a second, until the returned function is called. */
+/** How many times the watch has walked /proc so far. */
+export function watchWalkCount(): number {
+  return watchWalks;
+}
+
+/**
+ * Walks `tree` once a second, with every other running launch, until the returned function is
+ * called; the first walk is the next of those, not one at the spawn. A walk reads every process
+ * of the system with the event loop blocked, milliseconds on a quiet machine and hundreds of them
+ * on a loaded one: twenty services launched by twenty first requests walked /proc twenty times
+ * while their clients waited. At the spawn the shell has hardly run, so that walk found nothing.
+ */
 export function watchTree(tree: LaunchTree): () => void {
-  tree.refresh();
   watched.add(tree);
   if (walker === undefined) {
-    walker = setInterval(() => {
-      const table = readProcesses();
-      for (const each of watched) {
-        each.refresh(table);
-        // All gone: nothing more will be seen of it.
-        if (!each.lives(table)) watched.delete(each);
-      }
-      if (watched.size === 0) {
-        clearInterval(walker);
-        walker = undefined;
-      }
-    }, WALK_INTERVAL_MS);
+    walker = setInterval(() => void walkWatched(), WALK_INTERVAL_MS);
     walker.unref();
   }
   return () => {
@@ -176,4 +198,27 @@ export function watchTree(tree: LaunchTree): () => void {
       walker = undefined;
     }
   };
+}
+
+/** Whether a walk of the watch is under way (over several turns): the next waits for the one after. */
+let walking = false;
+
+async function walkWatched(): Promise<void> {
+  if (walking) return;
+  walking = true;
+  try {
+    watchWalks++;
+    const table = await readProcessesInTurns();
+    for (const each of watched) {
+      each.refresh(table);
+      // All gone: nothing more will be seen of it.
+      if (!each.lives(table)) watched.delete(each);
+    }
+    if (watched.size === 0) {
+      clearInterval(walker);
+      walker = undefined;
+    }
+  } finally {
+    walking = false;
+  }
 }

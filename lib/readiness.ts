@@ -5,11 +5,12 @@
 // key) only postpones the first check.
 
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { ReadyChecks, ServiceConfig } from './config.js';
 import { isSelfConnection } from './dial.js';
 import type { ExitStatus, LaunchedProcess } from './launch.js';
 import { groupAlive } from './process-group.js';
+import { logSocketError } from './splice.js';
 import { startTimer } from './timer.js';
 
 /**
@@ -28,10 +29,13 @@ const HTTP_POLL_INTERVAL_MS = 50;
 const GROUP_POLL_MS = 50;
 
 /**
- * Launches polling their ports at once share a budget of about 4,000 probes a second (~0.5 of a
- * core): twenty services launched together by twenty first requests each polled every
- * millisecond, and the probes alone took more than norikae's one core, which then noticed a
- * ready server ~100 ms late.
+ * Launches polling their ports at once share a budget of about 4,000 rounds a second, each the
+ * same for every launch (a round tries each address until one accepts: up to two connects, ~75 µs
+ * of CPU each when refused, so up to ~0.6 of a core): twenty services launched together by twenty
+ * first requests each polled every millisecond, and the probes alone took more than norikae's
+ * one core. Twenty at once are each asked every 5 ms; in traces of that bench no launch was
+ * starved of probes (its first round after the bind accepted): what delayed them was the event
+ * loop blocked by spawns and walks of /proc (see spawnTurn, process-tree.ts).
  */
 const SHARED_POLL_MS = 0.25;
 /** Launches waiting on a `tcp` check right now (see SHARED_POLL_MS). */
@@ -73,8 +77,19 @@ export interface ReadinessCheck {
   signal: AbortSignal;
 }
 
+/** A connection a probe opened to the service: the first client's upstream (see waitUntilReady). */
+export interface ProbeConnection {
+  host: string;
+  socket: Socket;
+}
+
 export type Readiness =
-  | { state: 'ready' }
+  /**
+   * `upstream`: the probe's connection that found the port accepting, left open (set like a dial's,
+   * dial.ts) so the first client is spliced over it instead of connecting again; whoever takes it
+   * owns it, and it must be destroyed if nobody does.
+   */
+  | { state: 'ready'; upstream: ProbeConnection | undefined }
   | { state: 'exited'; status: ExitStatus }
   | { state: 'cancelled' }
   /** `failing` says which checks still did not hold, and how, for the 504 page. */
@@ -147,8 +162,9 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
       if (ended()) return { state: 'exited', status: exit! };
       const remaining = deadline - performance.now();
       if (remaining <= 0) return { state: 'timeout', failing };
-      const round = await failingChecks(check, Math.min(remaining, 1000));
-      if (round.length === 0 && !signal.aborted) return { state: 'ready' };
+      const { failing: round, upstream } = await failingChecks(check, Math.min(remaining, 1000));
+      if (round.length === 0 && !signal.aborted) return { state: 'ready', upstream };
+      upstream?.socket.destroy();
       // A round the deadline cut short says "no answer" where the one before heard a 503, say:
       // the 504 page gives the reasons of the last round that ran in full.
       if (performance.now() < deadline || failing.length === 0) failing = round;
@@ -163,43 +179,62 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<Readiness> 
   }
 }
 
-/** The checks that do not hold right now, each described for a person. */
-async function failingChecks(check: ReadinessCheck, timeoutMs: number): Promise<string[]> {
+/** The checks that do not hold right now, each described for a person, and the probe's open connection. */
+async function failingChecks(check: ReadinessCheck, timeoutMs: number): Promise<{ failing: string[]; upstream: ProbeConnection | undefined }> {
   const { checks, port } = check;
   const failing: string[] = [];
   if (checks.log !== undefined && !check.logMatched()) failing.push(`no line of output matched /${checks.log.source}/ yet`);
   // One probe of the port serves both the tcp check and the address of the health check.
-  const host = checks.tcp || checks.http !== undefined ? await acceptingHost(check.hosts, port, timeoutMs) : undefined;
-  if (checks.tcp && host === undefined) failing.push(`port ${port} did not accept connections`);
+  const upstream = checks.tcp || checks.http !== undefined ? await acceptingConnection(check.hosts, port, timeoutMs) : undefined;
+  if (checks.tcp && upstream === undefined) failing.push(`port ${port} did not accept connections`);
   if (checks.http !== undefined) {
-    const status = host === undefined ? undefined : await httpStatus(host, port, checks.http, check.httpHost, timeoutMs);
+    const status = upstream === undefined ? undefined : await httpStatus(upstream.host, port, checks.http, check.httpHost, timeoutMs);
     if (status === undefined || status >= 500) {
       failing.push(`GET ${checks.http} ${status === undefined ? 'got no answer' : `answered ${status}`}`);
     }
   }
-  return failing;
+  return { failing, upstream };
 }
 
 /** The first of `hosts` whose `port` accepts a connection, if any. */
 export async function acceptingHost(hosts: readonly string[], port: number, timeoutMs: number): Promise<string | undefined> {
+  const accepted = await acceptingConnection(hosts, port, timeoutMs);
+  accepted?.socket.destroy();
+  return accepted?.host;
+}
+
+/** A connection to the first of `hosts` whose `port` accepts, if any. */
+async function acceptingConnection(hosts: readonly string[], port: number, timeoutMs: number): Promise<ProbeConnection | undefined> {
   for (const host of hosts) {
-    if (await accepts(host, port, timeoutMs)) return host;
+    const socket = await accepts(host, port, timeoutMs);
+    if (socket !== undefined) return { host, socket };
   }
   return undefined;
 }
 
-/** One connect attempt: true if the port accepted within `timeoutMs`. */
-function accepts(host: string, port: number, timeoutMs: number): Promise<boolean> {
+/** One connect attempt: the connected socket if the port accepted within `timeoutMs`. */
+function accepts(host: string, port: number, timeoutMs: number): Promise<Socket | undefined> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
+    // Options of an upstream dial (dial.ts): the socket may become a client's upstream.
+    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
     const done = (ok: boolean): void => {
       clearTimeout(timer);
+      socket.off('connect', onConnect);
+      socket.off('error', onError);
+      if (ok) {
+        // From here on its errors end the splice (or nothing) through 'close'; this keeps them from throwing.
+        socket.on('error', logSocketError);
+        resolve(socket);
+        return;
+      }
       socket.destroy();
-      resolve(ok);
+      resolve(undefined);
     };
+    const onConnect = (): void => done(!isSelfConnection(socket, port));
+    const onError = (): void => done(false);
     const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once('connect', () => done(!isSelfConnection(socket, port)));
-    socket.once('error', () => done(false));
+    socket.on('connect', onConnect);
+    socket.on('error', onError);
   });
 }
 

@@ -10,12 +10,12 @@ import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
 import { UpstreamHosts } from './dial.js';
 import { LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
-import { commandWithPort, describeExit, launchCommand, runStopCommand, type ExitStatus, type LaunchedProcess } from './launch.js';
+import { commandWithPort, describeExit, launchCommand, runStopCommand, spawnTurn, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
 import { findFreePort, findPortOwner, portIsBindable, type PortOwner } from './port-owner.js';
 import { groupAlive } from './process-group.js';
-import { readinessOf, waitUntilReady } from './readiness.js';
+import { readinessOf, waitUntilReady, type ProbeConnection } from './readiness.js';
 import type { ServiceLog } from './service-log.js';
 import { ServiceUsage } from './service-usage.js';
 import type { TerminalHost } from './terminal.js';
@@ -100,6 +100,8 @@ export class ServiceRuntime {
   private afterStop: 'stopped' | 'held' = 'stopped';
   /** Where to dial it, the address that answered last first. */
   readonly hosts = new UpstreamHosts(() => this.service.upstream);
+  /** The connection of the probe that found it ready, until a client takes it (see takeProbeConnection). */
+  private probeConnection: ProbeConnection | undefined;
 
   constructor(
     service: ServiceConfig,
@@ -159,6 +161,16 @@ export class ServiceRuntime {
         throw err;
       }
     }
+  }
+
+  /**
+   * The connection the readiness probe opened and left open, to the first client that asks after
+   * a launch: it is spliced over it instead of connecting again. Once; undefined after that.
+   */
+  takeProbeConnection(): ProbeConnection | undefined {
+    const probe = this.probeConnection;
+    this.probeConnection = undefined;
+    return probe?.socket.destroyed === false ? probe : undefined;
   }
 
   /** Launches it now (the user's start), overriding a hold and a crash-loop back-off. */
@@ -281,6 +293,8 @@ export class ServiceRuntime {
     }
     if (process === undefined) {
       this.port ??= service.port ?? await findFreePort();
+      // Launches at once spawn one per turn (see spawnTurn); the bind probe resolves within the turn.
+      await spawnTurn();
       // The full search for a holder only when the port cannot be bound (see portIsBindable).
       const bindable = await portIsBindable(this.port);
       // Nothing is awaited from here to the spawn: a stop either came before (and ends this
@@ -298,6 +312,7 @@ export class ServiceRuntime {
       case 'cancelled':
         throw signal.reason;
       case 'ready':
+        if (readiness.upstream !== undefined) this.offerProbeConnection(readiness.upstream);
         this.context.log.info(`${this.name} ready on :${this.port} in ${((performance.now() - started) / 1000).toFixed(2)} s`);
         return;
       case 'exited':
@@ -311,6 +326,21 @@ export class ServiceRuntime {
         throw launchErrors.notReady(this.name, service.readyTimeout, failing, log.tail(LOG_TAIL_LINES));
       }
     }
+  }
+
+  /**
+   * Keeps the probe's connection for the clients waiting on this launch: they resume, and the first
+   * takes it, in this same turn of the event loop (promise reactions). Nobody waiting (a start
+   * from the dashboard, a dependency): it is closed on the next turn.
+   */
+  private offerProbeConnection(probe: ProbeConnection): void {
+    this.probeConnection?.socket.destroy();
+    this.probeConnection = probe;
+    setImmediate(() => {
+      if (this.probeConnection !== probe) return;
+      this.probeConnection = undefined;
+      probe.socket.destroy();
+    });
   }
 
   /**

@@ -12,6 +12,7 @@ import { dialFirst } from './dial.js';
 import { controlErrors, LaunchCancelledError, LaunchError, NoServiceError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
+import { isOwnPort } from './loop-guard.js';
 import { findPortOwner } from './port-owner.js';
 import { acceptingHost } from './readiness.js';
 import type { UpstreamConnector } from './server.js';
@@ -93,7 +94,11 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     if (runtime === undefined) throw new NoServiceError(target.name);
     // Awaited only when set: an await costs a turn of the microtask queue on every connection.
     if (runtime.stopped !== undefined) await runtime.stopped;
-    if (runtime.launching) await runtime.ensureRunning();
+    if (runtime.launching) {
+      await runtime.ensureRunning();
+      const probe = this.probeConnection(runtime);
+      if (probe !== undefined) return runtime.usage.track(probe);
+    }
     if (runtime.port !== undefined) {
       try {
         return runtime.usage.track(await this.dial(runtime));
@@ -104,7 +109,23 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     }
     // Connect first, launch only when refused: a server the user started by hand is simply used.
     await runtime.ensureRunning(undefined, true);
-    return runtime.usage.track(await this.dial(runtime));
+    return runtime.usage.track(this.probeConnection(runtime) ?? await this.dial(runtime));
+  }
+
+  /**
+   * After a launch, the first client is spliced over the readiness probe's connection: one
+   * connect less before its first byte. A probe to one of our own ports is left to the dial,
+   * whose loop guard must see it.
+   */
+  private probeConnection(runtime: ServiceRuntime): Socket | undefined {
+    const probe = runtime.takeProbeConnection();
+    if (probe === undefined) return undefined;
+    if (isOwnPort(runtime.port!)) {
+      probe.socket.destroy();
+      return undefined;
+    }
+    runtime.hosts.answered(probe.host);
+    return probe.socket;
   }
 
   /** Connects to the service's port, on the address that worked last time first. */

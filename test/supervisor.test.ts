@@ -23,6 +23,43 @@ describe('launch on demand', () => {
     assert.ok(h.log.lines.some((line) => /^app ready on :\d+ in \d+\.\d\d s$/.test(line)));
   });
 
+  test('the first client is spliced over the readiness probe\'s connection: the server accepts one, not two', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 200"\n`);
+    const first = JSON.parse((await h.get('app.localhost')).body) as { connection: number; connections: number };
+    assert.deepEqual({ connection: first.connection, connections: first.connections }, { connection: 1, connections: 1 });
+    // Later clients dial as always.
+    const second = JSON.parse((await h.get('app.localhost')).body) as { connection: number; connections: number };
+    assert.deepEqual({ connection: second.connection, connections: second.connections }, { connection: 2, connections: 2 });
+  });
+
+  test('after a ready.http check too, the first client comes over the probe\'s connection, not the health check\'s', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 200 --healthy-after 300"\n`
+      + 'ready = { http = "/healthz" }\n');
+    const first = JSON.parse((await h.get('app.localhost')).body) as { connection: number; connections: number; healthy: boolean };
+    assert.equal(first.healthy, true);
+    // Each round opens a probe, then a GET /healthz of its own; the last round's probe, kept open
+    // while its health check passed, is the one the client came over: no connection after that check.
+    assert.equal(first.connection, first.connections - 1, `came on connection ${first.connection} of ${first.connections}`);
+  });
+
+  test('of twenty clients waiting for one launch, one takes the probe\'s connection, the others dial', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 200"\n`);
+    const responses = await Promise.all(Array.from({ length: 20 }, () => h.get('app.localhost')));
+    assert.deepEqual(responses.map((r) => r.status), Array(20).fill(200));
+    const connections = responses.map((r) => (JSON.parse(r.body) as { connection: number }).connection).sort((a, b) => a - b);
+    assert.deepEqual(connections, Array.from({ length: 20 }, (_, i) => i + 1), 'twenty connections in all, each used once');
+  });
+
+  test('a probe\'s connection nobody waits for (a start, not a request) is closed', async (t) => {
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server}"\n`);
+    await h.supervisor.start('app');
+    // Its close reaches the server soon after the next turn; a request asks how many are open.
+    await delay(200);
+    const response = JSON.parse((await h.get('app.localhost')).body) as { connection: number; connections: number; open: number };
+    // The probe's connection was accepted (1) and closed: only this request's is open.
+    assert.deepEqual({ connection: response.connection, connections: response.connections, open: response.open }, { connection: 2, connections: 2, open: 1 });
+  });
+
   test('readiness is polled: a server that binds in 300 ms is served long before a fixed wait would', async (t) => {
     const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --listen-after 300"\nready_timeout = 20\n`);
     const started = Date.now();
@@ -45,7 +82,8 @@ describe('launch on demand', () => {
     const port = await freePort();
     const h = await start(t, `[service.app]\nport = ${port}\ncwd = "~/${basename(home)}"\ncommand = "{server} --port {port}"\nenv = { FOO = "bar" }\n`);
     const body = JSON.parse((await h.get('app.localhost')).body) as Record<string, unknown>;
-    assert.deepEqual(body, { pid: body.pid, port, envPort: String(port), foo: 'bar', cwd: home, url: '/', healthy: true, saidReady: false });
+    assert.deepEqual(body, { pid: body.pid, port, envPort: String(port), foo: 'bar', cwd: home, url: '/', healthy: true, saidReady: false,
+      connection: 1, connections: 1, open: 1 });
   });
 
   test('a service without a port gets a free one through {port} and $PORT', async (t) => {
