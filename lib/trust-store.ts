@@ -118,7 +118,9 @@ function systemSteps(rootPath: string, action: 'add' | 'remove', env: NodeJS.Pro
   if (onPath('update-ca-certificates', env)) {
     return action === 'add'
       ? [
-        { what: 'copy the root into the system store (Debian/Ubuntu)', command: ['cp', rootPath, DEBIAN_FILE], root: true },
+        // Mode 644 whatever the umask (sudo keeps a user's 077): programs read it through the
+        // hashed links in /etc/ssl/certs, as any user.
+        { what: 'copy the root into the system store (Debian/Ubuntu)', command: ['install', '-m', '644', rootPath, DEBIAN_FILE], root: true },
         { what: 'rebuild the system store', command: ['update-ca-certificates'], root: true },
       ]
       : [

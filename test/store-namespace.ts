@@ -20,7 +20,7 @@ const READY_MS = 20_000;
 
 export interface StoreNamespace {
   /** Runs `command` inside the namespace, in `cwd`, bounded by `timeout` ms. */
-  run(command: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeout?: number }): SpawnSyncReturns<string>;
+  run(command: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeout?: number; input?: string }): SpawnSyncReturns<string>;
   /** A file as the namespace sees it, or undefined when it has none. */
   read(path: string): string | undefined;
 }
@@ -74,7 +74,7 @@ export async function storeNamespace(t: TestContext): Promise<StoreNamespace> {
   const pid = String(holder.pid);
   return {
     run: (command, options) => spawnSync('nsenter', ['-t', pid, '-m', `--wd=${options.cwd}`, '--', ...command], {
-      env: options.env ?? process.env, encoding: 'utf8', timeout: options.timeout ?? 60_000, maxBuffer: 1 << 20,
+      env: options.env ?? process.env, encoding: 'utf8', timeout: options.timeout ?? 60_000, maxBuffer: 1 << 20, input: options.input,
     }),
     read: (path) => {
       try {

@@ -89,6 +89,7 @@ describe('trust commands and the Debian/Ubuntu system store', () => {
   const OPENSSL = chooseTool(process.env, 'openssl', 'apt-get install openssl');
   const STORE_FILE = '/usr/local/share/ca-certificates/norikae-splice.crt';
   const BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+  const SETPRIV = '/usr/bin/setpriv';
 
   test('trust copies the root in and rebuilds the store, then OpenSSL accepts a leaf; untrust takes it out',
     { timeout: 300_000 }, async (t) => {
@@ -99,6 +100,7 @@ describe('trust commands and the Debian/Ubuntu system store', () => {
       for (const tool of [
         { path: '/usr/sbin/update-ca-certificates', install: 'apt-get install ca-certificates' },
         { path: '/usr/bin/nsenter', install: 'apt-get install util-linux' },
+        { path: SETPRIV, install: 'apt-get install util-linux' },
       ]) {
         if (requireTool(t, tool) === undefined) return;
       }
@@ -107,16 +109,15 @@ describe('trust commands and the Debian/Ubuntu system store', () => {
       mkdirSync(join(home, 'config', 'norikae'), { recursive: true });
       writeFileSync(join(home, 'config', 'norikae', 'config.toml'), '[service.shop]\nhost = "shop.test"\nport = 3000\n');
       const ns = await storeNamespace(t);
+      // Under umask 077, as under sudo for a user whose umask is 077: the store's file must still
+      // be readable by every user, as programs read it through the hashed links.
       const cli = (...args: string[]) => {
-        const result = ns.run([process.execPath, CLI, ...args], { cwd: home, env, timeout: 120_000 });
+        const result = ns.run(['sh', '-c', 'umask 077 && exec "$0" "$@"', process.execPath, CLI, ...args], { cwd: home, env, timeout: 120_000 });
         return { status: result.status, output: `${result.stdout}${result.stderr}${result.error ? String(result.error) : ''}` };
       };
-      const verify = (leaf: string): boolean[] => {
-        const file = join(home, 'leaf.pem');
-        writeFileSync(file, leaf);
-        return [['-CAfile', BUNDLE], ['-CApath', '/etc/ssl/certs']].map((from) =>
-          ns.run(['openssl', 'verify', ...from, '-purpose', 'sslserver', file], { cwd: home }).status === 0);
-      };
+      // OpenSSL as a user without privileges, through the bundle and through the hashed links.
+      const verify = (leaf: string): boolean[] => [['-CAfile', BUNDLE, '-no-CApath'], ['-CApath', '/etc/ssl/certs', '-no-CAfile']].map((from) =>
+        ns.run([SETPRIV, '--reuid=65534', '--regid=65534', '--clear-groups', 'openssl', 'verify', ...from, '-purpose', 'sslserver'], { cwd: '/', input: leaf }).status === 0);
       const doctorHttps = (): { ok: boolean; message: string } => {
         const result = ns.run([process.execPath, CLI, 'doctor', '--json'], { cwd: home, env });
         const check = (JSON.parse(result.stdout) as { checks: { name: string; ok: boolean; message: string }[] }).checks.find((entry) => entry.name === 'https');
@@ -131,13 +132,13 @@ describe('trust commands and the Debian/Ubuntu system store', () => {
 
       const trusted = cli('trust');
       assert.equal(trusted.status, 0, trusted.output);
-      assert.match(trusted.output, new RegExp(`copy the root into the system store \\(Debian/Ubuntu\\):\\n  cp \\S+/root-ca\\.pem ${STORE_FILE}\\n`));
+      assert.match(trusted.output, new RegExp(`copy the root into the system store \\(Debian/Ubuntu\\):\\n  install -m 644 \\S+/root-ca\\.pem ${STORE_FILE}\\n`));
       assert.match(trusted.output, /rebuild the system store:\n  update-ca-certificates\n/);
       const first = await rootNow();
       assert.equal(ns.read(STORE_FILE), first.pem);
       assert.ok(holds(ns.read(BUNDLE), first.pem), `${BUNDLE} holds the root`);
       assert.deepEqual(verify(first.leaf), [true, true], 'OpenSSL accepts the leaf through the bundle and through the hashed links');
-      assert.equal(spawnSync('openssl', ['verify', '-CAfile', BUNDLE, join(home, 'leaf.pem')]).status, 2, 'this machine\'s own store does not');
+      assert.equal(spawnSync('openssl', ['verify', '-CAfile', BUNDLE], { input: first.leaf }).status, 2, 'this machine\'s own store does not');
       const doctor = doctorHttps();
       assert.equal(doctor.ok, true, doctor.message);
       assert.match(doctor.message, new RegExp(`trusted in the system store \\(${STORE_FILE}\\)`));
