@@ -150,11 +150,15 @@ function systemSteps(rootPath: string, action: 'add' | 'remove', env: NodeJS.Pro
 
 /**
  * Runs `steps` in order, each printed first (`print`); a root step through sudo when we are not
- * root (sudo asks for the password on the terminal). Stops at the first failure that matters and
- * returns false; true when all went through.
+ * root (sudo asks for the password on the terminal), none when sudo is not installed. Stops at the
+ * first failure that matters and returns false; true when all went through.
  */
 export function runSteps(steps: readonly TrustStep[], print: (line: string) => void, env: NodeJS.ProcessEnv = process.env): boolean {
   const asRoot = process.getuid?.() === 0;
+  if (!asRoot && steps.some((step) => step.root) && !onPath('sudo', env)) {
+    print('the system store needs root, and sudo is not installed: run this again as root, or with --no-system to leave the system store alone');
+    return false;
+  }
   for (const step of steps) {
     const command = step.root && !asRoot ? ['sudo', ...step.command] : step.command;
     print(`${step.what}${step.root && !asRoot ? ' (needs sudo)' : ''}:\n  ${command.map(shellWord).join(' ')}`);

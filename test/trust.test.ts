@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -15,7 +15,7 @@ import { mintLeaf } from '../lib/certificates.js';
 import { dataDir, loadCa } from '../lib/local-ca.js';
 import { NSS_NICKNAME } from '../lib/trust-store.js';
 import { chooseTool } from './chromium.js';
-import { CLI } from './helpers.js';
+import { CLI, cliForOtherUsers, runCli } from './helpers.js';
 import { namespaceRefusal, STORE_FOLDERS, storeNamespace } from './store-namespace.js';
 import { requireTool } from './system-tools.js';
 
@@ -83,6 +83,24 @@ describe('trust commands', () => {
       assert.equal(nssRoot(chromium), undefined);
       assert.equal(nssRoot(firefox), undefined);
     });
+});
+
+describe('trust commands for a user without sudo', () => {
+  test('trust and untrust say to run as root or with --no-system, and run nothing', async (t) => {
+    const { home, env } = sandbox(t);
+    // As root the steps would run: the CLI then runs as nobody, in a home of its own.
+    const uid = process.getuid?.() === 0 ? 65534 : undefined;
+    if (uid !== undefined) chownSync(home, uid, uid);
+    const cli = uid === undefined ? undefined : cliForOtherUsers(t);
+    // No sudo on this PATH (update-ca-certificates is still found in /usr/sbin, as sudo's PATH has it).
+    const run = (...args: string[]) => runCli(args, { cwd: home, env: { ...env, PATH: '/nonexistent' }, uid, cli });
+    for (const command of ['trust', 'untrust']) {
+      const result = await run(command);
+      assert.equal(result.code, 1, result.stderr + result.stdout);
+      assert.match(result.stdout, /the system store needs root, and sudo is not installed: run this again as root, or with --no-system to leave the system store alone\n/);
+      assert.doesNotMatch(result.stdout, /failed|sudo install|sudo rm/);
+    }
+  });
 });
 
 describe('trust commands and the Debian/Ubuntu system store', () => {
