@@ -86,7 +86,7 @@ describe('trust commands', () => {
 });
 
 describe('trust commands for a user without sudo', () => {
-  test('trust and untrust say to run as root or with --no-system, and run nothing', async (t) => {
+  test('trust and untrust say to run as root or with --no-system, run nothing, and say nothing was done', async (t) => {
     const { home, env } = sandbox(t);
     // As root the steps would run: the CLI then runs as nobody, in a home of its own.
     const uid = process.getuid?.() === 0 ? 65534 : undefined;
@@ -99,6 +99,7 @@ describe('trust commands for a user without sudo', () => {
       assert.equal(result.code, 1, result.stderr + result.stdout);
       assert.match(result.stdout, /the system store needs root, and sudo is not installed: run this again as root, or with --no-system to leave the system store alone\n/);
       assert.doesNotMatch(result.stdout, /failed|sudo install|sudo rm/);
+      assert.doesNotMatch(result.stdout, /Restart the browsers/, 'nothing was installed for them to see');
     }
   });
 });
