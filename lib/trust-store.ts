@@ -140,6 +140,8 @@ function systemSteps(rootPath: string, action: 'add' | 'remove', env: NodeJS.Pro
         { what: 'rebuild the system store', command: ['update-ca-certificates', '--fresh'], root: true },
       ];
   }
+  // After update-ca-certificates: Debian's p11-kit reads only the bundle, and has no writable
+  // place for `trust anchor --store` ("no configured writable location to store anchors").
   if (onPath('trust', env)) {
     return action === 'add'
       ? [{ what: 'trust the root in the system store (p11-kit: Fedora, Arch)', command: ['trust', 'anchor', '--store', rootPath], root: true }]
