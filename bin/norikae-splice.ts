@@ -225,8 +225,8 @@ cli.command('trust', 'Install the local CA\'s root in the system store and the b
     if (missing !== undefined) log.warn(missing);
     const done = runSteps(trustSteps(rootFile(dir), { system: options.system }), print);
     print(`\nFor Node.js clients (they do not read the system store): export NODE_EXTRA_CA_CERTS=${rootFile(dir)}`);
-    print('Restart the browsers for them to see it. A running norikae-splice uses a renewed CA by itself.');
     if (!done) process.exit(1);
+    print('Restart the browsers for them to see it. A running norikae-splice uses a renewed CA by itself.');
   });
 
 cli.command('untrust', 'Remove the local CA\'s root from the system store and the browsers\' NSS databases')

@@ -116,7 +116,10 @@ async function checkLocalCa({ config }: DoctorContext): Promise<DoctorCheck[]> {
   if (outside.length > 0) {
     return [{ name: 'https', ok: false, message: `the local CA may not sign for ${outside.join(', ')}`, fix: 'norikae-splice trust --renew (a CA that covers them, trusted again)' }];
   }
-  const places = trustedIn(ca.rootPem);
+  const { places, notRebuilt } = trustedIn(ca.rootPem);
+  if (notRebuilt !== undefined) {
+    return [advice(required, `${notRebuilt}${places.length > 0 ? ` (it is trusted in ${places.join(', ')})` : ''}`, 'sudo update-ca-certificates')];
+  }
   if (places.length === 0) {
     return [advice(required, `the local CA (${rootFile(dir)}) is trusted nowhere this check can see: browsers will warn`, 'norikae-splice trust')];
   }

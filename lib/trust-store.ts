@@ -12,6 +12,10 @@ import { shellWord } from './errors.js';
 /** The nickname of the root in NSS databases, and its file name in the Debian store. */
 export const NSS_NICKNAME = 'norikae-splice local CA';
 const DEBIAN_FILE = '/usr/local/share/ca-certificates/norikae-splice.crt';
+/** What update-ca-certificates builds from the store (Arch's p11-kit writes the same file). */
+const DEBIAN_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+/** The system bundles programs read: Debian/Ubuntu/Arch's, Fedora's. */
+const SYSTEM_BUNDLES = [DEBIAN_BUNDLE, '/etc/pki/tls/certs/ca-bundle.crt'];
 const MAC_KEYCHAIN = '/Library/Keychains/System.keychain';
 
 export interface TrustStep {
@@ -81,25 +85,33 @@ export function untrustSteps(rootPath: string, options: TrustOptions): TrustStep
   return steps;
 }
 
+export interface Trusted {
+  /** Where the root is trusted: the system store's bundle, NSS databases. */
+  places: string[];
+  /** Set when the root was copied into the Debian store but the bundle was not rebuilt since. */
+  notRebuilt?: string;
+}
+
 /**
  * Where the root `rootPem` is trusted now, of the places `trust` puts it that can be read without
- * root: the Debian/Ubuntu system store's file, and each NSS database of this user (with certutil).
+ * root: the system store's bundle (the file OpenSSL, curl and most programs read) and each NSS
+ * database of this user (with certutil).
  */
-export function trustedIn(rootPem: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const places: string[] = [];
-  const same = (text: string): boolean => text.replace(/\s+/g, '') === rootPem.replace(/\s+/g, '');
-  try {
-    if (same(readFileSync(DEBIAN_FILE, 'latin1'))) places.push(`the system store (${DEBIAN_FILE})`);
-  } catch {
-    // Not there, or not Debian.
+export function trustedIn(rootPem: string, env: NodeJS.ProcessEnv = process.env): Trusted {
+  const trusted: Trusted = { places: [] };
+  // The first that holds it: on some systems one bundle is a link to the other.
+  const bundle = SYSTEM_BUNDLES.find((candidate) => holds(readOrUndefined(candidate), rootPem));
+  if (bundle !== undefined) trusted.places.push(`the system store (${bundle})`);
+  if (same(readOrUndefined(DEBIAN_FILE), rootPem) && !holds(readOrUndefined(DEBIAN_BUNDLE), rootPem)) {
+    trusted.notRebuilt = `the root is in ${DEBIAN_FILE}, but not in ${DEBIAN_BUNDLE}: the system store was not rebuilt since`;
   }
   if (onPath('certutil', env)) {
     for (const db of nssDatabases(home(env)).filter((candidate) => candidate.exists)) {
       const listed = spawnSync('certutil', ['-L', '-d', `sql:${db.dir}`, '-n', NSS_NICKNAME, '-a'], { encoding: 'utf8', env, timeout: 10_000 });
-      if (listed.status === 0 && same(listed.stdout)) places.push(db.what);
+      if (listed.status === 0 && same(listed.stdout, rootPem)) trusted.places.push(db.what);
     }
   }
-  return places;
+  return trusted;
 }
 
 /** What is missing for the browsers' stores, if anything: said instead of steps that cannot run. */
@@ -118,7 +130,9 @@ function systemSteps(rootPath: string, action: 'add' | 'remove', env: NodeJS.Pro
   if (onPath('update-ca-certificates', env)) {
     return action === 'add'
       ? [
-        { what: 'copy the root into the system store (Debian/Ubuntu)', command: ['cp', rootPath, DEBIAN_FILE], root: true },
+        // Mode 644 whatever the umask (sudo keeps a user's 077): programs read it through the
+        // hashed links in /etc/ssl/certs, as any user.
+        { what: 'copy the root into the system store (Debian/Ubuntu)', command: ['install', '-m', '644', rootPath, DEBIAN_FILE], root: true },
         { what: 'rebuild the system store', command: ['update-ca-certificates'], root: true },
       ]
       : [
@@ -126,6 +140,8 @@ function systemSteps(rootPath: string, action: 'add' | 'remove', env: NodeJS.Pro
         { what: 'rebuild the system store', command: ['update-ca-certificates', '--fresh'], root: true },
       ];
   }
+  // After update-ca-certificates: Debian's p11-kit reads only the bundle, and has no writable
+  // place for `trust anchor --store` ("no configured writable location to store anchors").
   if (onPath('trust', env)) {
     return action === 'add'
       ? [{ what: 'trust the root in the system store (p11-kit: Fedora, Arch)', command: ['trust', 'anchor', '--store', rootPath], root: true }]
@@ -136,11 +152,15 @@ function systemSteps(rootPath: string, action: 'add' | 'remove', env: NodeJS.Pro
 
 /**
  * Runs `steps` in order, each printed first (`print`); a root step through sudo when we are not
- * root (sudo asks for the password on the terminal). Stops at the first failure that matters and
- * returns false; true when all went through.
+ * root (sudo asks for the password on the terminal), none when sudo is not installed. Stops at the
+ * first failure that matters and returns false; true when all went through.
  */
 export function runSteps(steps: readonly TrustStep[], print: (line: string) => void, env: NodeJS.ProcessEnv = process.env): boolean {
   const asRoot = process.getuid?.() === 0;
+  if (!asRoot && steps.some((step) => step.root) && !onPath('sudo', env)) {
+    print('the system store needs root, and sudo is not installed: run this again as root, or with --no-system to leave the system store alone');
+    return false;
+  }
   for (const step of steps) {
     const command = step.root && !asRoot ? ['sudo', ...step.command] : step.command;
     print(`${step.what}${step.root && !asRoot ? ' (needs sudo)' : ''}:\n  ${command.map(shellWord).join(' ')}`);
@@ -156,6 +176,25 @@ export function runSteps(steps: readonly TrustStep[], print: (line: string) => v
 function onPath(program: string, env: NodeJS.ProcessEnv): boolean {
   const folders = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin'];
   return folders.some((folder) => folder !== '' && existsSync(join(folder, program)));
+}
+
+/** The file's text, or undefined when it cannot be read (not there, not this system). */
+function readOrUndefined(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'latin1');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `text` is the certificate `pem`, whitespace aside. */
+function same(text: string | undefined, pem: string): boolean {
+  return text !== undefined && text.replace(/\s+/g, '') === pem.replace(/\s+/g, '');
+}
+
+/** Whether the PEM bundle `bundle` holds the certificate `pem`. */
+function holds(bundle: string | undefined, pem: string): boolean {
+  return bundle !== undefined && bundle.replace(/\s+/g, '').includes(pem.replace(/\s+/g, ''));
 }
 
 function home(env: NodeJS.ProcessEnv): string {
