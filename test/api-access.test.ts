@@ -15,7 +15,7 @@ import { Dashboard } from '../lib/dashboard.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { CLI, connectTo, DEV_SERVER, freePort, waitFor } from './helpers.js';
+import { CLI, connectTo, DEV_SERVER, freePort, nextData, waitFor } from './helpers.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 const SETPRIV_INSTALL = 'apt-get install util-linux';
@@ -65,7 +65,7 @@ async function requestsAsUs(port: number, requests: [string, string, Record<stri
   for (const [method, path, headers] of requests) {
     const socket = await connectToPort(port);
     socket.write(`${method} ${path} HTTP/1.1\r\nHost: norikae.localhost:${port}\r\n${Object.entries(headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Content-Length: 0\r\n\r\n`);
-    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    const chunk = await nextData(socket, `the answer to ${method} ${path}`);
     statuses.push(Number(/^HTTP\/1\.1 (\d+)/.exec(chunk.toString('latin1'))?.[1]));
     socket.destroy();
   }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { Certificates } from '../lib/certificates.js';
 import { type Config } from '../lib/config.js';
 import { parseConfig } from '../lib/config-file.js';
@@ -157,6 +158,28 @@ export function closeServer(server: Server | HttpServer): Promise<void> {
   return new Promise((resolve) => {
     if ('closeAllConnections' in server) server.closeAllConnections();
     server.close(() => resolve());
+  });
+}
+
+/**
+ * The next chunk `stream` reads. Rejects, saying `what` was awaited, when it ends or closes first
+ * or nothing comes within `timeoutMs`: a test waiting on a socket must not wait forever.
+ */
+export function nextData<T extends Buffer | string = Buffer>(stream: Readable, what: string, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const settle = (settled: () => void): void => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      settled();
+    };
+    const onData = (chunk: T): void => settle(() => resolve(chunk));
+    const onEnd = (): void => settle(() => reject(new Error(`${what}: the stream ended before any data`)));
+    const timer = setTimeout(() => settle(() => reject(new Error(`${what}: no data within ${timeoutMs} ms`))), timeoutMs);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onEnd);
   });
 }
 

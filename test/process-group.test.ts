@@ -2,10 +2,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { describe, test, type TestContext } from 'node:test';
 import { groupAlive, groupMembers, stopGroup, waitForGroupExit } from '../lib/process-group.js';
+import { nextData } from './helpers.js';
 
 /** A node process leading a group of its own, that ignores SIGTERM if `stubborn`; SIGKILLed after the test. */
 async function groupLeader(t: TestContext, stubborn: boolean): Promise<number> {
@@ -15,7 +15,7 @@ async function groupLeader(t: TestContext, stubborn: boolean): Promise<number> {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   // Its SIGTERM handler is in place once it speaks.
-  await once(child.stdout, 'data');
+  await nextData(child.stdout, 'the stub\'s ready line');
   return child.pid!;
 }
 

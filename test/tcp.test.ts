@@ -2,7 +2,6 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +12,7 @@ import { parseConfig } from '../lib/config-file.js';
 import { memoryLog } from '../lib/log.js';
 import { SpliceServer } from '../lib/server.js';
 import { ServiceSupervisor } from '../lib/supervisor.js';
-import { closed, closeServer, connectTo, delay, freePort, listenOn, readAll, startSplicer } from './helpers.js';
+import { closed, closeServer, connectTo, delay, freePort, listenOn, nextData, readAll, startSplicer } from './helpers.js';
 
 const GREETER = fileURLToPath(new URL('./fixtures/tcp-greeter.js', import.meta.url));
 
@@ -41,7 +40,7 @@ describe('raw TCP services', () => {
     const h = await start(t, (listen, record) => `[service.greeter]\nlisten = ${listen}\nport = ${upstream}\ncommand = "node ${GREETER} --record ${record}"\n`);
     const socket = await connectTo(t, h.listenPort);
     socket.setEncoding('utf8');
-    const [greeting] = (await once(socket, 'data')) as [string];
+    const greeting = await nextData<string>(socket, 'the greeting');
     assert.match(greeting, /^hello \d+\n/);
     assert.equal(h.launches(), 1);
   });
@@ -67,13 +66,13 @@ describe('raw TCP services', () => {
     const h = await start(t, (listen) => `[service.both]\nhost = "both.localhost"\nlisten = ${listen}\nport = ${upstream}\ncommand = "node ${GREETER}"\n`);
     const socket = await connectTo(t, h.listenPort);
     socket.setEncoding('utf8');
-    const [greeting] = (await once(socket, 'data')) as [string];
+    const greeting = await nextData<string>(socket, 'the greeting');
     assert.match(greeting, /^hello/);
     const [http] = h.server.addresses();
     const viaHttp = await connectTo(t, http!.port);
     viaHttp.write('GET / HTTP/1.1\r\nHost: both.localhost\r\n\r\n');
     viaHttp.setEncoding('utf8');
-    const [first] = (await once(viaHttp, 'data')) as [string];
+    const first = await nextData<string>(viaHttp, 'the greeting by host');
     assert.match(first, /^hello/, 'the same upstream, reached by host');
   });
 
