@@ -1,0 +1,65 @@
+// What the CLI loads before it does its work: a start and a `check` must not pay for modules only
+// other paths use (the X.509 libraries are half of the module graph), and those paths must still
+// get them when they need them. The CLI runs with a preload that records every module it
+// resolves (fixtures/record-modules.ts).
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { CLI, exitWithin, getHead, httpsRequest, parseResponse, startHttpUpstream, waitFor } from './helpers.js';
+
+const RECORD = fileURLToPath(new URL('./fixtures/record-modules.js', import.meta.url));
+const X509_PACKAGES = /\/node_modules\/(@peculiar\/|reflect-metadata\/|tsyringe\/)/;
+
+/** A temporary folder removed after the test. */
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'norikae-startup-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The CLI with `args`, its modules recorded in `dir`/modules; killed (by PID) after the test. */
+function startRecorded(t: TestContext, dir: string, args: string[]) {
+  const modules = join(dir, 'modules');
+  writeFileSync(modules, '');
+  const child = spawn(process.execPath, ['--import', RECORD, CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DEBUG: '', NORIKAE_TEST_MODULES: modules, XDG_DATA_HOME: join(dir, 'data'), XDG_STATE_HOME: join(dir, 'state') },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return Object.assign(child, { output: () => ({ stdout, stderr }), modules: () => readFileSync(modules, 'utf8').split('\n').filter(Boolean) });
+}
+
+describe('startup', () => {
+  test('a start listens without the X.509 libraries, and the first TLS handshake loads them to mint its leaf', async (t) => {
+    const dir = tempDir(t);
+    const { port: upstreamPort } = await startHttpUpstream(t);
+    const file = join(dir, 'norikae.toml');
+    writeFileSync(file, `[service.app]\nhost = "app.localhost"\nport = ${upstreamPort}\n`);
+    const child = startRecorded(t, dir, ['--config', file, '--listen', '127.0.0.1:0']);
+    await waitFor(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(child.output().stderr) || child.exitCode !== null, 'norikae to listen');
+    const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(child.output().stderr)?.[1]);
+    assert.ok(port > 0, child.output().stderr);
+    assert.ok(child.modules().some((url) => url.endsWith('/lib/server.js')), 'the recorder sees the CLI\'s own modules');
+    assert.deepEqual(child.modules().filter((url) => X509_PACKAGES.test(url)), []);
+
+    const first = parseResponse(Buffer.from(await httpsRequest(t, port, 'app.localhost', '', getHead('app.localhost'), { rejectUnauthorized: false })));
+    assert.equal(first.status, 200);
+    // The leaf was signed by the CA that handshake made: a client that trusts only its root accepts it.
+    const root = readFileSync(join(dir, 'data', 'norikae', 'root-ca.pem'), 'utf8');
+    assert.equal(parseResponse(Buffer.from(await httpsRequest(t, port, 'app.localhost', root, getHead('app.localhost')))).status, 200);
+    assert.ok(child.modules().some((url) => url.includes('/node_modules/@peculiar/x509/')), 'the handshake loaded @peculiar/x509');
+    child.kill('SIGTERM');
+    assert.equal(await exitWithin(child, 10_000, 'norikae'), 0);
+  });
+});
