@@ -41,6 +41,21 @@ function startRecorded(t: TestContext, dir: string, args: string[]) {
 }
 
 describe('startup', () => {
+  test('check loads the config\'s modules, none of the proxy\'s or the other commands\', and prints and exits as before', async (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'norikae.toml');
+    writeFileSync(file, '[service.app]\nhost = ["app.localhost", "*.app.localhost"]\nport = 3000\ncommand = "no-such-program-here {port}"\n');
+    const child = startRecorded(t, dir, ['check', '--config', file]);
+    assert.equal(await exitWithin(child, 20_000, 'check'), 0);
+    const { stdout, stderr } = child.output();
+    assert.equal(stdout, `config ${file}\n  app  http://app.localhost, http://*.app.localhost → 127.0.0.1:3000  (command: no-such-program-here {port})\nconfig is valid\n`);
+    assert.match(stderr, /no-such-program-here/, 'the warnings are still said');
+    const loaded = child.modules();
+    assert.ok(loaded.some((url) => url.endsWith('/lib/config-file.js')), 'the recorder sees the CLI\'s own modules');
+    const notForCheck = ['app', 'server', 'supervisor', 'dashboard', 'doctor', 'add-service', 'control-client', 'service-install', 'trust-store', 'local-ca', 'x509'];
+    assert.deepEqual(loaded.filter((url) => notForCheck.some((name) => url.endsWith(`/lib/${name}.js`))), []);
+  });
+
   test('a start listens without the X.509 libraries, and the first TLS handshake loads them to mint its leaf', async (t) => {
     const dir = tempDir(t);
     const { port: upstreamPort } = await startHttpUpstream(t);
