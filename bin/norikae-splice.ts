@@ -74,7 +74,8 @@ cli.command('check', 'Validate the config, print the routing table, and exit').o
   .option('--https <address>', 'Check the config as if run with this --https').action(async (options: CliOptions) => {
   const config = readConfig(options);
   await checkResolvedAddresses(config, listenOption(options) === undefined ? 'file' : 'cli');
-  for (const line of routingTable(config, config.listen[0]?.port)) process.stdout.write(`${line}\n`);
+  // One write: a table of 1,000 services is 1,000 lines.
+  process.stdout.write(routingTable(config, config.listen[0]?.port).map((line) => `${line}\n`).join(''));
   // What will fail at launch is said, but the config is still valid: warnings, exit 0.
   for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
   process.stdout.write('config is valid\n');
