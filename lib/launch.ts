@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { commandWithPort } from './config.js';
 import { LaunchError } from './errors.js';
 import { processStartTime, type ProcessId } from './process-group.js';

@@ -4,7 +4,7 @@
 // a launch (dependencies, `delay`, readiness) takes that signal. Nothing compares tickets: a state
 // not in the table is a bug, and says so.
 
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { commandWithPort, configKey, type ServiceConfig } from './config.js';
 import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';

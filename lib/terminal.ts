@@ -12,7 +12,7 @@ import { constants, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { LaunchError, TerminalError } from './errors.js';
 import { commandWithPort } from './config.js';
 import { LaunchedProcess, type ExitStatus, type LaunchSpec } from './launch.js';

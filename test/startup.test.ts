@@ -37,7 +37,11 @@ function startRecorded(t: TestContext, dir: string, args: string[]) {
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  return Object.assign(child, { output: () => ({ stdout, stderr }), modules: () => readFileSync(modules, 'utf8').split('\n').filter(Boolean) });
+  const imported = (): { url: string; format: string }[] => readFileSync(modules, 'utf8').split('\n').filter(Boolean).map((line) => {
+    const [url, format] = line.split(' ');
+    return { url: url!, format: format! };
+  });
+  return Object.assign(child, { output: () => ({ stdout, stderr }), modules: () => imported().map(({ url }) => url), imported });
 }
 
 describe('startup', () => {
@@ -70,6 +74,8 @@ describe('startup', () => {
     assert.ok(port > 0, child.output().stderr);
     assert.ok(child.modules().some((url) => url.endsWith('/lib/server.js')), 'the recorder sees the CLI\'s own modules');
     assert.deepEqual(child.modules().filter((url) => X509_PACKAGES.test(url)), []);
+    // An import of a CommonJS file makes node lex its source for export names: lib/ requires them (packages.ts).
+    assert.deepEqual(child.imported().filter(({ format }) => format === 'commonjs').map(({ url }) => url), []);
 
     const first = parseResponse(Buffer.from(await httpsRequest(t, port, 'app.localhost', '', getHead('app.localhost'), { rejectUnauthorized: false })));
     assert.equal(first.status, 200);
