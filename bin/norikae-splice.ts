@@ -8,27 +8,18 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cac } from 'cac';
 import { parseListenAddress, serviceUrl, type ListenAddress } from '../lib/address.js';
-import { addService } from '../lib/add-service.js';
-import { apiKeyFile, configId, readApiKey } from '../lib/api-access.js';
-import { startApp } from '../lib/app.js';
 import { stateDir, type Config } from '../lib/config.js';
 import { checkResolvedAddresses, findConfigFile, loadConfig } from '../lib/config-file.js';
 import { routingTable } from '../lib/config-summary.js';
 import { configWarnings, formatWarning } from '../lib/config-warnings.js';
-import { formatCheck, runDoctor } from '../lib/doctor.js';
 import { ConfigError, NorikaeError } from '../lib/errors.js';
-import { HOSTS_FILE, updateHostsFile } from '../lib/hosts-file.js';
+import { HOSTS_FILE } from '../lib/hosts-file.js';
 import { streamLog } from '../lib/log.js';
-import { ControlClient } from '../lib/control-client.js';
-import { launchRecordFile } from '../lib/launch-record.js';
-import { createCa, dataDir, loadCa, loadOrCreateCa, permits, removeCa, rootFile } from '../lib/local-ca.js';
-import { runningInstance } from '../lib/running-instance.js';
-import { starterConfigFile, writeStarterConfig } from '../lib/starter-config.js';
-import { missingTools, runSteps, trustSteps, untrustSteps } from '../lib/trust-store.js';
-import { runServiceCommand, type ServiceAction } from '../lib/service-install.js';
-import { inheritedSockets, InheritedListeners } from '../lib/socket-activation.js';
-import { TerminalHost, terminalSocket } from '../lib/terminal.js';
+import type { ControlClient } from '../lib/control-client.js';
+import type { ServiceAction } from '../lib/service-install.js';
 import type { ServiceInfo } from '../lib/supervisor.js';
+// The rest of lib/ is imported by the commands that use it (`await import` in their action): a
+// `check` or a start loads only its own part of the module graph, which is most of its time.
 
 interface CliOptions {
   config?: string;
@@ -56,6 +47,7 @@ cli.command('', 'Run the proxy')
   .option('--https <address>', 'Also listen for HTTPS on host:port or a port, instead of the config\'s `https` (repeatable)')
   .option('--service-output', 'Also print the services\' own output, prefixed with their name')
   .action(async (options: CliOptions) => {
+    const [{ startApp }, { inheritedSockets, InheritedListeners }] = await Promise.all([import('../lib/app.js'), import('../lib/socket-activation.js')]);
     // Sockets systemd passed (socket activation); the variables are unset either way, so services do not inherit them.
     const inherited = new InheritedListeners(inheritedSockets());
     const onIdle = (): void => void app.close().then(() => process.exit(0), (err: unknown) => {
@@ -82,14 +74,15 @@ cli.command('check', 'Validate the config, print the routing table, and exit').o
   .option('--https <address>', 'Check the config as if run with this --https').action(async (options: CliOptions) => {
   const config = readConfig(options);
   await checkResolvedAddresses(config, listenOption(options) === undefined ? 'file' : 'cli');
-  for (const line of routingTable(config, config.listen[0]?.port)) process.stdout.write(`${line}\n`);
+  // One write: a table of 1,000 services is 1,000 lines.
+  process.stdout.write(routingTable(config, config.listen[0]?.port).map((line) => `${line}\n`).join(''));
   // What will fail at launch is said, but the config is still valid: warnings, exit 0.
   for (const warning of configWarnings(config)) log.warn(formatWarning(config.file, warning));
   process.stdout.write('config is valid\n');
 });
 
 cli.command('status', 'Show the services of the running norikae-splice').option('--listen <address>', LISTEN_CLIENT).action(async (options: CliOptions) => {
-  const client = controlClient(options);
+  const client = await controlClient(options);
   const services = await client.services();
   const rows = [['NAME', 'STATE', 'PID', 'PORT', 'CONNS', 'UPTIME', 'URL']];
   for (const service of services) {
@@ -116,7 +109,7 @@ cli.command('logs <name>', 'Print the recent output of a service')
   .option('-n, --lines <count>', 'How many lines', { default: 50 })
   .option('-f, --follow', 'Keep printing new lines')
   .action(async (name: string, options: CliOptions & { lines: number; follow?: boolean }) => {
-    const client = controlClient(options);
+    const client = await controlClient(options);
     const lines = Number(options.lines);
     if (!Number.isInteger(lines) || lines < 0) fail(`--lines ${options.lines}: expected a whole number of lines, 0 or more`);
     if (!options.follow) {
@@ -139,7 +132,7 @@ for (const action of ['start', 'stop', 'restart'] as const) {
   cli.command(`${action} <name>`, `${action[0]!.toUpperCase()}${action.slice(1)} a service of the running norikae-splice`)
     .option('--listen <address>', LISTEN_CLIENT)
     .action(async (name: string, options: CliOptions) => {
-      const service = await controlClient(options).control(name, action);
+      const service = await (await controlClient(options)).control(name, action);
       process.stdout.write(`${service.name}: ${service.state}${service.pid ? ` (pid ${service.pid})` : ''}\n`);
     });
 }
@@ -147,7 +140,8 @@ for (const action of ['start', 'stop', 'restart'] as const) {
 cli.command('init', 'Write a commented starter config (at $XDG_CONFIG_HOME/norikae/config.toml, or ./norikae.toml with --here)')
   .option('--here', 'Write ./norikae.toml instead')
   .option('--listen <address>', 'The address it listens on (default 127.0.0.1:80)')
-  .action((options: CliOptions & { here?: boolean }) => {
+  .action(async (options: CliOptions & { here?: boolean }) => {
+    const { starterConfigFile, writeStarterConfig } = await import('../lib/starter-config.js');
     const file = options.config !== undefined ? findConfigFile(options.config) : starterConfigFile({ here: options.here === true });
     const listen = listenOption(options);
     if (listen !== undefined && listen.length !== 1) fail('init takes one --listen address');
@@ -161,7 +155,8 @@ cli.command('add [dir]', 'Add a project (default: this folder) to the config as 
   .option('--name <name>', 'The service\'s name (default: the folder\'s), and so its host NAME.localhost')
   .option('--command <command>', 'The command that starts its dev server, with {port}, instead of the one detected')
   .option('--dry-run', 'Only show the block')
-  .action((dir: string | undefined, options: CliOptions & { name?: string; command?: string; dryRun?: boolean }) => {
+  .action(async (dir: string | undefined, options: CliOptions & { name?: string; command?: string; dryRun?: boolean }) => {
+    const { addService } = await import('../lib/add-service.js');
     const result = addService({
       configFile: findConfigFile(options.config), dir: dir ?? '.', name: options.name === undefined ? undefined : String(options.name),
       command: options.command === undefined ? undefined : String(options.command), dryRun: options.dryRun === true,
@@ -177,6 +172,7 @@ cli.command('doctor', 'Check the config and this machine, and say how to fix wha
   .option('--listen <address>', LISTEN_CHECK)
   .option('--json', 'Print the report as JSON: { ok, checks: [{ name, ok, message, fix? }] }')
   .action(async (options: CliOptions & { json?: boolean }) => {
+    const { formatCheck, runDoctor } = await import('../lib/doctor.js');
     const report = await runDoctor({ config: options.config, listen: listenOption(options) });
     if (options.json === true) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else for (const check of report.checks) process.stdout.write(`${formatCheck(check)}\n`);
@@ -186,7 +182,8 @@ cli.command('doctor', 'Check the config and this machine, and say how to fix wha
 cli.command('hosts <action>', 'sync: write every configured host name into /etc/hosts (a marked block); clean: remove that block')
   .option('--hosts-file <file>', 'Another hosts file', { default: HOSTS_FILE })
   .option('--dry-run', 'Only print the diff')
-  .action((action: string, options: CliOptions & { hostsFile: string; dryRun?: boolean }) => {
+  .action(async (action: string, options: CliOptions & { hostsFile: string; dryRun?: boolean }) => {
+    const { updateHostsFile } = await import('../lib/hosts-file.js');
     if (action !== 'sync' && action !== 'clean') fail(`hosts ${action}: expected "hosts sync" or "hosts clean"`);
     const result = updateHostsFile(action, readConfig(options, true), { file: String(options.hostsFile), dryRun: options.dryRun === true });
     process.stdout.write(result.diff);
@@ -196,6 +193,7 @@ cli.command('hosts <action>', 'sync: write every configured host name into /etc/
   });
 
 cli.command('ca', 'Print the local CA\'s root certificate (PEM), making the CA if there is none').action(async (options: CliOptions) => {
+  const { dataDir, loadOrCreateCa } = await import('../lib/local-ca.js');
   const ca = await loadOrCreateCa(dataDir(), configuredNames(options));
   process.stdout.write(ca.rootPem);
 });
@@ -204,6 +202,9 @@ cli.command('trust', 'Install the local CA\'s root in the system store and the b
   .option('--renew', 'Make a new CA first (for names the old one may not sign), and replace the old root')
   .option('--no-system', 'Leave the system store alone (no sudo): only the browsers\' NSS databases')
   .action(async (options: CliOptions & { renew?: boolean; system: boolean }) => {
+    const [{ createCa, dataDir, loadCa, permits, removeCa, rootFile }, { missingTools, runSteps, trustSteps, untrustSteps }] = await Promise.all([
+      import('../lib/local-ca.js'), import('../lib/trust-store.js'),
+    ]);
     const dir = dataDir();
     const names = configuredNames(options);
     let ca = await loadCa(dir).catch((err: unknown) => {
@@ -231,7 +232,8 @@ cli.command('trust', 'Install the local CA\'s root in the system store and the b
 
 cli.command('untrust', 'Remove the local CA\'s root from the system store and the browsers\' NSS databases')
   .option('--no-system', 'Leave the system store alone (no sudo): only the browsers\' NSS databases')
-  .action((options: CliOptions & { system: boolean }) => {
+  .action(async (options: CliOptions & { system: boolean }) => {
+    const [{ dataDir, rootFile }, { runSteps, untrustSteps }] = await Promise.all([import('../lib/local-ca.js'), import('../lib/trust-store.js')]);
     const dir = dataDir();
     if (!existsSync(rootFile(dir))) fail(`there is no local CA in ${dir}: nothing to remove`);
     const done = runSteps(untrustSteps(rootFile(dir), { system: options.system }), (line) => void process.stdout.write(`${line}\n`));
@@ -242,7 +244,8 @@ cli.command('untrust', 'Remove the local CA\'s root from the system store and th
 cli.command('dashboard', 'Open the dashboard of the running norikae-splice in your browser ($BROWSER, else the system\'s)')
   .option('--listen <address>', LISTEN_CLIENT)
   .action(async (options: CliOptions) => {
-    const client = controlClient(options);
+    const client = await controlClient(options);
+    const { apiKeyFile, configId, readApiKey } = await import('../lib/api-access.js');
     await client.services(); // says clearly when none runs
     const config = readConfig(options, true);
     const key = readApiKey(apiKeyFile(stateDir(), config.file));
@@ -264,7 +267,8 @@ cli.command('service <action>', 'Startup service: install | uninstall | status (
   .option('--system', 'A system-level unit (ports below 1024 without root for norikae-splice; needs sudo)')
   .option('--dry-run', 'Print the files and commands; change nothing')
   .option('--unit-dir <dir>', 'Write the units here instead, and enable nothing (for tests)')
-  .action((action: string, options: CliOptions & { system?: boolean; dryRun?: boolean; unitDir?: string }) => {
+  .action(async (action: string, options: CliOptions & { system?: boolean; dryRun?: boolean; unitDir?: string }) => {
+    const { runServiceCommand } = await import('../lib/service-install.js');
     if (!['install', 'uninstall', 'status'].includes(action)) fail(`service ${action}: expected install, uninstall or status`);
     const code = runServiceCommand({
       action: action as ServiceAction,
@@ -281,7 +285,8 @@ cli.command('service <action>', 'Startup service: install | uninstall | status (
   });
 
 cli.command('attach <name>', 'Connect your terminal to a terminal = true service (detach: Ctrl-b d; it keeps running)')
-  .action((name: string, options: CliOptions) => {
+  .action(async (name: string, options: CliOptions) => {
+    const { TerminalHost, terminalSocket } = await import('../lib/terminal.js');
     const config = readConfig(options, true);
     const service = config.services.find((candidate) => candidate.name === name);
     if (service === undefined) fail(`no service named "${name}" in ${config.file}`);
@@ -345,7 +350,10 @@ function configuredNames(options: CliOptions): string[] {
 }
 
 /** A client of the norikae running this config: where it says it listens, unless --listen says where to look. */
-function controlClient(options: CliOptions): ControlClient {
+async function controlClient(options: CliOptions): Promise<ControlClient> {
+  const [{ apiKeyFile, readApiKey }, { ControlClient }, { launchRecordFile }, { runningInstance }] = await Promise.all([
+    import('../lib/api-access.js'), import('../lib/control-client.js'), import('../lib/launch-record.js'), import('../lib/running-instance.js'),
+  ]);
   const config = readConfig(options, true);
   const running = options.listen === undefined ? runningInstance(launchRecordFile(stateDir(), config.file)) : undefined;
   return new ControlClient(config, running?.listening[0], readApiKey(apiKeyFile(stateDir(), config.file)));

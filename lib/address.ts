@@ -105,7 +105,7 @@ export function findAddressClash(
   for (const service of config.services) {
     if (service.port === undefined) continue;
     const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : resolved.names.get(canonicalHost(service.upstream)) ?? [service.upstream];
-    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host, resolved.own)));
+    const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host, resolved)));
     if (own !== undefined) {
       return {
         path: ['service', service.name, 'port'],
@@ -158,7 +158,7 @@ export interface ResolvedAddresses {
   /** A name (canonicalHost) → the addresses it resolves to. */
   names: ReadonlyMap<string, readonly string[]>;
   /** The addresses of this machine's interfaces: a wildcard listener is reached on each. */
-  own: ReadonlySet<string>;
+  readonly own: ReadonlySet<string>;
 }
 
 /**
@@ -188,8 +188,16 @@ export async function resolveAddressPlan(config: AddressPlan, timeoutMs = 2000):
       clearTimeout(timer);
     }
   }));
-  const own = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map(({ address }) => canonicalHost(address))));
-  return { names, own };
+  // Read when first asked, which only a wildcard listener on a service's port does: canonicalHost of
+  // an IPv6 address makes node compile its IPv6 pattern, tens of ms of a start or a `check`.
+  let own: Set<string> | undefined;
+  return {
+    names,
+    get own() {
+      own ??= new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map(({ address }) => canonicalHost(address))));
+      return own;
+    },
+  };
 }
 
 /**
@@ -206,14 +214,14 @@ function listenersOverlap(a: string, b: string): boolean {
 /**
  * Whether a connection to `upstream` lands on a listener bound to `listenHost`: the same address,
  * loopback on a wildcard listener, or loopback for the unspecified address. An address or name
- * of another machine never does (the same port there is another server); one of this machine's
- * own non-loopback addresses is not known here.
+ * of another machine never does (the same port there is another server); this machine's own
+ * other addresses are `resolved.own`, read only for a wildcard listener.
  */
-function listenerReaches(listenHost: string, upstream: string, own: ReadonlySet<string> = new Set()): boolean {
+function listenerReaches(listenHost: string, upstream: string, resolved: Pick<ResolvedAddresses, 'own'>): boolean {
   [listenHost, upstream] = [canonicalHost(listenHost), canonicalHost(upstream)];
   if (listenHost === upstream) return true;
   // A wildcard listener is reached on every address of this machine of its family.
-  if (own.has(upstream) && ((listenHost === '0.0.0.0' && isIP(upstream) === 4) || (listenHost === '::' && isIP(upstream) === 6))) return true;
+  if (((listenHost === '0.0.0.0' && isIP(upstream) === 4) || (listenHost === '::' && isIP(upstream) === 6)) && resolved.own.has(upstream)) return true;
   // Linux sends a connect to the unspecified address to loopback: 127.0.0.1, or ::1.
   if (upstream === '0.0.0.0') return listenHost === '0.0.0.0' || listenHost === '127.0.0.1';
   if (upstream === '::') return listenHost === '::' || listenHost === '::1';

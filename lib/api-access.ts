@@ -29,7 +29,9 @@ export function configId(configFile: string): string {
 export function createApiKey(file: string): string {
   const key = randomBytes(32).toString('base64url');
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  replaceFile(file, `${key}\n`, 0o600);
+  // Not flushed to disk: it is written before norikae says it listens, and a new one is made at
+  // every start, so the next start replaces one a crash lost.
+  replaceFile(file, `${key}\n`, 0o600, { flush: false });
   return key;
 }
 

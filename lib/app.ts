@@ -17,7 +17,7 @@ import { ConfigError, ListenError } from './errors.js';
 import { watchIdle } from './idle-exit.js';
 import { LaunchRecord, launchRecordFile } from './launch-record.js';
 import { loadCa, permits } from './local-ca.js';
-import { type Log, streamLog } from './log.js';
+import { infoLines, type Log, streamLog } from './log.js';
 import { SpliceServer } from './server.js';
 import type { InheritedListeners } from './socket-activation.js';
 import { ServiceSupervisor } from './supervisor.js';
@@ -213,7 +213,7 @@ export class App {
   /** The lines of a start: routes, addresses, the dashboard, and what deserves a warning. */
   private announce(bound: ListenAddress[]): void {
     const config = this.current;
-    for (const line of routingTable(config, bound[0]?.port)) this.log.info(line);
+    infoLines(this.log, routingTable(config, bound[0]?.port));
     for (const address of bound) this.log.info(`listening on http://${formatAddress(address)} (and https://)`);
     for (const address of this.server.httpsAddresses()) this.log.info(`listening on https://${formatAddress(address)} (and http://)`);
     for (const service of config.services) {

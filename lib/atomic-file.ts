@@ -11,9 +11,11 @@ import { basename, dirname, join } from 'node:path';
  * Writes `text` to `file` atomically. Without `mode`, the file keeps its mode (a new one gets
  * 0644); with it, the file gets `mode` whatever it had (a secret is not loosened by an old file's
  * mode). Throws the system's error (EACCES, EROFS…) for the caller to explain; nothing is left
- * behind when it does.
+ * behind when it does. The text is flushed to disk before the rename, so that after a power loss
+ * the name holds the old text or the new one; `flush: false` skips that wait (a disk flush, 5–30
+ * ms on a busy disk) for a file that is made anew at every start and so cannot stay stale.
  */
-export function replaceFile(file: string, text: string, mode?: number): void {
+export function replaceFile(file: string, text: string, mode?: number, options: { flush?: boolean } = {}): void {
   const target = resolveLink(file);
   const existing = statOf(target);
   const temporary = join(dirname(target), `.${basename(target)}.norikae-${process.pid}.tmp`);
@@ -23,7 +25,7 @@ export function replaceFile(file: string, text: string, mode?: number): void {
       // Set after opening: the mode given to open is narrowed by the umask.
       fchmodSync(fd, mode ?? (existing === undefined ? 0o644 : existing.mode & 0o7777));
       writeSync(fd, text);
-      fsyncSync(fd);
+      if (options.flush !== false) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }

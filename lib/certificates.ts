@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { replaceFile } from './atomic-file.js';
 import { caErrors } from './errors.js';
-import { x509 } from './x509.js';
+import { loadX509 } from './x509.js';
 import { KEY_ALGORITHM, loadOrCreateCa, type LocalCa, permits, rootFile, serialNumber, SIGNING_ALGORITHM, withNewline } from './local-ca.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -47,6 +47,7 @@ export interface CertificatesOptions {
 /** Signs a leaf for `name` with `ca`, valid `days` from `now`. Checks no constraint: `Certificates` does. */
 export async function mintLeaf(ca: LocalCa, name: string, now = Date.now(), days = DEFAULT_LEAF_DAYS): Promise<Leaf> {
   if (!(days > 0 && days <= MAX_LEAF_DAYS)) throw new RangeError(`a leaf may be valid for at most ${MAX_LEAF_DAYS} days, not ${days}`);
+  const { x509 } = await loadX509();
   const keys = await webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
   const notBefore = now - 60 * 60 * 1000;
   const notAfter = now + days * DAY_MS;
@@ -165,6 +166,7 @@ export class Certificates {
       const certPem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/.exec(text)?.[0];
       const keyPem = /-----BEGIN PRIVATE KEY-----[^-]+-----END PRIVATE KEY-----\n?/.exec(text)?.[0];
       if (certPem === undefined || keyPem === undefined) return undefined;
+      const { x509 } = await loadX509();
       const cert = new x509.X509Certificate(certPem);
       const leaf = { name, certPem, keyPem, notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime(), serial: cert.serialNumber };
       const san = cert.getExtension(x509.SubjectAlternativeNameExtension);

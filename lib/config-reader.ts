@@ -8,7 +8,7 @@ import { findAddressClash, parseListenAddress, type ListenAddress } from './addr
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_DASHBOARD_HOST, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_COOLDOWN, DEFAULT_LISTEN, DEFAULT_MAX_HEAD_SIZE, DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT, expandHome, stateDir, type Config, type ConfigOptions, type ReadyChecks, type ServiceConfig } from './config.js';
 import { locateKey } from './config-position.js';
 import { ConfigError } from './errors.js';
-import { findTmux, TMUX_INSTALL } from './terminal.js';
+import { findTmux, TMUX_INSTALL } from './tmux.js';
 
 const TOP_LEVEL_KEYS = [
   'listen', 'service', 'max_head_size', 'head_timeout', 'connect_timeout', 'log_dir', 'idle_timeout', 'stop_timeout', 'dashboard',

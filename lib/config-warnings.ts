@@ -6,9 +6,8 @@
 
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, resolve } from 'node:path';
-import type { Config, ServiceConfig } from './config.js';
+import { commandWithPort, type Config, type ServiceConfig } from './config.js';
 import { locateKey } from './config-position.js';
-import { commandWithPort } from './launch.js';
 
 export interface ConfigWarning {
   /** The service the warning is about. */

@@ -7,7 +7,7 @@
 
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 
 const debug = createDebug('norikae:config-watcher');
 /** Quiet time after the last event before the reload; the bench takes it off its reload timings. */

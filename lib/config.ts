@@ -1,7 +1,7 @@
-// What a config is: its types and defaults, where norikae keeps its state, and the one comparison
-// of configs. Reading a file is config-file.ts (TOML, positions), checking it key by key
-// config-reader.ts, addresses address.ts. The original Norikae format (`[service.NAME]` with host,
-// port, cwd, command, delay) is accepted unchanged.
+// What a config is: its types and defaults, where norikae keeps its state, the one comparison
+// of configs, and what `{port}` in a command means. Reading a file is config-file.ts (TOML,
+// positions), checking it key by key config-reader.ts, addresses address.ts. The original Norikae
+// format (`[service.NAME]` with host, port, cwd, command, delay) is accepted unchanged.
 
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -185,4 +185,9 @@ export function expandHome(path: string): string {
   if (path === '~') return homedir();
   if (path.startsWith('~/')) return join(homedir(), path.slice(2));
   return path;
+}
+
+/** A command as configured, with `{port}` replaced by the port it is launched on. */
+export function commandWithPort(command: string, port: number): string {
+  return command.replaceAll('{port}', String(port));
 }

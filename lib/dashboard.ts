@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { portSuffix } from './address.js';
 import { randomBytes } from 'node:crypto';
 import { headErrorPage, writeAnswer } from './answers.js';

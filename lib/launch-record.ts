@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ListenAddress } from './address.js';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { AlreadyRunningError } from './errors.js';
 import type { LaunchedProcess } from './launch.js';
 import { bootId, groupMembers, isGroupMember, processStartTime, type ProcessId } from './process-group.js';

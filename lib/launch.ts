@@ -5,7 +5,8 @@
 
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
+import { commandWithPort } from './config.js';
 import { LaunchError } from './errors.js';
 import { processStartTime, type ProcessId } from './process-group.js';
 import { LaunchTree, watchTree } from './process-tree.js';
@@ -166,11 +167,6 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** A command as configured, with `{port}` replaced by the port it is launched on. */
-export function commandWithPort(command: string, port: number): string {
-  return command.replaceAll('{port}', String(port));
 }
 
 /** How a process ended, in words: `with code 1`, `on signal SIGTERM`, `without starting (…)`. */

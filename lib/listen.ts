@@ -3,7 +3,7 @@
 // be made before us (systemd's socket activation): then it is listened on as it is, not bound.
 
 import type { AddressInfo, Server } from 'node:net';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { formatAddress, type ListenAddress } from './address.js';
 import { ListenError } from './errors.js';
 

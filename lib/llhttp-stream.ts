@@ -4,7 +4,7 @@
 // shares the wasm instance and input area of llhttp.ts, whose callbacks do nothing for a parser
 // that is not a head parser but pause it at those two points.
 
-import { ERROR, TYPE } from 'undici/lib/llhttp/constants.js';
+import { ERROR, TYPE } from './packages.js';
 import { copyInput, type LlhttpExports, wasmInstance } from './llhttp.js';
 
 /** What `execute` found in the bytes it was given. */

@@ -4,10 +4,9 @@
 // (HTTP version, Host count, size cap) is sniff.ts's. The wasm is the build undici publishes; only
 // its C ABI is used here.
 
-import createDebug from 'debug';
 import { createRequire } from 'node:module';
 // llhttp's enums (llhttp.h) as undici publishes them beside the wasm they belong to.
-import { ERROR, TYPE } from 'undici/lib/llhttp/constants.js';
+import { createDebug, ERROR, TYPE } from './packages.js';
 
 const debug = createDebug('norikae:llhttp');
 

@@ -9,12 +9,10 @@ import { createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { GeneralName, GeneralSubtree, GeneralSubtrees, id_ce_nameConstraints, NameConstraints } from '@peculiar/asn1-x509';
 import { replaceFile } from './atomic-file.js';
 import { expandHome } from './config.js';
 import { caErrors } from './errors.js';
-import { x509 } from './x509.js';
+import { loadX509, type X509Certificate, type X509Extension, type X509Kit } from './x509.js';
 
 /** ECDSA P-256 signing with SHA-256: what every browser and OpenSSL accept. */
 export const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
@@ -32,7 +30,7 @@ export const KEY_FILE = 'root-ca-key.pem';
 /** A loaded CA: its root, its signing key, and the DNS subtrees the root permits. */
 export interface LocalCa {
   readonly dir: string;
-  readonly root: x509.X509Certificate;
+  readonly root: X509Certificate;
   readonly rootPem: string;
   readonly key: webcrypto.CryptoKey;
   /** The permitted DNS subtrees, from the root's Name Constraints. */
@@ -88,13 +86,14 @@ export async function loadCa(dir: string): Promise<LocalCa | undefined> {
     throw caErrors.unreadable(dir, (err as Error).message);
   }
   try {
-    const root = new x509.X509Certificate(rootPem);
+    const kit = await loadX509();
+    const root = new kit.x509.X509Certificate(rootPem);
     // A key that is not the root's (two processes created the CA at once, or a file was replaced) would mint leaves nobody trusts.
     const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
     if (!Buffer.from(root.publicKey.rawData).equals(spki)) throw new Error('the key is not the root certificate\'s');
-    const der = createPrivateKeyDer(keyPem);
+    const der = kit.x509.PemConverter.decodeFirst(keyPem);
     const key = await webcrypto.subtle.importKey('pkcs8', der, KEY_ALGORITHM, false, ['sign']);
-    return { dir, root, rootPem, key, permittedNames: readPermittedNames(root) };
+    return { dir, root, rootPem, key, permittedNames: readPermittedNames(kit, root) };
   } catch (err) {
     throw caErrors.unreadable(dir, (err as Error).message);
   }
@@ -113,6 +112,8 @@ export async function createCa(dir: string, hosts: Iterable<string>): Promise<Lo
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const names = subtreesFor(hosts);
+  const kit = await loadX509();
+  const { x509 } = kit;
   const keys = await webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
   const now = Date.now();
   const root = await x509.X509CertificateGenerator.createSelfSigned({
@@ -127,7 +128,7 @@ export async function createCa(dir: string, hosts: Iterable<string>): Promise<Lo
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      nameConstraints(names),
+      nameConstraints(kit, names),
     ],
   });
   const keyPem = withNewline(x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'));
@@ -146,19 +147,20 @@ export function removeCa(dir: string): void {
 }
 
 /** The critical Name Constraints of the root: DNS subtrees and loopback addresses. */
-export function nameConstraints(dnsNames: readonly string[]): x509.Extension {
+export function nameConstraints({ x509, asn1, asn1X509 }: X509Kit, dnsNames: readonly string[]): X509Extension {
+  const { GeneralName, GeneralSubtree, GeneralSubtrees, id_ce_nameConstraints, NameConstraints } = asn1X509;
   const permitted = new GeneralSubtrees([
     ...dnsNames.map((dNSName) => new GeneralSubtree({ base: new GeneralName({ dNSName }) })),
     ...PERMITTED_ADDRESSES.map((iPAddress) => new GeneralSubtree({ base: new GeneralName({ iPAddress }) })),
   ]);
-  return new x509.Extension(id_ce_nameConstraints, true, AsnConvert.serialize(new NameConstraints({ permittedSubtrees: permitted })));
+  return new x509.Extension(id_ce_nameConstraints, true, asn1.AsnConvert.serialize(new NameConstraints({ permittedSubtrees: permitted })));
 }
 
 /** The permitted DNS subtrees of a root; empty when it has no Name Constraints (then it may sign nothing of ours). */
-function readPermittedNames(root: x509.X509Certificate): string[] {
-  const extension = root.getExtension(id_ce_nameConstraints);
+function readPermittedNames({ asn1, asn1X509 }: X509Kit, root: X509Certificate): string[] {
+  const extension = root.getExtension(asn1X509.id_ce_nameConstraints);
   if (extension === null) return [];
-  const constraints = AsnConvert.parse(extension.value, NameConstraints);
+  const constraints = asn1.AsnConvert.parse(extension.value, asn1X509.NameConstraints);
   return [...(constraints.permittedSubtrees ?? [])].flatMap((subtree) => (subtree.base.dNSName === undefined ? [] : [subtree.base.dNSName.toLowerCase()]));
 }
 
@@ -172,10 +174,6 @@ export function serialNumber(): string {
 /** PEM text as a file holds it: ending in a newline (x509's toString leaves it off). */
 export function withNewline(pem: string): string {
   return pem.endsWith('\n') ? pem : `${pem}\n`;
-}
-
-function createPrivateKeyDer(pem: string): ArrayBuffer {
-  return x509.PemConverter.decodeFirst(pem);
 }
 
 function userName(): string {

@@ -5,6 +5,17 @@ export interface Log {
   info(line: string): void;
   warn(line: string): void;
   error(line: string): void;
+  /**
+   * Several info lines in one write: a routing table of 1,000 services is one write, not 1,000.
+   * Optional (a Log given to startApp may have only the three above): see `infoLines`.
+   */
+  infoLines?(lines: readonly string[]): void;
+}
+
+/** Several info lines: in one write where the log can, else one `info` each. */
+export function infoLines(log: Log, lines: readonly string[]): void {
+  if (log.infoLines !== undefined) log.infoLines(lines);
+  else for (const line of lines) log.info(line);
 }
 
 /** Lines on a stream (stderr by default), prefixed so they stand out among services' output. */
@@ -14,6 +25,9 @@ export function streamLog(stream: NodeJS.WritableStream = process.stderr): Log {
   };
   return {
     info: (line) => write('norikae: ', line),
+    infoLines: (lines: readonly string[]) => {
+      if (lines.length > 0) stream.write(lines.map((line) => `norikae: ${line}\n`).join(''));
+    },
     warn: (line) => write('norikae: warning: ', line),
     error: (line) => write('norikae: error: ', line),
   };

@@ -3,7 +3,7 @@
 // server.ts picks one per connection; every refusal goes through one of these.
 
 import type { Socket } from 'node:net';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { type AnswerPage, internalErrorPage, TlsAlert, upstreamErrorPage, writeAnswer, writeTlsAlert } from './answers.js';
 import type { ServiceConfig } from './config.js';
 import { messageOf } from './errors.js';

@@ -4,7 +4,7 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { headErrorPage, httpsRedirectPage, notFoundPage, writeAnswer } from './answers.js';
 import type { ListenAddress } from './address.js';
 import { Certificates } from './certificates.js';

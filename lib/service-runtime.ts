@@ -4,13 +4,13 @@
 // a launch (dependencies, `delay`, readiness) takes that signal. Nothing compares tickets: a state
 // not in the table is a bug, and says so.
 
-import createDebug from 'debug';
-import { configKey, type ServiceConfig } from './config.js';
+import { createDebug } from './packages.js';
+import { commandWithPort, configKey, type ServiceConfig } from './config.js';
 import { abortable } from './abortable.js';
 import { CrashHistory, CRASH_WINDOW_MS } from './crash-history.js';
 import { UpstreamHosts } from './dial.js';
 import { LaunchCancelledError, launchErrors, ReadinessTimeoutError, ServiceStoppedError, type CancelCause } from './errors.js';
-import { commandWithPort, describeExit, launchCommand, runStopCommand, spawnTurn, type ExitStatus, type LaunchedProcess } from './launch.js';
+import { describeExit, launchCommand, runStopCommand, spawnTurn, type ExitStatus, type LaunchedProcess } from './launch.js';
 import type { LaunchRecord } from './launch-record.js';
 import type { Log } from './log.js';
 import { findFreePort, findPortOwner, portIsBindable, type PortOwner } from './port-owner.js';

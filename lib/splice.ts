@@ -4,7 +4,7 @@
 
 import type { Socket } from 'node:net';
 import type { Transform } from 'node:stream';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 
 const debug = createDebug('norikae:splice');
 

@@ -8,36 +8,22 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { accessSync, constants, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { constants, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { delimiter, join } from 'node:path';
-import createDebug from 'debug';
+import { join } from 'node:path';
+import { createDebug } from './packages.js';
 import { LaunchError, TerminalError } from './errors.js';
-import { commandWithPort, LaunchedProcess, type ExitStatus, type LaunchSpec } from './launch.js';
+import { commandWithPort } from './config.js';
+import { LaunchedProcess, type ExitStatus, type LaunchSpec } from './launch.js';
 import { isLiveProcess } from './process-group.js';
+import { findTmux, TMUX_INSTALL } from './tmux.js';
 import type { ServiceLog } from './service-log.js';
 
 const debug = createDebug('norikae:terminal');
 
 /** How often a pane's process is looked for (it is not our child: no exit event). */
 const EXIT_POLL_MS = 100;
-/** What installs tmux, said where it is missing. */
-export const TMUX_INSTALL = process.platform === 'darwin' ? 'brew install tmux' : 'sudo apt-get install tmux';
-
-/** tmux on PATH, or undefined. */
-export function findTmux(path = process.env.PATH ?? ''): string | undefined {
-  for (const dir of path.split(delimiter)) {
-    if (dir === '') continue;
-    try {
-      accessSync(join(dir, 'tmux'), constants.X_OK);
-      return join(dir, 'tmux');
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** The private tmux server's socket of the norikae running `configFile` (one per config, like the launch record). */
 export function terminalSocket(stateDir: string, configFile: string): string {

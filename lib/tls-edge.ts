@@ -5,7 +5,7 @@
 
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import createDebug from 'debug';
+import { createDebug } from './packages.js';
 import { TlsAlert, writeTlsAlert } from './answers.js';
 import type { Certificates } from './certificates.js';
 import { CaError, ErrorCode } from './errors.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { lookup } from 'node:dns/promises';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canonicalHost, findAddressClash, formatAddress, hostToDial, isLoopback, parseListenAddress, portSuffix, resolveAddressPlan, serviceUrl } from '../lib/address.js';
 import { checkResolvedAddresses, loadConfig, parseConfig } from '../lib/config-file.js';
@@ -88,6 +88,29 @@ describe('findAddressClash', () => {
       assert.match(err.message, /^\/c\.toml:4:1: port 8080 is the `listen` of norikae-splice \(127\.0\.0\.1:8080\), so "web" would connect back/);
       return true;
     });
+  });
+
+  test('a wildcard listener is reached on each of this machine\'s addresses: one as the upstream on its port is refused', async (t) => {
+    const addresses = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((entry) => !entry.internal && !entry.address.includes('%'));
+    const v4 = addresses.find((entry) => entry.family === 'IPv4')?.address;
+    const v6 = addresses.find((entry) => entry.family === 'IPv6' && !entry.address.startsWith('fe80:'))?.address;
+    if (v4 === undefined && v6 === undefined) {
+      t.skip('this machine has no address besides loopback');
+      return;
+    }
+    for (const [wildcard, address] of [['0.0.0.0', v4], ['::', v6]] as const) {
+      if (address === undefined) continue;
+      const config = parseConfig(`listen = "${formatAddress({ host: wildcard, port: 8080 })}"\n[service.web]\nupstream = "${address}"\nport = 8080\n`, '/c.toml');
+      const resolved = await resolveAddressPlan(config);
+      assert.ok(resolved.own.has(canonicalHost(address)), `${address} is one of this machine's addresses`);
+      assert.match(findAddressClash(config, 'file', resolved)?.message ?? '', /port 8080 is the `listen` of norikae-splice .*so "web" would connect back/, address);
+      await assert.rejects(checkResolvedAddresses(config, 'file'), ConfigError);
+      // Without what was resolved, an address that is not loopback is another machine's.
+      assert.equal(findAddressClash(config, 'file'), undefined);
+      // A listener on loopback only is not reached on it.
+      const loopback = parseConfig(`listen = "${wildcard === '::' ? '[::1]' : '127.0.0.1'}:8080"\n[service.web]\nupstream = "${address}"\nport = 8080\n`, '/c.toml');
+      assert.equal(findAddressClash(loopback, 'file', await resolveAddressPlan(loopback)), undefined);
+    }
   });
 
   test('a name is resolved at start and check: the machine\'s own host name on norikae\'s port is refused, with its position', async (t) => {

@@ -10,7 +10,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { Certificates, mintLeaf } from '../lib/certificates.js';
 import { CaError, ErrorCode } from '../lib/errors.js';
 import { createCa, KEY_FILE, loadCa, rootFile, subtreesFor } from '../lib/local-ca.js';
-import { x509 } from '../lib/x509.js';
+import { loadX509 } from '../lib/x509.js';
 
 const OPENSSL = spawnSync('openssl', ['version']).status === 0;
 const needOpenssl = OPENSSL ? false : 'no openssl; install it with `apt-get install openssl`';
@@ -36,6 +36,7 @@ describe('local CA', () => {
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     assert.equal(statSync(join(dir, KEY_FILE)).mode & 0o777, 0o600);
     assert.deepEqual(ca.permittedNames, ['api.dev.example.com', 'localhost', 'test']);
+    const { x509 } = await loadX509();
     const root = new x509.X509Certificate(readFileSync(rootFile(dir)));
     const constraints = root.getExtension('2.5.29.30');
     assert.ok(constraints?.critical, 'Name Constraints are critical');
