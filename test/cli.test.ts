@@ -1,44 +1,24 @@
 // The real CLI as a child process: what a user types and sees.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { isLiveProcess } from '../lib/process-group.js';
 import {
-  CLI, closeServer, connectTo, delay, DEV_SERVER, exchange, freePort, exitWithin, getHead, listenOn, parseResponse, startHttpUpstream, waitFor,
+  CLI, closeServer, connectTo, delay, DEV_SERVER, exchange, freePort, exitWithin, getHead, listenOn, parseResponse, startCli, startHttpUpstream,
+  waitFor,
 } from './helpers.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Run {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-}
-
-/** Starts the CLI; it is killed (by PID) after the test if still running. */
-function startCli(
-  t: TestContext,
-  args: string[],
-  cwd = ROOT,
-  env: NodeJS.ProcessEnv = {},
-): ChildProcess & { output: () => { stdout: string; stderr: string } } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return Object.assign(child, { output: () => ({ stdout, stderr }) });
 }
 
 async function runCli(t: TestContext, args: string[], cwd?: string): Promise<Run> {

@@ -23,6 +23,31 @@ import { ServiceSupervisor } from '../lib/supervisor.js';
 /** The compiled CLI, run as a child process by the tests that go through it. */
 export const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta.url));
 
+/** The package's folder: where the CLI runs in tests unless told otherwise. */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Starts the CLI with `args` (after `nodeArgs` for node itself, e.g. `--import`), its output
+ * collected; killed (by PID) after the test if still running.
+ */
+export function startCli(
+  t: TestContext,
+  args: string[],
+  cwd = PACKAGE_ROOT,
+  env: NodeJS.ProcessEnv = {},
+  nodeArgs: string[] = [],
+): ChildProcess & { output: () => { stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return Object.assign(child, { output: () => ({ stdout, stderr }) });
+}
+
 /** A small HTTP dev server that services launch (fixtures/dev-server.ts). */
 export const DEV_SERVER = fileURLToPath(new URL('./fixtures/dev-server.js', import.meta.url));
 
@@ -181,6 +206,23 @@ export function nextData<T extends Buffer | string = Buffer>(stream: Readable, w
     stream.once('end', onEnd);
     stream.once('close', onEnd);
   });
+}
+
+/** Counts turns of the event loop (an immediate that queues itself again) until `stop()`. */
+export function countTurns(): { turns: () => number; stop: () => void } {
+  let turns = 0;
+  let counting = true;
+  const count = (): void => {
+    turns++;
+    if (counting) setImmediate(count);
+  };
+  setImmediate(count);
+  return {
+    turns: () => turns,
+    stop: () => {
+      counting = false;
+    },
+  };
 }
 
 /** A port that nothing listens on: bound, read, and released. */

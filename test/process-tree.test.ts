@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { waitFor } from './helpers.js';
+import { countTurns, waitFor } from './helpers.js';
 import { processStartTime, statFields } from '../lib/process-group.js';
 import { LaunchTree, PROCESSES_PER_TURN, readProcessesInTurns, watchTree, watchWalkCount } from '../lib/process-tree.js';
 
@@ -43,15 +43,10 @@ describe('process trees', () => {
   test('the watch reads /proc a few processes per turn of the event loop, not all in one', async (t) => {
     // Enough processes of our own that the walk takes several turns even on an empty machine.
     for (let i = 0; i < PROCESSES_PER_TURN * 2; i++) sleeper(t);
-    let turns = 0;
-    let counting = true;
-    const count = (): void => {
-      turns++;
-      if (counting) setImmediate(count);
-    };
-    setImmediate(count);
+    const loop = countTurns();
     const table = await readProcessesInTurns();
-    counting = false;
+    loop.stop();
+    const turns = loop.turns();
     assert.ok(table.size > PROCESSES_PER_TURN * 2, `${table.size} processes`);
     assert.ok(turns >= Math.floor((table.size - 1) / PROCESSES_PER_TURN), `${table.size} processes read over ${turns} turns`);
     assert.equal(table.get(process.pid)?.ppid, process.ppid, 'this process, with its parent');

@@ -4,13 +4,12 @@
 // resolves (fixtures/record-modules.ts).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CLI, exitWithin, getHead, httpsRequest, parseResponse, startHttpUpstream, waitFor } from './helpers.js';
+import { exitWithin, getHead, httpsRequest, parseResponse, startCli, startHttpUpstream, waitFor } from './helpers.js';
 
 const RECORD = fileURLToPath(new URL('./fixtures/record-modules.js', import.meta.url));
 const X509_PACKAGES = /\/node_modules\/(@peculiar\/|reflect-metadata\/|tsyringe\/)/;
@@ -26,22 +25,13 @@ function tempDir(t: TestContext): string {
 function startRecorded(t: TestContext, dir: string, args: string[]) {
   const modules = join(dir, 'modules');
   writeFileSync(modules, '');
-  const child = spawn(process.execPath, ['--import', RECORD, CLI, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DEBUG: '', NORIKAE_TEST_MODULES: modules, XDG_DATA_HOME: join(dir, 'data'), XDG_STATE_HOME: join(dir, 'state') },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const env = { NORIKAE_TEST_MODULES: modules, XDG_DATA_HOME: join(dir, 'data'), XDG_STATE_HOME: join(dir, 'state') };
+  const child = startCli(t, args, undefined, env, ['--import', RECORD]);
   const imported = (): { url: string; format: string }[] => readFileSync(modules, 'utf8').split('\n').filter(Boolean).map((line) => {
     const [url, format] = line.split(' ');
     return { url: url!, format: format! };
   });
-  return Object.assign(child, { output: () => ({ stdout, stderr }), modules: () => imported().map(({ url }) => url), imported });
+  return Object.assign(child, { modules: () => imported().map(({ url }) => url), imported });
 }
 
 describe('startup', () => {
