@@ -3,8 +3,9 @@
 // 7239), replacing any the client sent, so the dev server knows the request was HTTPS. A Transform
 // between the TLS socket and the upstream, with an llhttp stream parser finding where each head
 // starts and ends: heads are held (up to `maxHeadSize`) and rewritten, bodies pass on as they come,
-// and after an Upgrade request (WebSockets) nothing more is parsed. A request llhttp refuses is an
-// error, which ends the connection: no bytes that were not parsed reach the upstream unmarked.
+// and once an Upgrade (WebSockets) is taken, or after CONNECT, nothing more is parsed. A request
+// llhttp refuses is an error, which ends the connection: no bytes that were not parsed reach the
+// upstream unmarked.
 
 import { isIP } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -41,7 +42,10 @@ export interface ForwardedOptions {
 
 export class ForwardedHeaders extends Transform {
   private parser: RequestStreamParser | undefined = new RequestStreamParser();
-  private state: 'head' | 'body' | 'tunnel' = 'head';
+  /** `upgraded`: after an Upgrade request, until the client's next bytes say whether it was declined. */
+  private state: 'head' | 'body' | 'upgraded' | 'tunnel' = 'head';
+  /** In `upgraded`: a first byte that came alone. */
+  private firstAfterUpgrade: Buffer | undefined;
   /** The current head's bytes so far. */
   private head: Buffer[] = [];
   private headSize = 0;
@@ -68,6 +72,7 @@ export class ForwardedHeaders extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
+    if (this.firstAfterUpgrade !== undefined) this.push(this.firstAfterUpgrade);
     this.release();
     callback();
   }
@@ -83,6 +88,24 @@ export class ForwardedHeaders extends Transform {
       if (this.state === 'tunnel') {
         this.push(rest);
         return;
+      }
+      if (this.state === 'upgraded') {
+        const seen = this.firstAfterUpgrade === undefined ? rest : Buffer.concat([this.firstAfterUpgrade, rest]);
+        this.firstAfterUpgrade = undefined;
+        if (seen.length < 2) {
+          this.firstAfterUpgrade = Buffer.from(seen);
+          return;
+        }
+        if (!startsRequestLine(seen)) {
+          this.state = 'tunnel';
+          this.release();
+          this.push(seen);
+          return;
+        }
+        // The dev server declined the upgrade and the client goes on with HTTP: so do we.
+        this.parser!.reset();
+        this.state = 'head';
+        rest = seen;
       }
       const step = this.parser!.execute(rest);
       if (step.kind === 'invalid') throw new Error(`a request on a TLS connection could not be read (${step.reason}); the connection is closed`);
@@ -100,8 +123,8 @@ export class ForwardedHeaders extends Transform {
         continue;
       }
       this.push(this.rewrite(this.wholeHead(before)));
-      this.state = step.upgrade ? 'tunnel' : step.bodyless ? 'head' : 'body';
-      if (step.upgrade) this.release();
+      this.state = step.connect ? 'tunnel' : step.upgrade ? 'upgraded' : step.bodyless ? 'head' : 'body';
+      if (step.connect) this.release();
     }
   }
 
@@ -205,6 +228,20 @@ export class ForwardedHeaders extends Transform {
     this.parser?.destroy();
     this.parser = undefined;
   }
+}
+
+/**
+ * Whether the first bytes after an Upgrade request start another request (the upgrade was
+ * declined) rather than the new protocol. Responses are not read, so the client's bytes decide: a
+ * method's first two bytes are capital letters, while a WebSocket client masks every frame, which
+ * sets the top bit of a frame's second byte.
+ */
+function startsRequestLine(bytes: Buffer): boolean {
+  return isCapital(bytes[0]!) && isCapital(bytes[1]!);
+}
+
+function isCapital(byte: number): boolean {
+  return byte >= 0x41 && byte <= 0x5a;
 }
 
 /**

@@ -4,7 +4,7 @@
 // shares the wasm instance and input area of llhttp.ts, whose callbacks do nothing for a parser
 // that is not a head parser but pause it at those two points.
 
-import { ERROR, TYPE } from './packages.js';
+import { ERROR, METHODS, TYPE } from './packages.js';
 import { copyInput, type LlhttpExports, wasmInstance } from './llhttp.js';
 
 /** What `execute` found in the bytes it was given. */
@@ -13,9 +13,10 @@ export type StreamStep =
   | { kind: 'more' }
   /**
    * The head ends after `at` bytes; `upgrade`: an Upgrade (or CONNECT) request, after which nothing
-   * is HTTP any more; `bodyless`: the request ends with its head (no 'request-end' follows).
+   * may be HTTP no more (`connect`: a CONNECT request, after which it never is); `bodyless`: the
+   * request ends with its head (no 'request-end' follows).
    */
-  | { kind: 'head-end'; at: number; upgrade: boolean; bodyless: boolean }
+  | { kind: 'head-end'; at: number; upgrade: boolean; connect: boolean; bodyless: boolean }
   /** The request (its body included) ends after `at` bytes. */
   | { kind: 'request-end'; at: number }
   | { kind: 'invalid'; reason: string };
@@ -61,18 +62,18 @@ export class RequestStreamParser {
       if (this.inHead) {
         const upgrade = w.llhttp_get_upgrade(this.ptr) !== 0;
         this.inHead = false;
-        if (upgrade) return { kind: 'head-end', at: consumed, upgrade, bodyless: false };
+        if (upgrade) return { kind: 'head-end', at: consumed, upgrade, connect: w.llhttp_get_method(this.ptr) === METHODS.CONNECT, bodyless: false };
         // Most requests have no body: llhttp learns that without more input, and a zero-length
         // run tells it here, which saves a call and a copy of the next request's bytes.
         w.llhttp_resume(this.ptr);
         const next = w.llhttp_execute(this.ptr, at + consumed, 0);
         if (next === ERROR.PAUSED) {
           this.inHead = true;
-          return { kind: 'head-end', at: consumed, upgrade, bodyless: true };
+          return { kind: 'head-end', at: consumed, upgrade, connect: false, bodyless: true };
         }
         this.paused = false;
         if (next !== ERROR.OK) return this.invalid(next);
-        return { kind: 'head-end', at: consumed, upgrade, bodyless: false };
+        return { kind: 'head-end', at: consumed, upgrade, connect: false, bodyless: false };
       }
       this.inHead = true;
       return { kind: 'request-end', at: consumed };
@@ -82,6 +83,14 @@ export class RequestStreamParser {
 
   private invalid(errno: number): StreamStep {
     return { kind: 'invalid', reason: cString(this.w, this.w.llhttp_get_error_reason(this.ptr)) || `llhttp error ${errno}` };
+  }
+
+  /** Starts over at a new request (after an Upgrade the server declined: the connection is HTTP still). */
+  reset(): void {
+    if (this.ptr === 0) throw new Error('RequestStreamParser.reset() after destroy()');
+    this.w.llhttp_reset(this.ptr);
+    this.inHead = true;
+    this.paused = false;
   }
 
   /** Frees the wasm parser. Idempotent. */

@@ -12,4 +12,4 @@ const require = createRequire(import.meta.url);
 export const createDebug = require('debug') as typeof debugFactory;
 
 /** llhttp's enums (llhttp.h), as undici publishes them beside the wasm they belong to. */
-export const { ERROR, TYPE } = require('undici/lib/llhttp/constants.js') as typeof llhttpConstants;
+export const { ERROR, METHODS, TYPE } = require('undici/lib/llhttp/constants.js') as typeof llhttpConstants;

@@ -7,11 +7,12 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, test, type TestContext } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ForwardedHeaders } from '../lib/forwarded.js';
 import { rootFile } from '../lib/local-ca.js';
-import { httpsRequest, parseResponse, startHttpUpstream, startSplicer } from './helpers.js';
+import { httpsRequest, nextData, parseResponse, readAll, startHttpUpstream, startSplicer } from './helpers.js';
 
 const OURS = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'forwarded'];
 
@@ -137,6 +138,37 @@ describe('the forwarded-headers stage', () => {
     assert.ok(Buffer.from(output, 'latin1').subarray(-frames.length).equals(frames));
   });
 
+  test('an Upgrade the dev server declines: the requests after it are marked too, however the bytes are split', async () => {
+    const upgrade = 'GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
+    const next = 'GET /next HTTP/1.1\r\nHost: app.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n';
+    const ours = 'X-Forwarded-Proto: https\r\nX-Forwarded-Host: app.localhost\r\nX-Forwarded-For: 127.0.0.1\r\n'
+      + 'Forwarded: for=127.0.0.1;host="app.localhost";proto=https\r\n\r\n';
+    const expected = `${upgrade.slice(0, -2)}${ours}GET /next HTTP/1.1\r\nHost: app.localhost\r\n${ours}`;
+    const input = Buffer.from(upgrade + next);
+    for (let cut = 1; cut < input.length; cut++) {
+      assert.equal(await through([input.subarray(0, cut), input.subarray(cut)]), expected, `cut at ${cut}`);
+    }
+    assert.equal(await through([...input].map((byte) => Buffer.from([byte]))), expected, 'a byte at a time');
+  });
+
+  test('an Upgrade taken passes any masked WebSocket frame, and after CONNECT nothing is read', async () => {
+    const upgrade = 'GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
+    const marked = Buffer.from(`${upgrade.slice(0, -2)}X-Forwarded-Proto: https\r\nX-Forwarded-Host: app.localhost\r\n`
+      + 'X-Forwarded-For: 127.0.0.1\r\nForwarded: for=127.0.0.1;host="app.localhost";proto=https\r\n\r\n');
+    // 0x41: a compressed text fragment (RSV1), a capital letter's byte; the mask bit sets the second byte's top bit.
+    for (const first of [0x81, 0x82, 0x88, 0x01, 0x41, 0xc1]) {
+      const frame = Buffer.from([first, 0x82, 0x11, 0x22, 0x33, 0x44, 0x59, 0x4b]);
+      for (const pieces of [[Buffer.concat([Buffer.from(upgrade), frame])], [Buffer.from(upgrade), frame.subarray(0, 1), frame.subarray(1)]]) {
+        const output = Buffer.from(await through(pieces), 'latin1');
+        assert.ok(output.equals(Buffer.concat([marked, frame])), `frame ${first.toString(16)} in ${pieces.length} pieces`);
+      }
+    }
+    const connect = 'CONNECT app.localhost:443 HTTP/1.1\r\nHost: app.localhost:443\r\n\r\n';
+    const tunnelled = 'GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n';
+    const output = await through([Buffer.from(connect + tunnelled)]);
+    assert.ok(output.endsWith(`\r\n\r\n${tunnelled}`), output);
+  });
+
   test('a request llhttp refuses, or a head over the cap, is an error (the connection ends), never passed on unmarked', async () => {
     await assert.rejects(through([Buffer.from('GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\nNOT HTTP AT ALL\r\n\r\n')]), /could not be read/);
     await assert.rejects(through([Buffer.from(`GET / HTTP/1.1\r\nHost: a.localhost\r\nX-Big: ${'x'.repeat(2000)}\r\n\r\n`)], '127.0.0.1', 1024), /larger than 1024/);
@@ -193,6 +225,27 @@ describe('forwarded headers end to end', () => {
       assert.equal(headers.forwarded, `for=127.0.0.1;host="app.localhost:${port}";proto=https`);
     }
     assert.equal(upstream.seen[1]!.body, 'hello');
+  });
+
+  test('after an Upgrade the dev server declines, the next request on the connection is marked too', async (t) => {
+    const upstream = await recordingUpstream(t);
+    const { port, splicer, caDir } = await startSplicer(t, `[service.app]\nport = ${upstream.port}\n`);
+    await splicer.certificates.authority();
+    // node:http with no 'upgrade' listener answers an Upgrade request as a plain one and keeps the
+    // connection; a client sends its next request once it has the answer.
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'app.localhost', ca: readFileSync(rootFile(caDir), 'utf8') });
+    t.after(() => socket.destroy());
+    await once(socket, 'secureConnect');
+    socket.write('GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    assert.match((await nextData(socket, 'the answer to the Upgrade request')).toString('latin1'), /request 1$/);
+    socket.write('GET /after HTTP/1.1\r\nHost: app.localhost\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n');
+    const answer = (await readAll(socket)).toString('latin1');
+    assert.match(answer, /request 2$/);
+    assert.equal(upstream.seen.length, 2);
+    for (const { headers } of upstream.seen) {
+      assert.equal(headers['x-forwarded-proto'], 'https');
+      assert.equal(headers['x-forwarded-for'], '127.0.0.1');
+    }
   });
 
   test('forwarded_headers = false leaves the requests as the client sent them', async (t) => {
