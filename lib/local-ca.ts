@@ -164,10 +164,14 @@ function readPermittedNames({ asn1, asn1X509 }: X509Kit, root: X509Certificate):
   return [...(constraints.permittedSubtrees ?? [])].flatMap((subtree) => (subtree.base.dNSName === undefined ? [] : [subtree.base.dNSName.toLowerCase()]));
 }
 
-/** A positive 128-bit serial number (RFC 5280 wants at least 64 bits of it unpredictable). */
+/**
+ * A positive 128-bit serial number, 126 bits of it random (RFC 5280 wants at least 64 bits
+ * unpredictable). Its first byte is 0x40 to 0x7f: positive, and never 0, which DER would drop, so
+ * the certificate read back gives the same hex (1 serial in 128 used to lose its leading `00`).
+ */
 export function serialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
   return bytes.toString('hex');
 }
 

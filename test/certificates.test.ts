@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { Certificates, mintLeaf } from '../lib/certificates.js';
 import { CaError, ErrorCode } from '../lib/errors.js';
-import { createCa, KEY_FILE, loadCa, rootFile, subtreesFor } from '../lib/local-ca.js';
+import { createCa, KEY_FILE, loadCa, rootFile, serialNumber, subtreesFor } from '../lib/local-ca.js';
 import { loadX509 } from '../lib/x509.js';
 
 const OPENSSL = spawnSync('openssl', ['version']).status === 0;
@@ -78,6 +78,16 @@ describe('local CA', () => {
     assert.equal(lookalike.ok, false);
     assert.match(execFileSync('openssl', ['x509', '-in', rootFile(dir), '-noout', '-ext', 'nameConstraints'], { encoding: 'utf8' }),
       /critical[\s\S]*DNS:localhost[\s\S]*IP:127\.0\.0\.0\/255\.0\.0\.0[\s\S]*IP:0:0:0:0:0:0:0:1\/FFFF/);
+  });
+
+  test('serial numbers are positive, 16 bytes, and read back as written (no leading zero byte for DER to drop)', async (t) => {
+    // Before, about one serial in 128 started with 00, and a leaf read back from disk had another serial.
+    const serials = Array.from({ length: 4000 }, () => serialNumber());
+    for (const serial of serials) assert.match(serial, /^[4-7][0-9a-f]{31}$/);
+    assert.equal(new Set(serials).size, serials.length);
+    const ca = await createCa(tempDir(t), ['app.localhost']);
+    const leaf = await mintLeaf(ca, 'app.localhost', Date.now(), 30);
+    assert.equal(new (await loadX509()).x509.X509Certificate(leaf.certPem).serialNumber, leaf.serial);
   });
 
   test('leaves last at most 397 days', async (t) => {
