@@ -292,6 +292,7 @@ function scaleSection(results: BenchResults): string[] {
     row('heap used after GC', (point) => `${(point.heapUsedBytes / 2 ** 20).toFixed(1)} MiB`),
     '',
     `For scale: \`node\` on an empty script takes ${ms(scale.nodeStartMs)} from spawn to exit here (under the same shell wrapper), which every start and \`check\` above includes. ` +
+      'Starts are timed as a user starts the CLI: without the memory probe (`bench/probe.ts`, preloaded with `--import`, about 30 ms of start on its own), which only the run that measures RSS, heap and reloads carries. ' +
       'Sniff + route is in-process: a new `HeadSniffer`, one push of the browser head below with its Host set to an exact name, a wildcard match two labels deep, ' +
       'or an unknown name (in turn), and `Router.route` of the host. The reload alternates one service between the upstream and a closed port and asks it every millisecond until its answer changes.',
     '',
