@@ -1,7 +1,7 @@
 // Process groups, as Linux shows them in /proc: who is in a group, and which process a pid names
 // (with its start time, for good). A launched service runs in a group of its own, so "stop the
-// service" means "signal the group until no live member is left". Zombies do not count: they are
-// already dead, and whether anyone reaps them is up to the init process, not us.
+// service" means "signal the group until no live member is left". Zombies do not count once all
+// their threads are gone: they are dead, and whether anyone reaps them is up to the init process.
 
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -35,8 +35,9 @@ export function groupMembers(pgid: number): number[] {
   const members: number[] = [];
   for (const entry of entries) {
     if (entry.charCodeAt(0) < 0x30 || entry.charCodeAt(0) > 0x39) continue;
-    const stat = readStat(Number(entry));
-    if (stat !== undefined && stat.pgrp === pgid && stat.state !== 'Z') members.push(Number(entry));
+    const pid = Number(entry);
+    const stat = readStat(pid);
+    if (stat !== undefined && stat.pgrp === pgid && !hasExited(pid, stat.state)) members.push(pid);
   }
   return members;
 }
@@ -71,7 +72,23 @@ export async function waitForGroupExit(pgid: number, timeoutMs: number): Promise
 /** True while `pid` is a process that has not exited (a zombie has). */
 export function isLiveProcess(pid: number): boolean {
   const stat = readStat(pid);
-  return stat !== undefined && stat.state !== 'Z';
+  return stat !== undefined && !hasExited(pid, stat.state);
+}
+
+/**
+ * Whether a process whose /proc/PID/stat says `state` is gone for good. /proc/PID/stat is the main
+ * thread's: it is a zombie ('Z') as soon as that thread is, while the other threads (Node has
+ * several) may still be exiting and still hold the process's files, a listening socket among them.
+ * A connect then still lands on that socket and is reset when it closes, a moment later; so the
+ * process counts as gone only once its last thread is.
+ */
+export function hasExited(pid: number, state: string): boolean {
+  if (state !== 'Z') return false;
+  try {
+    return readdirSync(`/proc/${pid}/task`).length <= 1;
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -91,7 +108,7 @@ export interface ProcessId {
 /** True while the process `id` names is alive (not a zombie) and a member of group `pgid`. */
 export function isGroupMember(id: ProcessId, pgid: number): boolean {
   const stat = readStat(id.pid);
-  return stat !== undefined && stat.state !== 'Z' && stat.startTime === id.started && stat.pgrp === pgid;
+  return stat !== undefined && !hasExited(id.pid, stat.state) && stat.startTime === id.started && stat.pgrp === pgid;
 }
 
 /** The process group `pid` is in, while it lives. */

@@ -10,7 +10,7 @@
 import { readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import { signalGroup, statFields, type ProcessId } from './process-group.js';
+import { hasExited, signalGroup, statFields, type ProcessId } from './process-group.js';
 
 /** How often running launches are walked. */
 const WALK_INTERVAL_MS = 1000;
@@ -66,7 +66,7 @@ function readProcess(table: Map<number, ProcessEntry>, pid: number): void {
   const fields = statFields(pid);
   // Gone meanwhile.
   if (fields === undefined) return;
-  table.set(pid, { ppid: Number(fields[1]), pgrp: Number(fields[2]), started: fields[19]!, zombie: fields[0] === 'Z' });
+  table.set(pid, { ppid: Number(fields[1]), pgrp: Number(fields[2]), started: fields[19]!, zombie: hasExited(pid, fields[0]!) });
 }
 
 /** The processes of one launch: its group (while one of ours is in it) and every descendant seen. */

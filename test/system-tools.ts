@@ -13,6 +13,7 @@ export const TMUX_INSTALL = 'apt-get install tmux';
 export const SYSTEMD_SOCKET_ACTIVATE = { path: '/usr/bin/systemd-socket-activate', install: SYSTEMD_INSTALL };
 export const SYSTEMD_ANALYZE = { path: '/usr/bin/systemd-analyze', install: SYSTEMD_INSTALL };
 export const TMUX = { path: '/usr/bin/tmux', install: TMUX_INSTALL };
+export const PYTHON3 = { path: '/usr/bin/python3', install: 'apt-get install python3' };
 
 /**
  * The tool's path when it can be run; else the test is skipped (saying how to install it), or,
