@@ -7,7 +7,7 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { dial, dialFirst, isSelfConnection, mayConnectToItself } from '../lib/dial.js';
 import { UpstreamConnectError } from '../lib/errors.js';
-import { closeServer, freeEphemeralPort, freePort } from './helpers.js';
+import { closeServer, freePort } from './helpers.js';
 
 test('dialFirst connects to the first host that accepts and says which one it was', async (t) => {
   const server = createServer((socket) => socket.end());
@@ -61,9 +61,8 @@ test('a fallback host the machine cannot reach does not hide the refusal of the 
 });
 
 test('a socket connected to itself is told apart from one connected to a listener', async (t) => {
-  // Bound to the port it connects to, with nothing listening: TCP simultaneous open with itself,
-  // checked only for ports in the ephemeral range (where the kernel can pick it for a connect).
-  const port = await freeEphemeralPort();
+  // Bound to the port it connects to, with nothing listening: TCP simultaneous open with itself.
+  const port = await freePort();
   const self = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: port });
   try {
     await new Promise<void>((resolve, reject) => self.once('connect', resolve).once('error', reject));

@@ -225,43 +225,13 @@ export function countTurns(): { turns: () => number; stop: () => void } {
   };
 }
 
-/**
- * A port that nothing listens on, for a server a test starts later (a launched dev server, say):
- * picked at random below the kernel's ephemeral range (32768 and up on Linux, 49152 on macOS),
- * and checked by binding it. Not from `listen(0)`: that port is the kernel's to hand out again,
- * and under `--test-concurrency` another test file's `listen(0)` could take it in between, so a
- * launch found someone else's server where its own should be (ECONNRESET, once in a few full runs).
- */
+/** A port that nothing listens on: bound, read, and released. */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = FREE_PORTS_LOW + Math.floor(Math.random() * (FREE_PORTS_HIGH - FREE_PORTS_LOW));
-    if (await canListen(port)) return port;
-  }
-  throw new Error(`no free port between ${FREE_PORTS_LOW} and ${FREE_PORTS_HIGH} in 100 tries`);
-}
-
-const FREE_PORTS_LOW = 10_000;
-const FREE_PORTS_HIGH = 32_000;
-
-/** A free port in the kernel's ephemeral range (from `listen(0)`): for what only happens there. */
-export async function freeEphemeralPort(): Promise<number> {
   const server = createServer();
   await listenOn(server);
   const { port } = server.address() as AddressInfo;
   await closeServer(server);
   return port;
-}
-
-/** Whether 127.0.0.1:`port` can be listened on now (bound and released at once). */
-async function canListen(port: number): Promise<boolean> {
-  const server = createServer();
-  try {
-    await listenOn(server, port);
-  } catch {
-    return false;
-  }
-  await closeServer(server);
-  return true;
 }
 
 /** The first flight of a TLS client (one ClientHello record), as a plain TCP server receives it. */
