@@ -5,12 +5,11 @@
 // key) only postpones the first check.
 
 import { request } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ReadyChecks, ServiceConfig } from './config.js';
-import { isSelfConnection } from './dial.js';
+import { dial } from './dial.js';
 import type { ExitStatus, LaunchedProcess } from './launch.js';
 import { groupAlive } from './process-group.js';
-import { logSocketError } from './splice.js';
 import { startTimer } from './timer.js';
 
 /**
@@ -203,39 +202,16 @@ export async function acceptingHost(hosts: readonly string[], port: number, time
   return accepted?.host;
 }
 
-/** A connection to the first of `hosts` whose `port` accepts, if any. */
+/**
+ * A connection to the first of `hosts` whose `port` accepts, if any: a dial like any upstream's
+ * (dial.ts: its options, its self-connect check, its loop guard), since it may become one.
+ */
 async function acceptingConnection(hosts: readonly string[], port: number, timeoutMs: number): Promise<ProbeConnection | undefined> {
   for (const host of hosts) {
-    const socket = await accepts(host, port, timeoutMs);
+    const socket = await dial(host, port, timeoutMs).catch(() => undefined);
     if (socket !== undefined) return { host, socket };
   }
   return undefined;
-}
-
-/** One connect attempt: the connected socket if the port accepted within `timeoutMs`. */
-function accepts(host: string, port: number, timeoutMs: number): Promise<Socket | undefined> {
-  return new Promise((resolve) => {
-    // Options of an upstream dial (dial.ts): the socket may become a client's upstream.
-    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      socket.off('connect', onConnect);
-      socket.off('error', onError);
-      if (ok) {
-        // From here on its errors end the splice (or nothing) through 'close'; this keeps them from throwing.
-        socket.on('error', logSocketError);
-        resolve(socket);
-        return;
-      }
-      socket.destroy();
-      resolve(undefined);
-    };
-    const onConnect = (): void => done(!isSelfConnection(socket, port));
-    const onError = (): void => done(false);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.on('connect', onConnect);
-    socket.on('error', onError);
-  });
 }
 
 /** The status of `GET path`, or undefined when there is no answer in time. */

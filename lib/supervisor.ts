@@ -12,7 +12,6 @@ import { dialFirst } from './dial.js';
 import { controlErrors, LaunchCancelledError, LaunchError, NoServiceError, ReadinessTimeoutError, ServiceStoppedError, UpstreamConnectError } from './errors.js';
 import type { LaunchRecord } from './launch-record.js';
 import { type Log, streamLog } from './log.js';
-import { isOwnPort } from './loop-guard.js';
 import { findPortOwner } from './port-owner.js';
 import { acceptingHost } from './readiness.js';
 import type { UpstreamConnector } from './server.js';
@@ -113,17 +112,12 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
   }
 
   /**
-   * After a launch, the first client is spliced over the readiness probe's connection: one
-   * connect less before its first byte. A probe to one of our own ports is left to the dial,
-   * whose loop guard must see it.
+   * After a launch, the first client is spliced over the readiness probe's connection (a dial,
+   * loop guard included): one connect less before its first byte.
    */
   private probeConnection(runtime: ServiceRuntime): Socket | undefined {
     const probe = runtime.takeProbeConnection();
     if (probe === undefined) return undefined;
-    if (isOwnPort(runtime.port!)) {
-      probe.socket.destroy();
-      return undefined;
-    }
     runtime.hosts.answered(probe.host);
     return probe.socket;
   }
