@@ -24,8 +24,11 @@ const debug = createDebug('norikae:dashboard');
 
 const MAX_LOG_LINES = 1000;
 
-/** The page's files (lib/dashboard/), which the build puts in dist/lib/dashboard/ beside this module. */
-const PAGE_DIR = new URL('./dashboard/', import.meta.url);
+/**
+ * The page's files (lib/dashboard/), which the build puts in dist/lib/dashboard/. Named from the
+ * parent folder because this module also runs inside the command's bundle, dist/bin/norikae-splice.js.
+ */
+const PAGE_DIR = new URL('../lib/dashboard/', import.meta.url);
 const PAGE_FILES = new Map([
   ['/', { file: 'index.html', type: 'text/html; charset=utf-8' }],
   ['/dashboard.css', { file: 'dashboard.css', type: 'text/css; charset=utf-8' }],
