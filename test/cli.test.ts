@@ -36,6 +36,13 @@ function configDir(t: TestContext, toml: string): string {
   return dir;
 }
 
+/** A CommonJS file `--require`d before the CLI runs, in `dir`. */
+function writeProbe(dir: string, source: string): string {
+  const file = join(dir, 'probe.cjs');
+  writeFileSync(file, source);
+  return file;
+}
+
 /** Waits until the running CLI has printed its listening line; returns the port. */
 async function listeningPort(child: ReturnType<typeof startCli>): Promise<number> {
   for (let i = 0; i < 200; i++) {
@@ -184,6 +191,31 @@ describe('norikae-splice (run)', () => {
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     assert.equal(code, 0);
+  });
+
+  test('DEBUG=norikae:* traces what it does; without DEBUG the `debug` package is not even loaded', async (t) => {
+    const upstream = await startHttpUpstream(t);
+    const dir = configDir(t, `[service.web]\nhost = "web.localhost"\nport = ${upstream.port}\n`);
+    // Says at exit which files of the `debug` package were loaded.
+    const probe = writeProbe(dir, 'const r = require("node:module").createRequire(process.argv[1]);'
+      + 'process.on("exit", () => console.log(JSON.stringify(Object.keys(r.cache).filter((f) => /[\\/]node_modules[\\/]debug[\\/]/.test(f)))));');
+    const run = async (env: NodeJS.ProcessEnv): Promise<{ stderr: string; debugFiles: string[] }> => {
+      const child = startCli(t, ['--listen', '127.0.0.1:0'], dir, env, ['--require', probe]);
+      const port = await listeningPort(child);
+      assert.equal(parseResponse(await exchange(t, port, [getHead('web.localhost')])).status, 200);
+      child.kill('SIGTERM');
+      const [code] = await once(child, 'exit');
+      assert.equal(code, 0, child.output().stderr);
+      const { stdout, stderr } = child.output();
+      return { stderr, debugFiles: JSON.parse(stdout.trim().split('\n').at(-1)!) as string[] };
+    };
+    const traced = await run({ DEBUG: 'norikae:*' });
+    assert.match(traced.stderr, /norikae:server splice 127\.0\.0\.1:\d+ → web/);
+    assert.notDeepEqual(traced.debugFiles, []);
+    // Loaded, it would cost every start several ms of CPU to enable nothing.
+    const quiet = await run({ DEBUG: undefined });
+    assert.doesNotMatch(quiet.stderr, /norikae:server/);
+    assert.deepEqual(quiet.debugFiles, []);
   });
 
   test('says at start what a launch would not find, as check does', async (t) => {
