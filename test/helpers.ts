@@ -27,8 +27,8 @@ export const CLI = fileURLToPath(new URL('../bin/norikae-splice.js', import.meta
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * Starts the CLI with `args` (after `nodeArgs` for node itself, e.g. `--import`), its output
- * collected; killed (by PID) after the test if still running.
+ * Starts the CLI (or `script`) with `args` (after `nodeArgs` for node itself, e.g. `--import`),
+ * its output collected; killed (by PID) after the test if still running.
  */
 export function startCli(
   t: TestContext,
@@ -36,8 +36,9 @@ export function startCli(
   cwd = PACKAGE_ROOT,
   env: NodeJS.ProcessEnv = {},
   nodeArgs: string[] = [],
+  script = CLI,
 ): ChildProcess & { output: () => { stdout: string; stderr: string } } {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...env } });
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '', ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

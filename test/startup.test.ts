@@ -1,7 +1,9 @@
 // What the CLI loads before it does its work: a start and a `check` must not pay for modules only
 // other paths use (the X.509 libraries are half of the module graph), and those paths must still
 // get them when they need them. The CLI runs with a preload that records every module it
-// resolves (fixtures/record-modules.ts).
+// resolves (fixtures/record-modules.ts). Which of lib/'s modules a command evaluates is seen on
+// dist/bin/cli.js, whose bundle (the command users run) evaluates a module when it is imported
+// just the same; what is required from node_modules is seen on the bundle itself.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { exitWithin, getHead, httpsRequest, parseResponse, startCli, startHttpUpstream, waitFor } from './helpers.js';
 
 const RECORD = fileURLToPath(new URL('./fixtures/record-modules.js', import.meta.url));
+/** The command line as separate modules, before the build bundles it into CLI. */
+const UNBUNDLED_CLI = fileURLToPath(new URL('../bin/cli.js', import.meta.url));
 const X509_PACKAGES = /\/node_modules\/(@peculiar\/|reflect-metadata\/|tsyringe\/)/;
 
 /** A temporary folder removed after the test. */
@@ -21,12 +25,15 @@ function tempDir(t: TestContext): string {
   return dir;
 }
 
-/** The CLI with `args`, its modules recorded in `dir`/modules; killed (by PID) after the test. */
-function startRecorded(t: TestContext, dir: string, args: string[]) {
+/**
+ * The CLI with `args` (the bundled command, or `script`), its modules recorded in `dir`/modules;
+ * killed (by PID) after the test.
+ */
+function startRecorded(t: TestContext, dir: string, args: string[], script?: string) {
   const modules = join(dir, 'modules');
   writeFileSync(modules, '');
   const env = { NORIKAE_TEST_MODULES: modules, XDG_DATA_HOME: join(dir, 'data'), XDG_STATE_HOME: join(dir, 'state') };
-  const child = startCli(t, args, undefined, env, ['--import', RECORD]);
+  const child = startCli(t, args, undefined, env, ['--import', RECORD], script);
   const imported = (): { url: string; format: string }[] => readFileSync(modules, 'utf8').split('\n').filter(Boolean).map((line) => {
     const [url, format] = line.split(' ');
     return { url: url!, format: format! };
@@ -39,7 +46,7 @@ describe('startup', () => {
     const dir = tempDir(t);
     const file = join(dir, 'norikae.toml');
     writeFileSync(file, '[service.app]\nhost = ["app.localhost", "*.app.localhost"]\nport = 3000\ncommand = "no-such-program-here {port}"\n');
-    const child = startRecorded(t, dir, ['check', '--config', file]);
+    const child = startRecorded(t, dir, ['check', '--config', file], UNBUNDLED_CLI);
     assert.equal(await exitWithin(child, 20_000, 'check'), 0);
     const { stdout, stderr } = child.output();
     assert.equal(stdout, `config ${file}\n  app  http://app.localhost, http://*.app.localhost → 127.0.0.1:3000  (command: no-such-program-here {port})\nconfig is valid\n`);
@@ -62,7 +69,8 @@ describe('startup', () => {
     await waitFor(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(child.output().stderr) || child.exitCode !== null, 'norikae to listen');
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(child.output().stderr)?.[1]);
     assert.ok(port > 0, child.output().stderr);
-    assert.ok(child.modules().some((url) => url.endsWith('/lib/server.js')), 'the recorder sees the CLI\'s own modules');
+    assert.ok(child.modules().some((url) => url.endsWith('/bin/norikae-splice.js')), 'the recorder sees the command');
+    assert.ok(child.imported().some(({ url, format }) => format === 'required' && url.includes('/node_modules/')), 'the recorder sees what is required');
     assert.deepEqual(child.modules().filter((url) => X509_PACKAGES.test(url)), []);
     // An import of a CommonJS file makes node lex its source for export names: lib/ requires them (packages.ts).
     assert.deepEqual(child.imported().filter(({ format }) => format === 'commonjs').map(({ url }) => url), []);
@@ -72,6 +80,7 @@ describe('startup', () => {
     // The leaf was signed by the CA that handshake made: a client that trusts only its root accepts it.
     const root = readFileSync(join(dir, 'data', 'norikae', 'root-ca.pem'), 'utf8');
     assert.equal(parseResponse(Buffer.from(await httpsRequest(t, port, 'app.localhost', root, getHead('app.localhost')))).status, 200);
+    assert.notDeepEqual(child.modules().filter((url) => X509_PACKAGES.test(url)), [], 'the handshake required the X.509 libraries');
     // It loaded them with require: no CommonJS file was imported, before listening or since.
     assert.deepEqual(child.imported().filter(({ format }) => format === 'commonjs').map(({ url }) => url), []);
     child.kill('SIGTERM');
