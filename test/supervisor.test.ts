@@ -129,10 +129,11 @@ describe('launch failures', () => {
   });
 
   test('never ready within ready_timeout is a 504, and the process is stopped', async (t) => {
-    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --never-listen --record {record}"\nready_timeout = 0.5\n`);
+    // Long enough for the fixture (a node process) to start and print on a loaded machine: its line must be on the page.
+    const h = await start(t, `[service.app]\nport = ${await freePort()}\ncommand = "{server} --never-listen --record {record}"\nready_timeout = 2\n`);
     const response = await h.get('app.localhost');
     assert.equal(response.status, 504);
-    assert.match(response.body, /was not ready within 0\.5 s \(ready_timeout\): port \d+ did not accept connections/);
+    assert.match(response.body, /was not ready within 2 s \(ready_timeout\): port \d+ did not accept connections/);
     assert.match(response.body, /compiling forever/);
     const [launch] = h.launches();
     assert.equal(isLiveProcess(launch!.pid), false);
