@@ -103,6 +103,8 @@ export interface NodeTarget {
   pid: number;
   /** process.memoryUsage() after a full GC, from inside the process (bench/probe.ts). */
   memory(): Promise<NodeJS.MemoryUsage>;
+  /** Sends `question` over IPC and resolves with the first answer of `type` (a preloaded probe's). */
+  ask<T>(question: string, type: string, timeoutMs: number): Promise<T>;
 }
 
 export interface ColdService {
@@ -146,7 +148,10 @@ export async function startNorikae(upstreamPort: number, dir: string, cold: Cold
       }
     });
   });
-  return { port, pid: child.pid!, memory: () => reply<NodeJS.MemoryUsage>(child, 'memory', 'memory', 10_000) };
+  return {
+    port, pid: child.pid!, memory: () => reply<NodeJS.MemoryUsage>(child, 'memory', 'memory', 10_000),
+    ask: (question, type, timeoutMs) => reply(child, question, type, timeoutMs),
+  };
 }
 
 /**
@@ -163,7 +168,10 @@ export async function startNodeFloor(upstreamPort: number): Promise<NodeTarget> 
   const { port } = await reply<{ port: number }>(child, undefined, 'listening', 10_000).catch((err: Error) => {
     throw new Error(`node-floor did not start: ${err.message}\n${child.output()}`);
   });
-  return { port, pid: child.pid!, memory: () => reply<NodeJS.MemoryUsage>(child, 'memory', 'memory', 10_000) };
+  return {
+    port, pid: child.pid!, memory: () => reply<NodeJS.MemoryUsage>(child, 'memory', 'memory', 10_000),
+    ask: (question, type, timeoutMs) => reply(child, question, type, timeoutMs),
+  };
 }
 
 /**
