@@ -26,7 +26,7 @@ async function round(upstreamPort: number, index: number): Promise<{ worstOver: 
   try {
     const cold: ColdService[] = [];
     for (let i = 0; i < COUNT; i++) cold.push({ name: `cold${i}`, port: await freeLowPort(), stampFile: join(dir, `cold${i}.stamp`) });
-    const norikae = await startNorikae(upstreamPort, dir, cold, ['--import', loopProbe]);
+    const norikae = await startNorikae(upstreamPort, dir, cold, ['--import', loopProbe, ...(process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : [])]);
     await norikae.ask('loop-start', 'loop-started', 5000);
     const trials = await coldStartConcurrent(norikae.port, cold.map((s) => ({ host: `${s.name}.localhost`, stampFile: s.stampFile })), 30_000);
     const loop = await norikae.ask<{ maxGapMs: number; delayMaxMs: number; gapsOver5: number; gaps: [number, number][] }>('loop-stop', 'loop', 5000);

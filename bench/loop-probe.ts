@@ -3,6 +3,7 @@
 // interval records the longest gap between its ticks, and a monitorEventLoopDelay histogram the
 // delays; "loop-stop" ends it and answers with both. It touches nothing else of the process.
 
+import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 let histogram: ReturnType<typeof monitorEventLoopDelay> | undefined;
@@ -33,6 +34,12 @@ process.on('message', (message) => {
       last = now;
     }, 1);
     ticker.unref();
+    if (process.env.LOOP_STRACE) {
+      const tracer = spawn('strace', ['-tt', '-T', '-p', String(process.pid), '-o', process.env.LOOP_STRACE], { stdio: 'ignore' });
+      setTimeout(() => process.send!({ type: 'loop-started' }), 500);
+      process.once('beforeExit', () => tracer.kill());
+      return;
+    }
     process.send!({ type: 'loop-started' });
   } else if (message === 'loop-stop' && histogram !== undefined) {
     histogram.disable();
