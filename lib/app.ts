@@ -20,6 +20,7 @@ import { loadCa, permits } from './local-ca.js';
 import { infoLines, type Log, streamLog } from './log.js';
 import { SpliceServer } from './server.js';
 import type { InheritedListeners } from './socket-activation.js';
+import { startSpawner } from './spawner.js';
 import { ServiceSupervisor } from './supervisor.js';
 
 export interface StartAppOptions {
@@ -93,6 +94,8 @@ export class App {
       });
     }
     app.announce(bound);
+    // Ahead of the first launch, which then does not wait for it to boot (see spawner.ts).
+    if (config.services.some((service) => service.command !== undefined && !service.terminal)) startSpawner();
     await app.warnOfNamesOutsideCa(config);
     return app;
   }

@@ -115,10 +115,9 @@ export class LaunchRecord {
    * Records a launch: its group and the shell that leads it, named by its start time. A shell that
    * exits before its group (`server &`) no longer names it: the members it left are recorded then.
    */
-  add(launch: { launchId: string; service: string; process: Pick<LaunchedProcess, 'pid' | 'exited'> }): void {
-    const { pid } = launch.process;
-    // Read before the shell can be reaped: it is our child, and a zombie until the event loop turns.
-    const started = processStartTime(pid);
+  add(launch: { launchId: string; service: string; process: Pick<LaunchedProcess, 'pid' | 'exited' | 'started'> }): void {
+    // Read at the spawn, before the shell could be reaped: it may be gone by now (see LaunchedProcess).
+    const { pid, started } = launch.process;
     const entry: LaunchEntry = { launchId: launch.launchId, service: launch.service, pgid: pid, processes: [] };
     if (started !== undefined) entry.processes.push({ pid, started });
     this.entries.push(entry);

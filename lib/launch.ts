@@ -3,7 +3,6 @@
 // its workers alike: SIGTERM to the group, SIGKILL once `stop_timeout` has passed; and to every
 // process of the launch that left the group (process-tree.ts).
 
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { createDebug } from './packages.js';
 import { commandWithPort } from './config.js';
@@ -11,6 +10,7 @@ import { LaunchError } from './errors.js';
 import { processStartTime, type ProcessId } from './process-group.js';
 import { LaunchTree, watchTree } from './process-tree.js';
 import type { ServiceLog } from './service-log.js';
+import { spawnFromHelper, type Spawned } from './spawner.js';
 import { startTimer } from './timer.js';
 
 const debug = createDebug('norikae:launch');
@@ -34,6 +34,8 @@ export interface ExitStatus {
 export class LaunchedProcess {
   /** Also the process group id: the shell leads its group. */
   readonly pid: number;
+  /** The shell's start time (see processStartTime), read before it could be reaped; undefined without /proc. */
+  readonly started: string | undefined;
   /** Epoch ms, for people (the dashboard, `status`). */
   readonly startedAt = Date.now();
   /** performance.now() at the spawn: how long it ran, whatever the wall clock does. */
@@ -49,11 +51,14 @@ export class LaunchedProcess {
   onProcessesSeen: (ids: ProcessId[]) => void = () => {};
   private readonly unwatch: () => void;
 
-  constructor(pid: number, exited: Promise<ExitStatus>) {
+  /**
+   * `started`: the shell's start time, read before it could be reaped (by the spawner process, whose
+   * child it is: a zombie until that process's loop turns); read here when not given (terminal.ts).
+   */
+  constructor(pid: number, exited: Promise<ExitStatus>, started = processStartTime(pid)) {
     this.pid = pid;
+    this.started = started;
     this.exited = exited.then((status) => (this.exitStatus = status));
-    // Read before the shell can be reaped: it is our child, and a zombie until the event loop turns.
-    const started = processStartTime(pid);
     this.tree = new LaunchTree(pid, started === undefined ? [] : [{ pid, started }], (ids) => this.onProcessesSeen(ids));
     this.unwatch = watchTree(this.tree);
   }
@@ -80,11 +85,11 @@ export class LaunchedProcess {
 }
 
 /**
- * Launches at once spawn one per turn of the event loop. A spawn blocks the event loop until the
- * new process has run far enough to exec its shell, and while twenty dev servers boot on two
- * cores that is tens of milliseconds each: twenty first requests, each launching a service,
- * spawned all twenty in one turn, and no probe, accept or splice ran for seconds. One per turn,
- * the services launched first are probed and served between the later spawns.
+ * Launches at once spawn one per turn of the event loop. A spawn used to block the event loop
+ * until the new process exec'd, tens of milliseconds each while twenty dev servers boot on two
+ * cores; it is a message to the spawner process now (spawner.ts), but each launch still does
+ * some work on this thread (a bind probe, log lines, the message): one per turn, no turn carries
+ * twenty of them, and connections are served in between.
  */
 const spawnQueue: (() => void)[] = [];
 let spawnTurns: NodeJS.Immediate | undefined;
@@ -102,38 +107,31 @@ function nextSpawn(): void {
   spawnTurns = spawnQueue.length > 0 ? setImmediate(nextSpawn) : undefined;
 }
 
-/** Spawns the service's command; output goes to `log`. Throws LaunchError if it cannot start. */
-export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProcess {
+/**
+ * Spawns the service's command from the spawner process (see spawner.ts), whose replies bring
+ * its output to `log` and its exit. Rejects with a LaunchError if it cannot start.
+ */
+export async function launchCommand(spec: LaunchSpec, log: ServiceLog): Promise<LaunchedProcess> {
   if (spec.cwd !== undefined && !isDirectory(spec.cwd)) {
     throw new LaunchError(spec.name, `cannot launch ${spec.name}: its cwd ${spec.cwd} is not a folder`);
   }
   const command = commandWithPort(spec.command, spec.port);
-  const child = spawn('/bin/sh', ['-c', command], {
-    cwd: spec.cwd,
-    env: { ...process.env, PORT: String(spec.port), ...spec.env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (child.pid === undefined) {
-    // spawn reports this failure asynchronously too; the listener keeps it from being thrown.
-    child.once('error', () => {});
+  let resolveExit: (status: ExitStatus) => void = () => {};
+  const exited = new Promise<ExitStatus>((resolve) => (resolveExit = resolve));
+  let spawned: Spawned;
+  try {
+    spawned = await spawnFromHelper({
+      file: '/bin/sh',
+      args: ['-c', command],
+      cwd: spec.cwd,
+      env: { ...process.env, PORT: String(spec.port), ...spec.env },
+    }, { output: (chunk, stream) => log.write(chunk, stream), exit: resolveExit });
+  } catch (err) {
+    debug('%s could not be spawned: %s', spec.name, (err as Error).message);
     throw new LaunchError(spec.name, `cannot launch ${spec.name}: /bin/sh could not be started`);
   }
-  child.stdout.on('data', (chunk: Buffer) => log.write(chunk, 'stdout'));
-  child.stderr.on('data', (chunk: Buffer) => log.write(chunk, 'stderr'));
-  const exited = new Promise<ExitStatus>((resolve) => {
-    child.once('error', (err) => resolve({ code: null, signal: null, error: err.message }));
-    child.once('exit', (code, signal) => {
-      // The last words of a failing server may still be in the pipes: give them a moment.
-      const timer = setTimeout(() => resolve({ code, signal }), 100);
-      child.once('close', () => {
-        clearTimeout(timer);
-        resolve({ code, signal });
-      });
-    });
-  });
-  debug('launched %s as pid %d: %s', spec.name, child.pid, command);
-  return new LaunchedProcess(child.pid, exited);
+  debug('launched %s as pid %d: %s', spec.name, spawned.pid, command);
+  return new LaunchedProcess(spawned.pid, exited, spawned.started);
 }
 
 /**
@@ -143,7 +141,7 @@ export function launchCommand(spec: LaunchSpec, log: ServiceLog): LaunchedProces
 export async function runStopCommand(spec: LaunchSpec & { stop: string }, log: ServiceLog, timeoutMs: number): Promise<void> {
   let process: LaunchedProcess;
   try {
-    process = launchCommand({ ...spec, command: spec.stop }, log);
+    process = await launchCommand({ ...spec, command: spec.stop }, log);
   } catch (err) {
     log.note(`the stop command could not run: ${(err as Error).message}`);
     return;

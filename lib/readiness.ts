@@ -34,7 +34,8 @@ const GROUP_POLL_MS = 50;
  * first requests each polled every millisecond, and the probes alone took more than norikae's
  * one core. Twenty at once are each asked every 5 ms; in traces of that bench no launch was
  * starved of probes (its first round after the bind accepted): what delayed them was the event
- * loop blocked by spawns and walks of /proc (see spawnTurn, process-tree.ts).
+ * loop blocked by spawns (now made by the spawner process, spawner.ts) and walks of /proc
+ * (process-tree.ts).
  */
 const SHARED_POLL_MS = 0.25;
 /** Launches waiting on a `tcp` check right now (see SHARED_POLL_MS). */

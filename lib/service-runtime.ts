@@ -96,6 +96,10 @@ export class ServiceRuntime {
   /** A cancelled launch that has not given up yet: the next one begins after it. */
   private cancelled: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  /** A spawn under way: settles once its process is `process` (or it failed). */
+  private spawning: Promise<void> | undefined;
+  /** Why the last stop was asked for, for the stop of a process that was spawning then. */
+  private stopReason = 'stopped';
   /** Where `stopping` ends. */
   private afterStop: 'stopped' | 'held' = 'stopped';
   /** Where to dial it, the address that answered last first. */
@@ -132,8 +136,9 @@ export class ServiceRuntime {
     return this.stopping;
   }
 
+  /** A launch in flight, or the spawn of a cancelled one (its process is about to be stopped). */
   get launching(): boolean {
-    return this.launch !== undefined;
+    return this.launch !== undefined || this.spawning !== undefined;
   }
 
   /**
@@ -187,8 +192,9 @@ export class ServiceRuntime {
    */
   async stop(cause: CancelCause, reason: string): Promise<void> {
     this.cancel(cause);
+    this.stopReason = reason;
     const after = cause === 'held' ? 'held' : 'stopped';
-    if (this.process === undefined && this.stopping === undefined) {
+    if (this.process === undefined && this.stopping === undefined && this.spawning === undefined) {
       // Nothing to stop: only a launch that had not spawned yet ends, or the hold is taken.
       if (after === 'held') this.moveTo('held');
       else if (this.state === 'launching') this.moveTo('stopped');
@@ -196,6 +202,8 @@ export class ServiceRuntime {
     }
     if (after === 'held' || this.state !== 'stopping') this.afterStop = after;
     this.moveTo('stopping');
+    // Its process is on its way: it is stopped once it is there (or the spawn failed).
+    if (this.spawning !== undefined) await this.spawning;
     await this.terminate(reason);
     if (this.state === 'stopping') this.moveTo(this.afterStop);
   }
@@ -297,12 +305,23 @@ export class ServiceRuntime {
       await spawnTurn();
       // The full search for a holder only when the port cannot be bound (see portIsBindable).
       const bindable = await portIsBindable(this.port);
-      // Nothing is awaited from here to the spawn: a stop either came before (and ends this
-      // launch here) or comes after (and finds the process to stop).
       signal.throwIfAborted();
       if (bindable) this.portHeldBy = undefined;
       else this.checkPortIsFree();
-      process = this.spawn(log);
+      // A stop that comes while the spawner process spawns waits for the process (see stop), and
+      // the launch stops it before giving up: whatever was started is stopped.
+      const spawned = this.spawn(log);
+      this.spawning = spawned.then(noop, noop);
+      try {
+        process = await spawned;
+      } finally {
+        this.spawning = undefined;
+      }
+      if (signal.aborted) {
+        // Whichever of the two comes first begins the stop, with the stop's reason.
+        await this.terminate(this.stopReason);
+        throw signal.reason;
+      }
     } else {
       debug('%s: port refused while pid %d runs; waiting for it', this.name, process.pid);
     }
@@ -353,7 +372,8 @@ export class ServiceRuntime {
     if (owner !== undefined) throw launchErrors.portHeld(this.name, this.port!, owner);
   }
 
-  private spawn(log: ServiceLog): LaunchedProcess {
+  /** Spawns its command; resolves once the process runs and is this service's (`this.process`). */
+  private async spawn(log: ServiceLog): Promise<LaunchedProcess> {
     const { service } = this;
     const sinceIdleStop = performance.now() - this.usage.idleStoppedAt;
     if (sinceIdleStop < service.idleCooldown * 1000) {
@@ -365,7 +385,7 @@ export class ServiceRuntime {
     this.context.log.info(`launching ${this.name}: ${command}${service.cwd ? ` (in ${service.cwd})` : ''}`);
     log.note(`launching on port ${this.port}: ${command}`);
     const spec = { name: this.name, command: service.command!, cwd: service.cwd, env: service.env, port: this.port! };
-    const process = service.terminal ? this.context.terminals.launch(spec, log) : launchCommand(spec, log);
+    const process = service.terminal ? this.context.terminals.launch(spec, log) : await launchCommand(spec, log);
     this.process = process;
     this.launchedAs = launchSignature(service);
     this.context.record?.launched(this.name, process);

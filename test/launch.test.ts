@@ -1,9 +1,74 @@
-// Spawning launched commands: launches at once take turns of the event loop.
+// Spawning launched commands: from the spawner process, so that the main thread never waits for a
+// fork and exec; launches at once take turns of the event loop.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { spawnTurn } from '../lib/launch.js';
+import { launchCommand, spawnTurn, type LaunchedProcess } from '../lib/launch.js';
+import { LaunchError } from '../lib/errors.js';
+import { isLiveProcess, processStartTime } from '../lib/process-group.js';
+import { ServiceLog } from '../lib/service-log.js';
+import { startSpawner } from '../lib/spawner.js';
 import { countTurns } from './helpers.js';
+
+const spec = (command: string, env: Record<string, string> = {}) => ({ name: 'app', command, cwd: undefined, env, port: 0 });
+
+/** The main thread's voluntary context switches so far: each time it slept in a system call. */
+function mainThreadSleeps(): number {
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8'))![1]);
+}
+
+describe('launchCommand', () => {
+  test('a launch does not put the main thread to sleep: the fork and exec happen in the spawner process', async (t) => {
+    const launched: LaunchedProcess[] = [];
+    t.after(() => Promise.all(launched.map((each) => each.stop(1000))));
+    // Started once, ahead of launches (as norikae does when it starts): forking it is a wait of its own.
+    startSpawner();
+    // child_process.spawn on this thread sleeps in read() until the child execs: one sleep per
+    // launch at least (10 of 10 before the spawner). Without it none; 2 allow for a lock in V8.
+    let sleeps = 0;
+    for (let i = 0; i < 10; i++) {
+      const before = mainThreadSleeps();
+      const launching = launchCommand(spec('exec sleep 30'), new ServiceLog());
+      sleeps += mainThreadSleeps() - before;
+      launched.push(await launching);
+    }
+    assert.ok(sleeps <= 2, `the main thread slept ${sleeps} times in 10 launches`);
+    for (const each of launched) {
+      assert.ok(isLiveProcess(each.pid), `pid ${each.pid} runs`);
+      assert.equal(each.started, processStartTime(each.pid), 'its start time, read at the spawn');
+    }
+  });
+
+  test('output and exit come through the spawner, the last words included', async () => {
+    const log = new ServiceLog();
+    const launched = await launchCommand(spec('echo out; echo err >&2; exit 3'), log);
+    const status = await launched.exited;
+    assert.deepEqual(status, { code: 3, signal: null });
+    assert.deepEqual([...log.tail(10)].sort(), ['err', 'out']);
+  });
+
+  test('a shell that is reaped at once is still named by its start time', async () => {
+    const launched = await launchCommand(spec('exit 0'), new ServiceLog());
+    await launched.exited;
+    assert.match(launched.started ?? '', /^\d+$/);
+    assert.deepEqual(launched.tree.seen(), [{ pid: launched.pid, started: launched.started }]);
+  });
+
+  test('a command that cannot start (an environment too large for exec) is a LaunchError', async () => {
+    await assert.rejects(launchCommand(spec('exit 0', { BIG: 'x'.repeat(200_000) }), new ServiceLog()), (err) => {
+      assert.ok(err instanceof LaunchError);
+      assert.equal(err.message, 'cannot launch app: /bin/sh could not be started');
+      return true;
+    });
+  });
+
+  test('a cwd that is not a folder is a LaunchError, and nothing is spawned', async () => {
+    await assert.rejects(launchCommand({ ...spec('exit 0'), cwd: '/nonexistent/folder' }, new ServiceLog()), {
+      name: 'LaunchError', message: 'cannot launch app: its cwd /nonexistent/folder is not a folder',
+    });
+  });
+});
 
 describe('spawn turns', () => {
   test('twenty launches at once spawn on twenty turns of the event loop, in the order they asked', async () => {
@@ -18,5 +83,4 @@ describe('spawn turns', () => {
     assert.deepEqual(order, Array.from({ length: 20 }, (_, i) => i));
     assert.equal(new Set(turns).size, 20, `turns: ${turns.join(' ')}`);
   });
-
 });

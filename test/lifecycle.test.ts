@@ -497,7 +497,7 @@ describe('launch record', () => {
     const file = recordFile(t);
     const record = new LaunchRecord(file);
     // The shell starts a server in the background and exits at once.
-    const launched = launchCommand({ name: 'app', command: 'sleep 30 >/dev/null 2>&1 &', cwd: undefined, env: {}, port: 0 }, new ServiceLog());
+    const launched = await launchCommand({ name: 'app', command: 'sleep 30 >/dev/null 2>&1 &', cwd: undefined, env: {}, port: 0 }, new ServiceLog());
     const group = launched.pid;
     t.after(() => {
       for (const pid of groupMembers(group)) process.kill(pid, 'SIGKILL');

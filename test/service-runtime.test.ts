@@ -1,11 +1,14 @@
 // A stop, a restart and a reload that removes the service, in each state a launch waits in: for a
 // dependency, for its `delay`, for readiness. Real processes (the dev-server fixture) behind a real
-// splicer; what a waiting client gets and which processes are left is checked for every pair.
+// splicer; what a waiting client gets and which processes are left is checked for every pair; and
+// the same while the launch's process is being spawned (the spawner process held meanwhile).
 
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
-import { isLiveProcess } from '../lib/process-group.js';
-import { freePort, waitFor } from './helpers.js';
+import { describe, test, type TestContext } from 'node:test';
+import { isLiveProcess, processGroupOf } from '../lib/process-group.js';
+import { readProcessesInTurns } from '../lib/process-tree.js';
+import { spawnerPid, startSpawner } from '../lib/spawner.js';
+import { delay, freePort, waitFor } from './helpers.js';
 import { start, type Harness } from './launch-harness.js';
 
 type Wait = 'dependency' | 'delay' | 'readiness';
@@ -102,6 +105,90 @@ for (const wait of ['dependency', 'delay', 'readiness'] as const) {
     });
   });
 }
+
+/** Children of the spawner process that live: every process a launch spawned and nothing stopped yet. */
+async function spawnedAlive(spawner: number): Promise<number[]> {
+  return [...(await readProcessesInTurns())].filter(([, entry]) => entry.ppid === spawner && !entry.zombie).map(([pid]) => pid);
+}
+
+/**
+ * Holds the spawner process (SIGSTOP) so that a spawn asked for now stays under way until
+ * `resume`: a stop, a restart or a reload can then come mid-spawn, as they may on a busy machine.
+ */
+async function holdSpawner(t: TestContext): Promise<{ pid: number; resume: () => void }> {
+  startSpawner();
+  const pid = spawnerPid()!;
+  assert.deepEqual(await spawnedAlive(pid), [], 'no launch of an earlier test left running');
+  process.kill(pid, 'SIGSTOP');
+  const resume = (): void => void process.kill(pid, 'SIGCONT');
+  // Before the harness's own clean-up, which would wait for the spawn.
+  t.after(resume);
+  return { pid, resume };
+}
+
+/** Whether `promise` is still pending after `ms`. */
+async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const pending = Symbol('pending');
+  return await Promise.race([promise.then(() => undefined, () => undefined), delay(ms).then(() => pending)]) === pending;
+}
+
+describe('while its process is being spawned', () => {
+  const web = async (): Promise<string> => `[service.web]\nport = ${await freePort()}\ncommand = "{server} --record {record}"\n`;
+
+  test('a stop waits for the process, stops it, answers 503 and holds the service', async (t) => {
+    const spawner = await holdSpawner(t);
+    const h = await start(t, await web());
+    const response = h.get('web.localhost');
+    await waiting(h, 'readiness');
+    const stopped = h.supervisor.stopByUser('web');
+    const waited = await pendingAfter(stopped, 300);
+    spawner.resume();
+    assert.ok(waited, 'the stop waits for the spawn');
+    await within(stopped, 10_000, 'the stop');
+    assert.equal((await within(response, 5000, 'the answer after the stop')).status, 503);
+    assert.deepEqual(await spawnedAlive(spawner.pid), [], 'the process spawned meanwhile was stopped');
+    const info = h.supervisor.info('web')!;
+    assert.equal(info.state, 'stopped');
+    assert.equal(info.stoppedByUser, true);
+    assert.equal(info.pid, null);
+    assert.equal((await h.get('web.localhost')).status, 503);
+  });
+
+  test('a restart stops the process spawned meanwhile, and the new launch serves the waiting client', async (t) => {
+    const spawner = await holdSpawner(t);
+    const h = await start(t, await web());
+    const response = h.get('web.localhost');
+    await waiting(h, 'readiness');
+    const restarted = h.supervisor.restart('web');
+    const waited = await pendingAfter(restarted, 300);
+    spawner.resume();
+    assert.ok(waited, 'the restart waits for the spawn');
+    const answer = await within(response, 20_000, 'the answer after the restart');
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal((await restarted).state, 'running');
+    assert.equal(h.log.lines.filter((line) => line.startsWith('launching web: ')).length, 2);
+    const alive = await spawnedAlive(spawner.pid);
+    assert.equal(alive.length, 1, `only the new launch runs: ${alive.join(' ')}`);
+    assert.equal(processGroupOf(JSON.parse(answer.body).pid), alive[0], 'served by the new launch');
+  });
+
+  test('a reload that removes the service stops the process spawned meanwhile', async (t) => {
+    const table = await web();
+    const spawner = await holdSpawner(t);
+    const h = await start(t, table);
+    const response = h.get('web.localhost');
+    await waiting(h, 'readiness');
+    const reloaded = h.reconfigure('');
+    const waited = await pendingAfter(reloaded, 300);
+    spawner.resume();
+    assert.ok(waited, 'the removal waits for the spawn');
+    await within(reloaded, 10_000, 'the reload');
+    const answer = await within(response, 5000, 'the answer after the reload');
+    assert.equal(answer.status, 503, answer.body);
+    assert.deepEqual(await spawnedAlive(spawner.pid), [], 'the process spawned meanwhile was stopped');
+    assert.equal(h.supervisor.info('web'), undefined);
+  });
+});
 
 describe('the state table', () => {
   test('docs/architecture.md shows the transitions the code allows, no more and no fewer', async () => {
