@@ -3,7 +3,8 @@
 // as the supervisor does, from a process holding about as much memory as a running norikae. Says
 // the time spent inside the launch calls (the main thread's own blocking), the longest gap of a
 // 1 ms interval and the main thread's CPU and run-queue wait (/proc schedstat: time it was ready
-// to run but another process had the core, which a loaded machine adds to every gap).
+// to run but another process had the core, which a loaded machine adds to every gap). The
+// spawner process, where there is one, is started first, as norikae starts it.
 // Usage: node dist/bench/launch-block.js [COUNT]
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -26,6 +27,14 @@ for (let i = 0; i < 150; i++) ballast.push(Array.from({ length: 10_000 }, (_, j)
 function schedstat(): { cpuMs: number; waitMs: number } {
   const [cpu, wait] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
   return { cpuMs: cpu! / 1e6, waitMs: wait! / 1e6 };
+}
+
+// norikae starts the spawner process once it listens (see app.ts): so here, a second before the
+// launches. A build without it (the comparison's "before") has no spawner.js.
+const spawner = await import('../lib/spawner.js').catch(() => undefined);
+if (spawner !== undefined) {
+  spawner.startSpawner();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'norikae-launch-block-'));
