@@ -82,7 +82,8 @@ export class App {
     const dashboard = config.dashboardHost === undefined ? undefined : new Dashboard(supervisor, { limits, access: apiAccess(config, log) });
     const server = new SpliceServer(config, { log, connector: supervisor, dashboard, premade: options.inherited });
     const bound = await server.listen();
-    record.setListening(bound);
+    // On disk before "listening on" is said: the CLI's other commands find this norikae by it.
+    await record.setListening(bound);
     const app = new App(config, options, log, supervisor, server);
     running = app;
     app.takeInherited(options.inherited);

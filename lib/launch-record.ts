@@ -8,7 +8,8 @@
 // listens, for running-instance.ts.
 
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ListenAddress } from './address.js';
 import { createDebug } from './packages.js';
@@ -63,13 +64,17 @@ export class LaunchRecord {
   private readonly started = processStartTime(process.pid);
   /** The boot the start times count from: a record of another boot names no process of this one. */
   private readonly boot = bootId();
+  /** The write under way, or the last one (see save). */
+  private writing: Promise<void> = Promise.resolve();
+  /** A write is queued and has not begun: a save now is that write. */
+  private writeQueued = false;
 
   constructor(readonly file: string) {}
 
-  /** Records where this norikae listens (port 0 resolved), for the CLI. */
-  setListening(addresses: ListenAddress[]): void {
+  /** Records where this norikae listens (port 0 resolved), for the CLI; resolves once it is on disk. */
+  setListening(addresses: ListenAddress[]): Promise<void> {
     this.listening = addresses;
-    this.save();
+    return this.save();
   }
 
   /**
@@ -102,7 +107,7 @@ export class LaunchRecord {
       await tree.stop(stopTimeoutMs(entry.service));
     }));
     this.entries = [];
-    this.save();
+    await this.save();
     return stopped;
   }
 
@@ -170,14 +175,35 @@ export class LaunchRecord {
     this.save();
   }
 
+  /** Resolves once everything recorded so far is on disk (before an exit, say). */
+  flushed(): Promise<void> {
+    return this.writing;
+  }
+
+  /**
+   * Writes the record, off the event loop: written on it, a launch's write and rename took up to
+   * 100 ms each on a loaded machine, with every connection waiting. One write at a time, each of
+   * the state when it begins, so the last state is the one left on disk; saves asked for while
+   * one waits to begin are that one. Resolves once the state as of now is on disk.
+   */
+  private save(): Promise<void> {
+    if (!this.writeQueued) {
+      this.writeQueued = true;
+      this.writing = this.writing.then(() => this.write());
+    }
+    return this.writing;
+  }
+
   /** Written whole to a temporary file and renamed, so a crash never leaves half a file. */
-  private save(): void {
+  private async write(): Promise<void> {
+    this.writeQueued = false;
+    const record = { pid: process.pid, started: this.started, boot: this.boot, listening: this.listening, launched: this.entries };
+    const text = `${JSON.stringify(record, null, 2)}\n`;
+    const temporary = `${this.file}.${process.pid}.tmp`;
     try {
-      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      const temporary = `${this.file}.${process.pid}.tmp`;
-      const record = { pid: process.pid, started: this.started, boot: this.boot, listening: this.listening, launched: this.entries };
-      writeFileSync(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-      renameSync(temporary, this.file);
+      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+      await writeFile(temporary, text, { mode: 0o600 });
+      await rename(temporary, this.file);
     } catch (err) {
       debug('cannot write %s: %s', this.file, (err as Error).message);
     }

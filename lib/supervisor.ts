@@ -272,6 +272,8 @@ export class ServiceSupervisor extends EventEmitter implements UpstreamConnector
     await Promise.all([...this.runtimes.values()].map((runtime) => runtime.stop('exiting', reason)));
     await Promise.all(this.removals);
     for (const runtime of this.runtimes.values()) runtime.log?.close();
+    // The record left on disk says that nothing runs: a write of it may still be under way.
+    await this.options.record?.flushed();
   }
 
   /**

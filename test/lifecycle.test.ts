@@ -493,6 +493,26 @@ describe('launch record', () => {
     assert.equal(isLiveProcess(ours), false);
   });
 
+  test('launches are recorded off the event loop, one write at a time, the last state last', async (t) => {
+    const file = recordFile(t);
+    const record = new LaunchRecord(file);
+    const never = new Promise<never>(() => {});
+    const entries = (): string[] => (JSON.parse(readFileSync(file, 'utf8')) as { launched: { launchId: string }[] }).launched.map((entry) => entry.launchId);
+    // Twenty launches recorded in one turn (as many spawns' replies may arrive): nothing is
+    // written on the way (the file does not even exist yet), and all twenty once it is.
+    for (let i = 0; i < 20; i++) record.add({ launchId: `launch-${i}`, service: 'app', process: { pid: 100_000 + i, started: '1', exited: never } });
+    assert.equal(existsSync(file), false, 'written after the turn, not during it');
+    await record.flushed();
+    assert.deepEqual(entries(), Array.from({ length: 20 }, (_, i) => `launch-${i}`));
+    // Changes while a write is under way are written after it, whatever the threads' timing.
+    for (let i = 0; i < 20; i++) {
+      record.remove(`launch-${i}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await record.flushed();
+    assert.deepEqual(entries(), []);
+  });
+
   test('a group whose shell exited first is recorded by the members it left, and stopped by them', async (t) => {
     const file = recordFile(t);
     const record = new LaunchRecord(file);
@@ -504,6 +524,7 @@ describe('launch record', () => {
     });
     record.add({ launchId: 'launch-1', service: 'app', process: launched });
     await launched.exited;
+    await record.flushed();
     const [sleeper] = groupMembers(group);
     assert.ok(sleeper !== undefined && sleeper !== group, 'the shell is gone, its background process lives on');
     const written = readFileSync(file, 'utf8');
