@@ -49,8 +49,21 @@ function launch(request: SpawnRequest & { type: 'spawn' }): void {
   unadopted.set(id, child.pid);
   // Read before the shell can be reaped: it is our child, and a zombie until this loop turns.
   send({ type: 'spawned', id, pid: child.pid, started: processStartTime(child.pid) });
-  child.stdout!.on('data', (chunk: Buffer) => send({ type: 'output', id, stream: 'stdout', chunk }));
-  child.stderr!.on('data', (chunk: Buffer) => send({ type: 'output', id, stream: 'stderr', chunk }));
+  // Bounded: while norikae has not taken what was sent (its loop is busy), the pipes are not read,
+  // and the command waits on them as it would on norikae's own.
+  const resume = (): void => {
+    child.stdout!.resume();
+    child.stderr!.resume();
+  };
+  const relay = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
+    if (!process.connected) return;
+    if (!process.send!({ type: 'output', id, stream, chunk }, resume)) {
+      child.stdout!.pause();
+      child.stderr!.pause();
+    }
+  };
+  child.stdout!.on('data', (chunk: Buffer) => relay('stdout', chunk));
+  child.stderr!.on('data', (chunk: Buffer) => relay('stderr', chunk));
   let ended = false;
   const exit = (status: SpawnReply & { type: 'exit' }): void => {
     if (ended) return;

@@ -8,7 +8,7 @@ import { launchCommand, spawnTurn, type LaunchedProcess } from '../lib/launch.js
 import { LaunchError } from '../lib/errors.js';
 import { isLiveProcess, processStartTime } from '../lib/process-group.js';
 import { ServiceLog } from '../lib/service-log.js';
-import { startSpawner } from '../lib/spawner.js';
+import { spawnerPid, spawnFromHelper, startSpawner } from '../lib/spawner.js';
 import { countTurns } from './helpers.js';
 
 const spec = (command: string, env: Record<string, string> = {}) => ({ name: 'app', command, cwd: undefined, env, port: 0 });
@@ -16,6 +16,11 @@ const spec = (command: string, env: Record<string, string> = {}) => ({ name: 'ap
 /** The main thread's voluntary context switches so far: each time it slept in a system call. */
 function mainThreadSleeps(): number {
   return Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8'))![1]);
+}
+
+/** A process's resident memory, from /proc. */
+function rssKiB(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
 describe('launchCommand', () => {
@@ -46,6 +51,25 @@ describe('launchCommand', () => {
     const status = await launched.exited;
     assert.deepEqual(status, { code: 3, signal: null });
     assert.deepEqual([...log.tail(10)].sort(), ['err', 'out']);
+  });
+
+  test('output waits in the command\'s pipe, not in the spawner, while norikae does not take it', async () => {
+    const bytes = 48 * 1024 * 1024;
+    let received = 0;
+    const spawned = await spawnFromHelper(
+      { file: '/bin/sh', args: ['-c', `head -c ${bytes} /dev/zero`], cwd: undefined, env: process.env },
+      { output: (chunk) => (received += chunk.length), exit: () => {} },
+    );
+    const spawner = spawnerPid()!;
+    const rssBefore = rssKiB(spawner);
+    // This thread takes nothing for a second, as a busy event loop would not.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    const grown = rssKiB(spawner) - rssBefore;
+    assert.ok(grown < 16 * 1024, `the spawner grew by ${grown} KiB holding output`);
+    assert.ok(isLiveProcess(spawned.pid), 'the command waits on its full pipe');
+    // And nothing is lost once it is taken again.
+    for (let i = 0; i < 200 && received < bytes; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    assert.equal(received, bytes);
   });
 
   test('a shell that is reaped at once is still named by its start time', async () => {
