@@ -9,6 +9,7 @@ import { ApiAccess, apiKeyFile, configId, createApiKey } from './api-access.js';
 import { findAddressClash, formatAddress, resolveAddressPlan, isLoopback, serviceUrl, type ListenAddress } from './address.js';
 import { sameConfig, stateDir, type Config } from './config.js';
 import { checkResolvedAddresses, findConfigFile, loadConfig } from './config-file.js';
+import { ServiceReuse } from './config-reuse.js';
 import { describeChanges, routingTable } from './config-summary.js';
 import { configWarnings, formatWarning } from './config-warnings.js';
 import { watchConfigFile } from './config-watcher.js';
@@ -65,12 +66,15 @@ export class App {
     private readonly log: Log,
     readonly supervisor: ServiceSupervisor,
     private readonly server: SpliceServer,
+    /** The services of the last read, which a reload takes again where the file did not change them. */
+    private readonly reuse: ServiceReuse,
   ) {}
 
   /** @internal Use startApp. */
   static async start(options: StartAppOptions): Promise<App> {
     const log = options.log ?? streamLog();
-    const config = readConfig(options);
+    const reuse = new ServiceReuse();
+    const config = readConfig(options, reuse);
     // Upstream names resolved: one that names this machine, on norikae's own port, is a loop.
     await checkResolvedAddresses(config, options.listen === undefined ? 'file' : 'cli');
     const record = new LaunchRecord(launchRecordFile(stateDir(), config.file));
@@ -84,7 +88,7 @@ export class App {
     const bound = await server.listen();
     // On disk before "listening on" is said: the CLI's other commands find this norikae by it.
     await record.setListening(bound);
-    const app = new App(config, options, log, supervisor, server);
+    const app = new App(config, options, log, supervisor, server, reuse);
     running = app;
     app.takeInherited(options.inherited);
     // Watching before "listening on" is said: an edit made as soon as a person (or a test) reads
@@ -174,7 +178,7 @@ export class App {
   private async reloadNow(why: string): Promise<ReloadOutcome> {
     let next: Config;
     try {
-      next = readConfig(this.options);
+      next = readConfig(this.options, this.reuse);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       return this.refuse(err.message, err.codeFrame);
@@ -292,6 +296,6 @@ function apiAccess(config: Config, log: Log): ApiAccess {
 }
 
 /** The config the options name, with `listen` replaced (before its addresses are checked). */
-function readConfig(options: StartAppOptions): Config {
-  return loadConfig(findConfigFile(options.config), { listen: options.listen, https: options.https });
+function readConfig(options: StartAppOptions, reuse: ServiceReuse): Config {
+  return loadConfig(findConfigFile(options.config), { listen: options.listen, https: options.https }, reuse);
 }

@@ -10,6 +10,7 @@ import { findAddressClash, resolveAddressPlan, type ListenOrigin } from './addre
 import { expandHome, type Config, type ConfigOptions } from './config.js';
 import { locateKey, positionAt } from './config-position.js';
 import { ConfigReader } from './config-reader.js';
+import type { ServiceReuse } from './config-reuse.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -33,15 +34,15 @@ export function userConfigFile(env = process.env): string {
   return join(xdg, 'norikae', 'config.toml');
 }
 
-/** Reads and validates a config file. */
-export function loadConfig(file: string, options: ConfigOptions = {}): Config {
+/** Reads and validates a config file; `reuse`: the services of the last read, taken again where unchanged (the app's reloads). */
+export function loadConfig(file: string, options: ConfigOptions = {}, reuse?: ServiceReuse): Config {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
   } catch (err) {
     throw new ConfigError(file, `cannot read the config file: ${describeReadError(err as NodeJS.ErrnoException)}`);
   }
-  return parseConfig(decodeUtf8(bytes, file), file, options);
+  return parseConfig(decodeUtf8(bytes, file), file, options, reuse);
 }
 
 /** Kept as read (a BOM too, as readFileSync's 'utf8' keeps it), but never a silent U+FFFD. */
@@ -100,7 +101,7 @@ function describeReadError(err: NodeJS.ErrnoException): string {
 }
 
 /** Validates TOML text; `file` is used for error messages and to resolve relative paths. */
-export function parseConfig(source: string, file: string, options: ConfigOptions = {}): Config {
+export function parseConfig(source: string, file: string, options: ConfigOptions = {}, reuse?: ServiceReuse): Config {
   let doc: Record<string, unknown>;
   try {
     doc = parse(source) as Record<string, unknown>;
@@ -112,7 +113,7 @@ export function parseConfig(source: string, file: string, options: ConfigOptions
     }
     throw err;
   }
-  return new ConfigReader(source, file, options).read(doc);
+  return new ConfigReader(source, file, options, reuse).read(doc);
 }
 
 /**

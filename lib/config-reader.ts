@@ -3,10 +3,12 @@
 // `config.ts` reads the file and parses the TOML; this turns the document into a `Config`.
 
 import { isIP } from 'node:net';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { findAddressClash, parseListenAddress, type ListenAddress } from './address.js';
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_DASHBOARD_HOST, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_COOLDOWN, DEFAULT_LISTEN, DEFAULT_MAX_HEAD_SIZE, DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT, expandHome, stateDir, type Config, type ConfigOptions, type ReadyChecks, type ServiceConfig } from './config.js';
 import { locateKey } from './config-position.js';
+import type { ServiceContext, ServiceReuse } from './config-reuse.js';
 import { ConfigError } from './errors.js';
 import { findTmux, TMUX_INSTALL } from './tmux.js';
 
@@ -22,12 +24,17 @@ const READY_KEYS = ['tcp', 'http', 'log'];
 /** The longest duration: 100 years is "never" for a dev server; more is a mistake, not a duration. */
 const MAX_DURATION_SECONDS = 100 * 365.25 * 24 * 3600;
 
+/** The top-level settings a service takes when it does not set its own. */
+type Defaults = { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number; terminal: boolean };
+
 /** Walks a parsed document, checking each key and turning mistakes into positioned errors. */
 export class ConfigReader {
   constructor(
     private readonly source: string,
     private readonly file: string,
     private readonly options: ConfigOptions,
+    /** The services of the last read, taken again where their tables are unchanged (the app's reloads). */
+    private readonly reuse?: ServiceReuse,
   ) {}
 
   read(doc: Record<string, unknown>): Config {
@@ -55,7 +62,7 @@ export class ConfigReader {
       logDir: logDir === undefined ? join(stateDir(), 'logs') : resolve(dirname(this.file), expandHome(logDir)),
       dashboardHost: this.dashboard(doc.dashboard),
       exitWhenIdle: this.seconds(doc.exit_when_idle, ['exit_when_idle'], false),
-      services: Object.keys(services).map((name) => this.service(name, services[name], ['service', name], defaults)),
+      services: this.services(services, defaults),
     };
     this.checkHostsAreUnique(config.services, config.dashboardHost);
     const clash = this.options.checkAddresses === false ? undefined : findAddressClash(config, this.options.listen === undefined ? 'file' : 'cli');
@@ -67,12 +74,25 @@ export class ConfigReader {
     return config;
   }
 
-  private service(
-    name: string,
-    value: unknown,
-    path: string[],
-    defaults: { idleTimeout: number | undefined; stopTimeout: number; idleCooldown: number; terminal: boolean },
-  ): ServiceConfig {
+  /** Every `[service.NAME]`, each checked, or taken as the last read made it when its table is unchanged (see ServiceReuse). */
+  private services(tables: Record<string, unknown>, defaults: Defaults): ServiceConfig[] {
+    const { reuse } = this;
+    if (reuse === undefined) return Object.keys(tables).map((name) => this.service(name, tables[name], ['service', name], defaults));
+    const context: ServiceContext = { file: this.file, home: homedir(), ...defaults };
+    reuse.begin();
+    const services = Object.keys(tables).map((name) => {
+      const table = tables[name];
+      const reused = reuse.find(name, table, context);
+      if (reused !== undefined) return reused;
+      const service = this.service(name, table, ['service', name], defaults);
+      reuse.keep(name, table, context, service);
+      return service;
+    });
+    reuse.end();
+    return services;
+  }
+
+  private service(name: string, value: unknown, path: string[], defaults: Defaults): ServiceConfig {
     const raw = this.table(value, path);
     this.checkKeys(raw, path, SERVICE_KEYS);
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {

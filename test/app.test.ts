@@ -96,6 +96,34 @@ describe('startApp', () => {
     assert.ok(log.lines.includes('the config file is valid again, and the same as the running config: nothing to apply'));
   });
 
+  test('a reload takes unchanged services as they were; a changed cwd is a pending restart of the running one', async (t) => {
+    const apiPort = await freePort();
+    const table = (cwd: string, api: number): string => `[service.web]\nport = ${webPort}\ncwd = "${cwd}"\ncommand = "node ${DEV_SERVER}"\n[service.api]\nport = ${api}\n`;
+    const webPort = await freePort();
+    const { dir, file, write } = project(t, '');
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, 'b'));
+    write(table('a', apiPort));
+    const { app, port } = await started(t, file);
+    assert.equal(parseResponse(await exchange(t, port, [getHead('web.localhost')])).status, 200);
+    const { pid } = app.supervisor.info('web')!;
+    assert.notEqual(pid, null);
+    const [web] = app.config.services;
+
+    write(table('a', await freePort()));
+    assert.equal(await app.reload('file changed'), 'applied');
+    assert.equal(app.config.services[0], web, 'web is the same service as before');
+    assert.notEqual(app.config.services[1]!.port, apiPort);
+    const kept = app.supervisor.info('web')!;
+    assert.deepEqual([kept.pid, kept.pendingRestart], [pid, false]);
+
+    write(table('b', app.config.services[1]!.port!));
+    assert.equal(await app.reload('file changed'), 'applied');
+    assert.equal(app.config.services[0]!.cwd, join(dir, 'b'));
+    const moved = app.supervisor.info('web')!;
+    assert.deepEqual([moved.pid, moved.pendingRestart], [pid, true], 'the new cwd applies at the next launch');
+  });
+
   test('the config file is watched: an edit reloads without a call', async (t) => {
     const { file, write } = project(t, `[service.web]\nport = ${await freePort()}\n`);
     const log = memoryLog();
