@@ -9,7 +9,7 @@ import { ApiAccess, apiKeyFile, configId, createApiKey } from './api-access.js';
 import { findAddressClash, formatAddress, resolveAddressPlan, isLoopback, serviceUrl, type ListenAddress } from './address.js';
 import { sameConfig, stateDir, type Config } from './config.js';
 import { checkResolvedAddresses, findConfigFile, loadConfig } from './config-file.js';
-import { ServiceReuse } from './config-reuse.js';
+import { configReuse, type ConfigReuse } from './config-reuse.js';
 import { describeChanges, routingTable } from './config-summary.js';
 import { configWarnings, formatWarning } from './config-warnings.js';
 import { watchConfigFile } from './config-watcher.js';
@@ -66,14 +66,14 @@ export class App {
     private readonly log: Log,
     readonly supervisor: ServiceSupervisor,
     private readonly server: SpliceServer,
-    /** The services of the last read, which a reload takes again where the file did not change them. */
-    private readonly reuse: ServiceReuse,
+    /** What the last read parsed and checked, which a reload takes again where the file did not change it. */
+    private readonly reuse: ConfigReuse,
   ) {}
 
   /** @internal Use startApp. */
   static async start(options: StartAppOptions): Promise<App> {
     const log = options.log ?? streamLog();
-    const reuse = new ServiceReuse();
+    const reuse = configReuse();
     const config = readConfig(options, reuse);
     // Upstream names resolved: one that names this machine, on norikae's own port, is a loop.
     await checkResolvedAddresses(config, options.listen === undefined ? 'file' : 'cli');
@@ -296,6 +296,6 @@ function apiAccess(config: Config, log: Log): ApiAccess {
 }
 
 /** The config the options name, with `listen` replaced (before its addresses are checked). */
-function readConfig(options: StartAppOptions, reuse: ServiceReuse): Config {
+function readConfig(options: StartAppOptions, reuse: ConfigReuse): Config {
   return loadConfig(findConfigFile(options.config), { listen: options.listen, https: options.https }, reuse);
 }

@@ -10,7 +10,7 @@ import { findAddressClash, resolveAddressPlan, type ListenOrigin } from './addre
 import { expandHome, type Config, type ConfigOptions } from './config.js';
 import { locateKey, positionAt } from './config-position.js';
 import { ConfigReader } from './config-reader.js';
-import type { ServiceReuse } from './config-reuse.js';
+import type { ConfigReuse } from './config-reuse.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -34,8 +34,8 @@ export function userConfigFile(env = process.env): string {
   return join(xdg, 'norikae', 'config.toml');
 }
 
-/** Reads and validates a config file; `reuse`: the services of the last read, taken again where unchanged (the app's reloads). */
-export function loadConfig(file: string, options: ConfigOptions = {}, reuse?: ServiceReuse): Config {
+/** Reads and validates a config file; `reuse`: what the last read of it parsed and checked, taken again where unchanged (the app's reloads). */
+export function loadConfig(file: string, options: ConfigOptions = {}, reuse?: ConfigReuse): Config {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
@@ -101,10 +101,10 @@ function describeReadError(err: NodeJS.ErrnoException): string {
 }
 
 /** Validates TOML text; `file` is used for error messages and to resolve relative paths. */
-export function parseConfig(source: string, file: string, options: ConfigOptions = {}, reuse?: ServiceReuse): Config {
+export function parseConfig(source: string, file: string, options: ConfigOptions = {}, reuse?: ConfigReuse): Config {
   let doc: Record<string, unknown>;
   try {
-    doc = parse(source) as Record<string, unknown>;
+    doc = reuse === undefined ? parse(source) as Record<string, unknown> : reuse.document.parse(source);
   } catch (err) {
     if (err instanceof TomlError) {
       const reason = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
@@ -113,7 +113,7 @@ export function parseConfig(source: string, file: string, options: ConfigOptions
     }
     throw err;
   }
-  return new ConfigReader(source, file, options, reuse).read(doc);
+  return new ConfigReader(source, file, options, reuse?.services).read(doc);
 }
 
 /**

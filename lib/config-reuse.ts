@@ -4,9 +4,22 @@
 // object, it is also unchanged at once for the reload's comparisons (sameConfig, describeChanges).
 // A service's checks of its own table are a function of those inputs alone, except tmux on PATH
 // for `terminal = true`: such a service is checked every time. Checks across services (hosts
-// claimed twice, address clashes, `requires`) always run.
+// claimed twice, address clashes, `requires`) always run. A table toml-reuse.ts kept from the
+// last document is the very same object, found unchanged without a walk.
 
 import type { ServiceConfig } from './config.js';
+import { sameTomlValue, TomlReuse } from './toml-reuse.js';
+
+/** What one read leaves for the next: its parsed text (toml-reuse.ts) and its services. */
+export interface ConfigReuse {
+  document: TomlReuse;
+  services: ServiceReuse;
+}
+
+/** Nothing read yet: for an app, whose reloads read the same file again. */
+export function configReuse(): ConfigReuse {
+  return { document: new TomlReuse(), services: new ServiceReuse() };
+}
 
 /** What a service's checks depend on besides its own table. */
 export interface ServiceContext {
@@ -37,7 +50,7 @@ export class ServiceReuse {
   /** The service the last read made of the same table in the same context, if any. */
   find(name: string, table: unknown, context: ServiceContext): ServiceConfig | undefined {
     const checked = this.last.get(name);
-    if (checked === undefined || !sameContext(checked.context, context) || !sameValue(checked.table, table)) return undefined;
+    if (checked === undefined || !sameContext(checked.context, context) || !sameTomlValue(checked.table, table)) return undefined;
     this.next.set(name, checked);
     return checked.service;
   }
@@ -58,34 +71,4 @@ export class ServiceReuse {
 function sameContext(a: ServiceContext, b: ServiceContext): boolean {
   return a.file === b.file && a.home === b.home && a.idleTimeout === b.idleTimeout && a.stopTimeout === b.stopTimeout
     && a.idleCooldown === b.idleCooldown && a.terminal === b.terminal;
-}
-
-/**
- * Whether two parsed TOML values are the same: equal leaves (Object.is), arrays item by item,
- * tables key by key in the same order (an env's order is kept in the ServiceConfig). Anything
- * else (a date) is never the same, so it is checked again.
- */
-function sameValue(a: unknown, b: unknown): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b) || !isTable(a) || !isTable(b)) return false;
-  const keys = Object.keys(a);
-  const others = Object.keys(b);
-  if (keys.length !== others.length) return false;
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    if (key !== others[i] || !sameValue(a[key], b[key])) return false;
-  }
-  return true;
-}
-
-/** A TOML table as smol-toml makes it (no prototype), or a plain object. */
-function isTable(value: object): value is Record<string, unknown> {
-  const prototype = Object.getPrototypeOf(value) as unknown;
-  return prototype === null || prototype === Object.prototype;
 }

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../lib/config-file.js';
-import { ServiceReuse } from '../lib/config-reuse.js';
+import { configReuse, type ConfigReuse } from '../lib/config-reuse.js';
 import { ConfigError } from '../lib/errors.js';
 
 const FILE = '/home/dev/norikae.toml';
 
 /** The ConfigError that reading `source` with `reuse` throws. */
-function refusal(source: string, reuse: ServiceReuse, file = FILE): ConfigError {
+function refusal(source: string, reuse: ConfigReuse, file = FILE): ConfigError {
   try {
     parseConfig(source, file, {}, reuse);
   } catch (err) {
@@ -27,7 +27,7 @@ function refusal(source: string, reuse: ServiceReuse, file = FILE): ConfigError 
 
 describe('ServiceReuse', () => {
   test('an unchanged service is the same object; a changed one is read again', () => {
-    const reuse = new ServiceReuse();
+    const reuse = configReuse();
     const text = (apiCwd: string): string => `[service.web]\nport = 3000\ncwd = "web"\ncommand = "npm run dev"\n\n[service.api]\nport = 3001\ncwd = "${apiCwd}"\ncommand = "npm start"\n`;
     const before = parseConfig(text('api'), FILE, {}, reuse);
     const after = parseConfig(text('api2'), FILE, {}, reuse);
@@ -38,7 +38,7 @@ describe('ServiceReuse', () => {
   });
 
   test('a changed default, another file, or another order of env keys is read again', () => {
-    const reuse = new ServiceReuse();
+    const reuse = configReuse();
     const service = '[service.web]\nport = 3000\ncwd = "web"\nenv = { A = "1", B = "2" }\n';
     const first = parseConfig(service, FILE, {}, reuse).services[0]!;
     const withDefault = parseConfig(`idle_timeout = 60\n${service}`, FILE, {}, reuse).services[0]!;
@@ -54,7 +54,7 @@ describe('ServiceReuse', () => {
   });
 
   test('a list that grows or shrinks is read again', () => {
-    const reuse = new ServiceReuse();
+    const reuse = configReuse();
     const hosts = (list: string[]): string[] => parseConfig(`[service.web]\nport = 3000\nhost = ${JSON.stringify(list)}\n`, FILE, {}, reuse).services[0]!.hosts;
     assert.deepEqual(hosts(['web.localhost']), ['web.localhost']);
     assert.deepEqual(hosts(['web.localhost', '*.web.localhost']), ['web.localhost', '*.web.localhost']);
@@ -62,7 +62,7 @@ describe('ServiceReuse', () => {
   });
 
   test('errors are the same, at the same positions, whether services are taken again or not', () => {
-    const reuse = new ServiceReuse();
+    const reuse = configReuse();
     const good = '[service.web]\nport = 3000\n\n[service.api]\nport = 3001\n';
     parseConfig(good, FILE, {}, reuse);
     const badPort = refusal('[service.web]\nport = 3000\n\n[service.api]\nport = "x"\n', reuse);
@@ -84,7 +84,7 @@ describe('ServiceReuse', () => {
     writeFileSync(join(bin, 'tmux'), '#!/bin/sh\n');
     chmodSync(join(bin, 'tmux'), 0o755);
     process.env.PATH = bin;
-    const reuse = new ServiceReuse();
+    const reuse = configReuse();
     const source = '[service.web]\nport = 3000\ncommand = "npm run dev"\nterminal = true\n';
     assert.equal(parseConfig(source, FILE, {}, reuse).services[0]!.terminal, true);
     rmSync(join(bin, 'tmux'));
@@ -114,7 +114,7 @@ describe('ServiceReuse', () => {
       ...[...services].map(([name, keys]) => [`[service.${name}]`, ...[...keys].map(([key, value]) => `${key} = ${value}`)].join('\n')),
     ].join('\n\n');
     /** The config, or the error's message (its position included). */
-    const outcome = (source: string, reuse?: ServiceReuse): unknown => {
+    const outcome = (source: string, reuse?: ConfigReuse): unknown => {
       try {
         return parseConfig(source, FILE, {}, reuse);
       } catch (err) {
@@ -124,7 +124,7 @@ describe('ServiceReuse', () => {
     };
     let reused = 0;
     fc.assert(fc.property(fc.array(edit, { minLength: 1, maxLength: 12 }), (edits) => {
-      const reuse = new ServiceReuse();
+      const reuse = configReuse();
       const config: Config = { stopTimeout: undefined, services: new Map(names.map((name) => [name, new Map([['port', '3000'], ['command', '"make"']])])) };
       let previous = outcome(text(config), reuse);
       for (const step of edits) {
