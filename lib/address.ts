@@ -82,15 +82,18 @@ export function findAddressClash(
   resolved: ResolvedAddresses = { names: new Map(), own: new Set() },
 ): { path: string[] | undefined; message: string } | undefined {
   const topWhat = { file: 'the `listen` of norikae-splice', cli: 'the --listen of norikae-splice', running: 'a listener of the running norikae-splice' }[origin];
-  const listeners = [
+  let listeners: { address: ListenAddress; path: string[] | undefined; what: string }[] = [
     ...config.listen.map((address) => ({ address, path: origin === 'file' ? ['listen'] : undefined, what: topWhat })),
     ...(config.https ?? []).map((address) => ({
       address, path: origin === 'running' ? undefined : ['https'], what: origin === 'running' ? topWhat : 'the `https` of norikae-splice',
     })),
-    ...config.services.flatMap((service) => service.listen.map((address) => ({
-      address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"`,
-    }))),
-  ].filter(({ address }) => address.port !== 0);
+  ];
+  for (const service of config.services) {
+    // Most services have no listener of their own: no array made for them (a reload checks 1,000).
+    if (service.listen.length === 0) continue;
+    for (const address of service.listen) listeners.push({ address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"` });
+  }
+  listeners = listeners.filter(({ address }) => address.port !== 0);
   for (let i = 0; i < listeners.length; i++) {
     for (let j = 0; j < i; j++) {
       const [earlier, later] = [listeners[j]!, listeners[i]!];
@@ -102,8 +105,10 @@ export function findAddressClash(
       }
     }
   }
+  const ports = new Set(listeners.map(({ address }) => address.port));
   for (const service of config.services) {
-    if (service.port === undefined) continue;
+    // Only a listener on the service's port can be reached by it.
+    if (service.port === undefined || !ports.has(service.port)) continue;
     const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : resolved.names.get(canonicalHost(service.upstream)) ?? [service.upstream];
     const own = listeners.find(({ address }) => address.port === service.port && upstreams.some((host) => listenerReaches(address.host, host, resolved)));
     if (own !== undefined) {
@@ -168,10 +173,12 @@ export interface ResolvedAddresses {
  */
 export async function resolveAddressPlan(config: AddressPlan, timeoutMs = 2000): Promise<ResolvedAddresses> {
   const names = new Map<string, string[]>();
-  const wanted = new Set(config.services.flatMap((service) => {
-    const host = service.upstream === undefined ? undefined : canonicalHost(service.upstream);
-    return host !== undefined && isIP(host) === 0 ? [host] : [];
-  }));
+  const wanted = new Set<string>();
+  for (const service of config.services) {
+    if (service.upstream === undefined) continue;
+    const host = canonicalHost(service.upstream);
+    if (isIP(host) === 0) wanted.add(host);
+  }
   await Promise.all([...wanted].map(async (name) => {
     let timer: NodeJS.Timeout | undefined;
     try {

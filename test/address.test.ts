@@ -69,6 +69,15 @@ describe('findAddressClash', () => {
     assert.equal(findAddressClash({ ...plan, services: [service('web', { port: 8080, upstream: '10.0.0.2' })] }), undefined);
   });
 
+  test('among many services, the one whose port is a listener (of norikae or of a service) is named; a listener on port 0 reaches none', () => {
+    const many = Array.from({ length: 1000 }, (_, i) => service(`s${i}`, { port: 20000 + i }));
+    const plan = { listen: [{ host: '127.0.0.1', port: 8080 }], services: [...many, service('db', { listen: [{ host: '127.0.0.1', port: 20500 }, { host: '127.0.0.1', port: 0 }] })] };
+    assert.deepEqual(findAddressClash(plan)?.path, ['service', 's500', 'port']);
+    assert.match(findAddressClash(plan)!.message, /port 20500 is the `listen` of service "db" \(127\.0\.0\.1:20500\)/);
+    assert.equal(findAddressClash({ ...plan, services: [...many, service('db', { listen: [{ host: '127.0.0.1', port: 0 }] })] }), undefined);
+    assert.equal(findAddressClash({ listen: [{ host: '127.0.0.1', port: 0 }], services: [service('web', { port: 0 })] }), undefined);
+  });
+
   test('an upstream spelt otherwise than the listener (Localhost, 127.1, 2130706433, ::ffff:127.0.0.1, IPv6 in full) is still norikae itself', () => {
     for (const [listen, upstream] of [
       ['127.0.0.1', 'Localhost'], ['127.0.0.1', 'LOCALHOST.'], ['127.0.0.1', '127.1'], ['127.0.0.1', '2130706433'], ['127.0.0.1', '0x7f.0.0.1'],
