@@ -79,13 +79,13 @@ export class ConfigReader {
     const { reuse } = this;
     if (reuse === undefined) return Object.keys(tables).map((name) => this.service(name, tables[name], ['service', name], defaults));
     const context: ServiceContext = { file: this.file, home: homedir(), ...defaults };
-    reuse.begin();
+    reuse.begin(context);
     const services = Object.keys(tables).map((name) => {
       const table = tables[name];
-      const reused = reuse.find(name, table, context);
+      const reused = reuse.find(name, table);
       if (reused !== undefined) return reused;
       const service = this.service(name, table, ['service', name], defaults);
-      reuse.keep(name, table, context, service);
+      reuse.keep(name, table, service);
       return service;
     });
     reuse.end();

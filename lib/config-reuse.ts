@@ -33,38 +33,54 @@ export interface ServiceContext {
 
 interface Checked {
   table: unknown;
+  /** The context it was checked in: the read's own object (see begin()), compared by identity. */
   context: ServiceContext;
   service: ServiceConfig;
+  /** The last read that found or checked it. */
+  read: number;
 }
 
-/** The services of the last read, by name; one instance lives as long as the app that reloads. */
+/**
+ * The services of the last read, by name; one instance lives as long as the app that reloads.
+ * Kept in one Map updated in place: a reload of 1,000 services makes no new one.
+ */
 export class ServiceReuse {
-  private last = new Map<string, Checked>();
-  private next = new Map<string, Checked>();
+  private readonly checked = new Map<string, Checked>();
+  private context: ServiceContext | undefined;
+  /** Reads begun, and the services the one under way found or kept. */
+  private reads = 0;
+  private seen = 0;
 
-  /** A read starts: what it checks replaces the last read's services once it ends (see end()). */
-  begin(): void {
-    this.next = new Map();
+  /** A read starts, in `context`: the last read's context object stays when it is the same, so entries compare it by identity. */
+  begin(context: ServiceContext): void {
+    if (this.context === undefined || !sameContext(this.context, context)) this.context = context;
+    this.reads++;
+    this.seen = 0;
   }
 
   /** The service the last read made of the same table in the same context, if any. */
-  find(name: string, table: unknown, context: ServiceContext): ServiceConfig | undefined {
-    const checked = this.last.get(name);
-    if (checked === undefined || !sameContext(checked.context, context) || !sameTomlValue(checked.table, table)) return undefined;
-    this.next.set(name, checked);
+  find(name: string, table: unknown): ServiceConfig | undefined {
+    const checked = this.checked.get(name);
+    if (checked === undefined || checked.context !== this.context || !sameTomlValue(checked.table, table)) return undefined;
+    checked.read = this.reads;
+    this.seen++;
     return checked.service;
   }
 
-  /** Keeps a service just checked for the next read. */
-  keep(name: string, table: unknown, context: ServiceContext, service: ServiceConfig): void {
-    if (service.terminal) return;
-    this.next.set(name, { table, context, service });
+  /** Keeps a service just checked for the next read (not one with a terminal: tmux is looked for every time). */
+  keep(name: string, table: unknown, service: ServiceConfig): void {
+    if (service.terminal) {
+      this.checked.delete(name);
+      return;
+    }
+    this.checked.set(name, { table, context: this.context!, service, read: this.reads });
+    this.seen++;
   }
 
-  /** Every service of the read was checked: services no longer configured are forgotten. */
+  /** Every service of the read was found or checked: services no longer configured are forgotten. */
   end(): void {
-    this.last = this.next;
-    this.next = new Map();
+    if (this.seen === this.checked.size) return;
+    for (const [name, checked] of this.checked) if (checked.read !== this.reads) this.checked.delete(name);
   }
 }
 
