@@ -194,6 +194,8 @@ export class ConfigReader {
 
   /** Every `requires` names a service, and no service requires itself through others. */
   private checkDependencies(services: ServiceConfig[]): void {
+    // Most configs have no `requires` at all: then there is nothing to look up (a reload reads 1,000 services).
+    if (!services.some((service) => service.requires.length > 0)) return;
     const byName = new Map(services.map((service) => [service.name, service]));
     for (const service of services) {
       for (const name of service.requires) {
@@ -213,7 +215,8 @@ export class ConfigReader {
       for (const next of byName.get(name)!.requires) visit(next, [...trail, name]);
       done.add(name);
     };
-    for (const service of services) visit(service.name, []);
+    // A service that requires nothing starts no cycle.
+    for (const service of services) if (service.requires.length > 0) visit(service.name, []);
   }
 
   /** `dashboard = "name.localhost"`, `true` (the default host) or `false` (off). */

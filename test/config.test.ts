@@ -242,6 +242,9 @@ ready = "tcp"
       ['[service.a]\nport = 1\nrequires = ["b"]\n[service.b]\nport = 2\nrequires = ["c"]\n[service.c]\nport = 3\nrequires = ["a"]\n',
         /services require each other in a cycle: a → b → c → a/, 3],
       ['[service.a]\nport = 1\nrequires = ["a"]\n', /cycle: a → a/, 3],
+      // Services that require nothing, before and inside the chain, change nothing of what is found.
+      ['[service.x]\nport = 9\n[service.d]\nport = 4\nrequires = ["x", "b"]\n[service.b]\nport = 2\nrequires = ["c"]\n[service.c]\nport = 3\nrequires = ["x", "b"]\n',
+        /services require each other in a cycle: b → c → b/, 8],
     ];
     for (const [source, pattern, line] of cases) {
       const err = configError(source);
