@@ -260,7 +260,8 @@ export class App {
 
   /** A warning for each service listener beyond loopback (that `before` did not have already). */
   private warnOfOpenServiceListeners(config: Config, before?: Config): void {
-    const known = new Set(before?.services.flatMap((service) => service.listen.map((address) => `${service.name} ${formatAddress(address)}`)));
+    const known = new Set<string>();
+    for (const service of before?.services ?? []) for (const address of service.listen) known.add(`${service.name} ${formatAddress(address)}`);
     for (const service of config.services) {
       for (const address of service.listen) {
         if (isLoopback(address.host) || known.has(`${service.name} ${formatAddress(address)}`)) continue;

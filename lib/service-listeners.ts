@@ -42,7 +42,9 @@ export class ServiceListeners {
    */
   async prepare(services: readonly ServiceConfig[]): Promise<() => void> {
     const current = new Map(this.listeners.map((entry) => [formatAddress(entry.address), entry]));
-    const wanted = services.flatMap((service) => service.listen.map((address) => ({ service, address })));
+    const wanted: { service: ServiceConfig; address: ListenAddress }[] = [];
+    // A loop, not flatMap: most services have no listener, and a reload passes all 1,000.
+    for (const service of services) for (const address of service.listen) wanted.push({ service, address });
     const wantedKeys = new Set(wanted.map(({ address }) => formatAddress(address)));
     const bound: ServiceListener[] = [];
     /** Listeners this edit drops that held a port a new one needs. */
