@@ -34,6 +34,17 @@ describe('TomlReuse', () => {
     assert.equal(reuse.parse(text), second, 'the same text is the same document');
   });
 
+  test('a table named __proto__ is copied as a key like any other', () => {
+    const reuse = new TomlReuse();
+    const text = (port: number): string => `[service.__proto__]\nport = ${port}\n[service.web]\nport = 1\n[__proto__]\nx = ${port}\n`;
+    reuse.parse(text(1));
+    for (const port of [2, 3]) {
+      const doc = reuse.parse(text(port));
+      assert.deepEqual(doc, parse(text(port)));
+      assert.equal(JSON.stringify(doc), JSON.stringify(parse(text(port))));
+    }
+  });
+
   test('a syntax error in the edited table is the error of a whole parse, at its line and column', () => {
     const reuse = new TomlReuse();
     reuse.parse(services([3000, 3001]));
