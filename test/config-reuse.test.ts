@@ -70,6 +70,17 @@ describe('ServiceReuse', () => {
     // A clash between an unchanged service and a changed one is still found.
     const clash = refusal('[service.web]\nport = 3000\n\n[service.api]\nport = 3001\nhost = "web.localhost"\n', reuse);
     assert.match(clash.message, /:6:1: host "web.localhost" is claimed by both "web" and "api"/);
+    // A syntax error in the one table edited: smol-toml's error, explained, at its line and column.
+    const syntax = refusal('[service.web]\nport = 3000\n\n[service.api]\nport = 30 01\n', reuse);
+    assert.equal(syntax.message, (() => {
+      try {
+        parseConfig('[service.web]\nport = 3000\n\n[service.api]\nport = 30 01\n', FILE);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    })());
+    assert.match(syntax.message, /:5:\d+: /);
     // After refusals, the good config reads as before.
     assert.deepEqual(parseConfig(good, FILE, {}, reuse), parseConfig(good, FILE));
   });
