@@ -33,24 +33,28 @@ const NEXT_HEADER = /^[ \t]*\[/gm;
 
 /** The last text parsed and its document; one instance per app, whose reloads read the same file. */
 export class TomlReuse {
-  private last: { text: string; doc: Table } | undefined;
+  /** `whole`: the text is made of whole lines; found at the first edit, not at the start (a start need not pay it). */
+  private last: { text: string; doc: Table; whole: boolean | undefined } | undefined;
 
   /** `text` parsed: from the last document when only one table's lines changed, else whole (throwing smol-toml's TomlError). */
   parse(text: string): Table {
-    let doc = this.last === undefined ? undefined : edited(this.last.text, this.last.doc, text);
+    const { last } = this;
+    if (last !== undefined && text === last.text) return last.doc;
+    if (last !== undefined) last.whole ??= !NOT_WHOLE.test(last.text);
+    let doc = last?.whole === true ? edited(last.text, last.doc, text) : undefined;
+    // An edit parsed alone leaves a text of whole lines (its own lines were checked).
+    const whole = doc === undefined ? undefined : true;
     if (doc === undefined) {
       this.last = undefined;
       doc = parse(text) as Table;
-      if (NOT_WHOLE.test(text)) return doc;
     }
-    this.last = { text, doc };
+    this.last = { text, doc, whole };
     return doc;
   }
 }
 
 /** The document of `text`, an edit of `old` (of whole lines, parsed as `doc`), when the edit is inside one table's lines. */
 function edited(old: string, doc: Table, text: string): Table | undefined {
-  if (text === old) return doc;
   // The lines the edit touched: [start, oldEnd) of `old` became [start, newEnd) of `text`.
   const prefix = commonPrefix(old, text);
   const suffix = commonSuffix(old, text, Math.min(old.length, text.length) - prefix);
