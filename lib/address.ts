@@ -88,8 +88,11 @@ export function findAddressClash(
       address, path: origin === 'running' ? undefined : ['https'], what: origin === 'running' ? topWhat : 'the `https` of norikae-splice',
     })),
   ];
-  for (const service of config.services) {
-    // Most services have no listener of their own: no array made for them (a reload checks 1,000).
+  // Indexed loops over the services: a reload runs this twice over all 1,000, a few times in a
+  // process, before it is compiled, where for-of's iterator calls cost ~3 times as much.
+  for (let i = 0; i < config.services.length; i++) {
+    const service = config.services[i]!;
+    // Most services have no listener of their own: no array made for them.
     if (service.listen.length === 0) continue;
     for (const address of service.listen) listeners.push({ address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"` });
   }
@@ -106,7 +109,8 @@ export function findAddressClash(
     }
   }
   const ports = new Set(listeners.map(({ address }) => address.port));
-  for (const service of config.services) {
+  for (let i = 0; i < config.services.length; i++) {
+    const service = config.services[i]!;
     // Only a listener on the service's port can be reached by it.
     if (service.port === undefined || !ports.has(service.port)) continue;
     const upstreams = service.upstream === undefined ? ['127.0.0.1', '::1'] : resolved.names.get(canonicalHost(service.upstream)) ?? [service.upstream];
