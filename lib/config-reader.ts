@@ -194,8 +194,11 @@ export class ConfigReader {
 
   /** Every `requires` names a service, and no service requires itself through others. */
   private checkDependencies(services: ServiceConfig[]): void {
-    // Most configs have no `requires` at all: then there is nothing to look up (a reload reads 1,000 services).
-    if (!services.some((service) => service.requires.length > 0)) return;
+    // Most configs have no `requires` at all: then there is nothing to look up (a reload reads 1,000
+    // services; an indexed loop, see checkHostsAreUnique).
+    let requiring = false;
+    for (let i = 0; i < services.length && !requiring; i++) requiring = services[i]!.requires.length > 0;
+    if (!requiring) return;
     const byName = new Map(services.map((service) => [service.name, service]));
     for (const service of services) {
       for (const name of service.requires) {

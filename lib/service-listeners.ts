@@ -43,8 +43,12 @@ export class ServiceListeners {
   async prepare(services: readonly ServiceConfig[]): Promise<() => void> {
     const current = new Map(this.listeners.map((entry) => [formatAddress(entry.address), entry]));
     const wanted: { service: ServiceConfig; address: ListenAddress }[] = [];
-    // A loop, not flatMap: most services have no listener, and a reload passes all 1,000.
-    for (const service of services) for (const address of service.listen) wanted.push({ service, address });
+    // An indexed loop that skips services without listeners (most): a reload passes all 1,000, a
+    // few times in a process, before this is compiled, where for-of's iterator calls cost more.
+    for (let i = 0; i < services.length; i++) {
+      const service = services[i]!;
+      if (service.listen.length > 0) for (const address of service.listen) wanted.push({ service, address });
+    }
     const wantedKeys = new Set(wanted.map(({ address }) => formatAddress(address)));
     const bound: ServiceListener[] = [];
     /** Listeners this edit drops that held a port a new one needs. */
