@@ -286,7 +286,7 @@ function scaleSection(results: BenchResults): string[] {
     `| --- |${' ---: |'.repeat(scale.points.length)}`,
     row('start → listening (the CLI\'s spawn → its "listening on" line)', (point) => ms(point.startMs)),
     row('`check` (spawn → exit)', (point) => ms(point.checkMs)),
-    row(`reload of one changed service (the write → it answers, less the watcher's ${scale.settleMs} ms settle)`, (point) => ms(point.reloadMs, 1)),
+    row(`reload of one changed service (the file written → it answers, less the watcher's ${scale.settleMs} ms settle)`, (point) => ms(point.reloadMs, 1)),
     row('sniff + route per head', (point) => `${median(point.sniffRouteUs).toFixed(2)} µs`),
     row('RSS, none running', (point) => `${(point.rssBytes / 2 ** 20).toFixed(1)} MiB`),
     row('heap used after GC', (point) => `${(point.heapUsedBytes / 2 ** 20).toFixed(1)} MiB`),
