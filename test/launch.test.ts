@@ -2,14 +2,17 @@
 // fork and exec; launches at once take turns of the event loop.
 
 import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { launchCommand, spawnTurn, type LaunchedProcess } from '../lib/launch.js';
 import { LaunchError } from '../lib/errors.js';
 import { isLiveProcess, processStartTime } from '../lib/process-group.js';
 import { ServiceLog } from '../lib/service-log.js';
-import { spawnerPid, spawnFromHelper, startSpawner } from '../lib/spawner.js';
-import { countTurns } from './helpers.js';
+import { spawnerPid, spawnFromHelper, startSpawner, type SpawnReply } from '../lib/spawner.js';
+import { countTurns, waitFor } from './helpers.js';
 
 const spec = (command: string, env: Record<string, string> = {}) => ({ name: 'app', command, cwd: undefined, env, port: 0 });
 
@@ -106,5 +109,41 @@ describe('spawn turns', () => {
     loop.stop();
     assert.deepEqual(order, Array.from({ length: 20 }, (_, i) => i));
     assert.equal(new Set(turns).size, 20, `turns: ${turns.join(' ')}`);
+  });
+});
+
+describe('the spawner process when norikae is gone', () => {
+  /** spawn-helper.js forked as norikae forks it, its replies collected. */
+  function forkSpawner(t: TestContext): ChildProcess & { replies: SpawnReply[] } {
+    const spawner = fork(fileURLToPath(new URL('../lib/spawn-helper.js', import.meta.url)), [], {
+      execArgv: [], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const replies: SpawnReply[] = [];
+    spawner.on('message', (reply: SpawnReply) => replies.push(reply));
+    t.after(() => {
+      if (spawner.exitCode === null && spawner.signalCode === null) spawner.kill('SIGKILL');
+    });
+    return Object.assign(spawner, { replies });
+  }
+
+  const request = (id: number) => ({ type: 'spawn' as const, id, file: '/bin/sh', args: ['-c', 'exec sleep 30'], cwd: undefined, env: process.env });
+
+  test('a spawn norikae had not taken on is killed; one it had is left to norikae\'s record', async (t) => {
+    const spawner = forkSpawner(t);
+    spawner.send(request(1));
+    spawner.send(request(2));
+    await waitFor(() => spawner.replies.filter((reply) => reply.type === 'spawned').length === 2, 'both spawned');
+    const pidOf = (id: number): number => (spawner.replies.find((reply) => reply.type === 'spawned' && reply.id === id) as { pid: number }).pid;
+    const [unadopted, adopted] = [pidOf(1), pidOf(2)];
+    t.after(() => {
+      for (const pid of [unadopted, adopted]) if (isLiveProcess(pid)) process.kill(-pid, 'SIGKILL');
+    });
+    spawner.send({ type: 'adopted', id: 2 });
+    // norikae's end, as the spawner sees it whichever way norikae ended.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    spawner.disconnect();
+    await once(spawner, 'exit');
+    await waitFor(() => !isLiveProcess(unadopted), 'the spawn nobody had taken on to be killed', 5000);
+    assert.ok(isLiveProcess(adopted), 'the adopted one is norikae\'s (its launch record) to stop');
   });
 });
