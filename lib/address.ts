@@ -67,6 +67,20 @@ export interface AddressPlan {
 }
 
 /**
+ * Every service's own `listen` address with its service, in config order. An indexed loop that
+ * skips the services without one (most): a reload runs this over all 1,000 services a few times
+ * in a process, before it is compiled, where for-of's iterator calls cost ~3 times as much.
+ */
+export function serviceListenAddresses<S extends { listen: readonly ListenAddress[] }>(services: readonly S[]): { service: S; address: ListenAddress }[] {
+  const found: { service: S; address: ListenAddress }[] = [];
+  for (let i = 0; i < services.length; i++) {
+    const service = services[i]!;
+    if (service.listen.length > 0) for (const address of service.listen) found.push({ service, address });
+  }
+  return found;
+}
+
+/**
  * Two listeners on one address, or a service whose upstream is one of norikae's own listeners
  * (every connection would loop back into norikae until it runs out of descriptors): the first
  * such mistake, with the config key to point at (none when only `--listen` or the running
@@ -82,21 +96,15 @@ export function findAddressClash(
   resolved: ResolvedAddresses = { names: new Map(), own: new Set() },
 ): { path: string[] | undefined; message: string } | undefined {
   const topWhat = { file: 'the `listen` of norikae-splice', cli: 'the --listen of norikae-splice', running: 'a listener of the running norikae-splice' }[origin];
-  let listeners: { address: ListenAddress; path: string[] | undefined; what: string }[] = [
+  const listeners = [
     ...config.listen.map((address) => ({ address, path: origin === 'file' ? ['listen'] : undefined, what: topWhat })),
     ...(config.https ?? []).map((address) => ({
       address, path: origin === 'running' ? undefined : ['https'], what: origin === 'running' ? topWhat : 'the `https` of norikae-splice',
     })),
-  ];
-  // Indexed loops over the services: a reload runs this twice over all 1,000, a few times in a
-  // process, before it is compiled, where for-of's iterator calls cost ~3 times as much.
-  for (let i = 0; i < config.services.length; i++) {
-    const service = config.services[i]!;
-    // Most services have no listener of their own: no array made for them.
-    if (service.listen.length === 0) continue;
-    for (const address of service.listen) listeners.push({ address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"` });
-  }
-  listeners = listeners.filter(({ address }) => address.port !== 0);
+    ...serviceListenAddresses(config.services).map(({ service, address }) => ({
+      address, path: ['service', service.name, 'listen'], what: `the \`listen\` of service "${service.name}"`,
+    })),
+  ].filter(({ address }) => address.port !== 0);
   for (let i = 0; i < listeners.length; i++) {
     for (let j = 0; j < i; j++) {
       const [earlier, later] = [listeners[j]!, listeners[i]!];
@@ -109,6 +117,7 @@ export function findAddressClash(
     }
   }
   const ports = new Set(listeners.map(({ address }) => address.port));
+  // Indexed, as in serviceListenAddresses.
   for (let i = 0; i < config.services.length; i++) {
     const service = config.services[i]!;
     // Only a listener on the service's port can be reached by it.

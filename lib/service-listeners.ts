@@ -4,7 +4,7 @@
 // them and the ones no service names any more close (their open connections stay).
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { formatAddress, type ListenAddress } from './address.js';
+import { formatAddress, serviceListenAddresses, type ListenAddress } from './address.js';
 import type { ServiceConfig } from './config.js';
 import { bind, boundAddress, type PremadeListeners } from './listen.js';
 import type { Log } from './log.js';
@@ -42,13 +42,7 @@ export class ServiceListeners {
    */
   async prepare(services: readonly ServiceConfig[]): Promise<() => void> {
     const current = new Map(this.listeners.map((entry) => [formatAddress(entry.address), entry]));
-    const wanted: { service: ServiceConfig; address: ListenAddress }[] = [];
-    // An indexed loop that skips services without listeners (most): a reload passes all 1,000, a
-    // few times in a process, before this is compiled, where for-of's iterator calls cost more.
-    for (let i = 0; i < services.length; i++) {
-      const service = services[i]!;
-      if (service.listen.length > 0) for (const address of service.listen) wanted.push({ service, address });
-    }
+    const wanted = serviceListenAddresses(services);
     const wantedKeys = new Set(wanted.map(({ address }) => formatAddress(address)));
     const bound: ServiceListener[] = [];
     /** Listeners this edit drops that held a port a new one needs. */
